@@ -1,0 +1,135 @@
+"""Atomic file output and ONNX load/save.
+
+Every artifact is written to a temporary name in its final directory and renamed into
+place only once complete, so an interrupted build never leaves a file that looks finished
+(``os.replace`` is atomic on POSIX within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from converters.errors import ConversionError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def save_onnx(model, path: str | os.PathLike) -> None:
+    """Serialize an ``onnx.ModelProto`` to ``path`` atomically (single file, no external data)."""
+    data = model.SerializeToString()
+    if len(data) >= 2**31:
+        raise ConversionError(
+            f"{path}: model is {len(data)} bytes, over protobuf's 2 GiB single-file limit"
+        )
+    atomic_write_bytes(path, data)
+
+
+def load_onnx(path: str | os.PathLike):
+    """Load an ONNX model, turning unreadable files into a one-line ConversionError."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConversionError(f"{p}: ONNX file not found")
+    try:
+        return onnx.load(str(p))
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ConversionError(f"{p}: not a readable ONNX model ({exc})") from None
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _len_field(number: int, length: int) -> bytes:
+    return _varint(number << 3 | 2) + _varint(length)
+
+
+class SplitModel:
+    """An ONNX model whose large initializers are held as raw bytes beside the proto.
+
+    ``light`` is a complete ``ModelProto`` except for the tensors in ``big``
+    (``(name, onnx dtype, dims, raw little-endian bytes)``). ``save`` streams those bytes to
+    the file without ever copying them into protobuf: the file is ``light`` serialized,
+    followed by one more ``ModelProto.graph`` field (7) holding the big ``initializer`` entries
+    (GraphProto field 5). Protobuf merges repeated occurrences of a message field, so every
+    ONNX reader sees one graph with all initializers. ``materialize`` builds the ordinary
+    in-memory model instead (one copy of each tensor, released from ``big`` as it goes).
+    """
+
+    def __init__(self, light, big: list[tuple[str, int, tuple[int, ...], bytes]]):
+        self.light = light
+        self.big = big
+
+    def materialize(self):
+        from onnx import TensorProto
+
+        model = self.light
+        while self.big:
+            name, dtype, dims, raw = self.big.pop(0)
+            t = model.graph.initializer.add()
+            t.CopyFrom(TensorProto(name=name, data_type=dtype, dims=dims))
+            t.raw_data = raw
+            del raw
+        return model
+
+    def _entries(self):
+        from onnx import TensorProto
+
+        for name, dtype, dims, raw in self.big:
+            header = TensorProto(name=name, data_type=dtype, dims=dims).SerializeToString()
+            header += _len_field(9, len(raw))  # TensorProto.raw_data
+            yield header, raw
+
+    def save(self, path: str | os.PathLike) -> None:
+        head = self.light.SerializeToString()
+        entries = [(h, r) for h, r in self._entries()]
+        graph_len = sum(len(_len_field(5, len(h) + len(r))) + len(h) + len(r) for h, r in entries)
+        total = len(head) + graph_len
+        if total >= 2**31:
+            raise ConversionError(
+                f"{path}: model is {total} bytes, over protobuf's 2 GiB single-file limit"
+            )
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            f.write(head)
+            if entries:
+                f.write(_len_field(7, graph_len))  # ModelProto.graph, merged with the first
+                for h, r in entries:
+                    f.write(_len_field(5, len(h) + len(r)))  # GraphProto.initializer
+                    f.write(h)
+                    f.write(r)
