@@ -1,0 +1,227 @@
+"""The builder that layer handlers emit ONNX into, and the view of one Caffe layer they read.
+
+Naming (SSA): Caffe reuses a blob name for in-place layers (``ReLU`` with ``top == bottom``).
+Each write gets its own ONNX value: the *last* write of a blob keeps the Caffe name (so graph
+outputs are named as the Caffe top blobs), earlier writes are named ``<blob>@<layer>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from converters.errors import ConversionError
+
+BIG_TENSOR = 1 << 20  # bytes; larger initializers are kept out of the proto until saved
+
+
+def raw_bytes(arr: np.ndarray) -> bytes:
+    """Little-endian bytes of ``arr``; no copy when it views a whole ``bytes`` object.
+
+    Weights read from a caffemodel arrive as ``np.frombuffer(<bytes>)`` reshaped: handing that
+    ``bytes`` object on avoids a second copy of every weight (VGG-16 has 550 MB of them).
+    """
+    base = arr
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if (
+        isinstance(base, bytes)
+        and arr.flags.c_contiguous
+        and arr.dtype.byteorder in "<=|"
+        and arr.nbytes == len(base)
+        and arr.ctypes.data == np.frombuffer(base, np.uint8).ctypes.data
+    ):
+        return base
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+
+
+def tensor_from_array(name: str, arr: np.ndarray) -> TensorProto:
+    """A TensorProto holding ``arr`` (float64 narrowed to float32)."""
+    arr = np.asarray(arr)
+    if arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    t = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(arr.dtype), dims=arr.shape)
+    t.raw_data = raw_bytes(arr)
+    return t
+
+
+class LayerView:
+    """Uniform access to a modern ``LayerParameter`` or a legacy ``V1LayerParameter``."""
+
+    def __init__(self, proto, type_name: str, blobs, source: str, index: int):
+        self.proto = proto
+        self.name: str = proto.name
+        self.type: str = type_name
+        self.bottoms: list[str] = list(proto.bottom)
+        self.tops: list[str] = list(proto.top)
+        self._blobs = blobs  # list[weights.Blob] or None when no caffemodel was given
+        self.source = source  # prototxt path, for messages
+        self.index = index
+
+    def error(self, message: str) -> ConversionError:
+        return ConversionError(f"{self.source}: layer '{self.name}' ({self.type}): {message}")
+
+    def param(self, field: str):
+        """The layer's ``<field>`` message (defaults filled in by protobuf if absent)."""
+        try:
+            return getattr(self.proto, field)
+        except AttributeError:
+            # V1 layers lack the fields of layers added after the V1 format was frozen.
+            from converters.caffe.proto import caffe_pb2
+
+            return getattr(caffe_pb2.LayerParameter(), field)
+
+    def has_param(self, field: str) -> bool:
+        try:
+            return self.proto.HasField(field)
+        except ValueError:
+            return False
+
+    @property
+    def num_blobs(self) -> int:
+        return len(self._blobs or [])
+
+    def blob(self, i: int, shape: tuple[int, ...] | None = None, what: str = "") -> np.ndarray:
+        """Weight blob ``i`` as float32, reshaped to ``shape`` (its element count must match)."""
+        label = f"blob {i}" + (f" ({what})" if what else "")
+        if self._blobs is None:
+            raise self.error(f"needs weights ({label}) but no caffemodel was given")
+        if i >= len(self._blobs):
+            raise self.error(
+                f"missing weight {label}: the caffemodel has {len(self._blobs)} blob(s) "
+                f"for this layer"
+            )
+        b = self._blobs[i]
+        if shape is not None:
+            expected = int(np.prod(shape))
+            if b.count != expected:
+                raise self.error(
+                    f"weight {label} has {b.count} values (shape {list(b.shape)}), "
+                    f"expected {expected} for shape {list(shape)}"
+                )
+            return b.array().reshape(shape)
+        return b.array()
+
+
+class Context:
+    """Collects nodes, initializers and Caffe-side shapes while layers are converted."""
+
+    def __init__(self, opset: int, top_names: dict[tuple[int, int], str], reserved: set[str]):
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+        # (name, onnx dtype, dims, raw bytes) of large weights, written straight to the file
+        self.big: list[tuple[str, int, tuple[int, ...], bytes]] = []
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
+        self._top_names = top_names  # (layer index, top index) -> ONNX name
+        self._used = set(reserved)
+        self._counter = 0
+
+    # -- names -------------------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        """A value name not used anywhere in the graph, derived from ``hint``."""
+        name = hint
+        while name in self._used:
+            self._counter += 1
+            name = f"{hint}_{self._counter}"
+        self._used.add(name)
+        return name
+
+    def top_name(self, layer: LayerView, i: int = 0) -> str:
+        return self._top_names[(layer.index, i)]
+
+    # -- reading bottoms ---------------------------------------------------------------------
+    def input(self, layer: LayerView, i: int = 0) -> str:
+        if i >= len(layer.bottoms):
+            raise layer.error(f"expected at least {i + 1} bottom blob(s), got {len(layer.bottoms)}")
+        blob = layer.bottoms[i]
+        if blob not in self.blob_map:
+            raise layer.error(f"bottom blob '{blob}' is not produced by any earlier layer or input")
+        return self.blob_map[blob]
+
+    def inputs(self, layer: LayerView) -> list[str]:
+        return [self.input(layer, i) for i in range(len(layer.bottoms))]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+    def in_shape(self, layer: LayerView, i: int = 0) -> tuple[int, ...]:
+        return self.shapes[self.input(layer, i)]
+
+    # -- writing tops ------------------------------------------------------------------------
+    def set_top(self, layer: LayerView, i: int, name: str, shape) -> None:
+        """Declare that top ``i`` of ``layer`` is ONNX value ``name`` with Caffe shape ``shape``."""
+        shape = tuple(int(d) for d in shape)
+        if any(d <= 0 for d in shape):
+            raise layer.error(f"output shape {list(shape)} has a non-positive dimension")
+        self.shapes[name] = shape
+        self.blob_map[layer.tops[i]] = name
+
+    def define_input(self, blob: str, shape) -> str:
+        self._used.add(blob)
+        self.blob_map[blob] = blob
+        self.shapes[blob] = tuple(int(d) for d in shape)
+        return blob
+
+    # -- emitting ----------------------------------------------------------------------------
+    def const(self, hint: str, value, dtype=np.float32) -> str:
+        name = self.fresh(hint)
+        arr = np.asarray(value, dtype=dtype)
+        if arr.nbytes > BIG_TENSOR:
+            dt = helper.np_dtype_to_tensor_dtype(arr.dtype)
+            self.big.append((name, dt, arr.shape, raw_bytes(arr)))
+        else:
+            self.initializers.append(tensor_from_array(name, arr))
+        return name
+
+    def ints(self, hint: str, values) -> str:
+        return self.const(hint, np.asarray(values, dtype=np.int64), dtype=np.int64)
+
+    def node(self, op: str, inputs, output: str | None = None, *, hint: str = "", **attrs) -> str:
+        """Emit one single-output node; returns its output name (fresh unless given)."""
+        out = output or self.fresh(hint or op.lower())
+        self._used.add(out)
+        self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def node_multi(self, op: str, inputs, outputs: list[str], **attrs) -> list[str]:
+        self._used.update(outputs)
+        self.nodes.append(helper.make_node(op, list(inputs), outputs, name=outputs[0], **attrs))
+        return outputs
+
+    # -- opset-dependent helpers -------------------------------------------------------------
+    def reshape(self, x: str, shape, output: str | None = None, hint: str = "") -> str:
+        return self.node("Reshape", [x, self.ints(f"{hint or x}/shape", shape)], output, hint=hint)
+
+    def reduce(self, op: str, x: str, axes, keepdims: bool = True, output=None, hint="") -> str:
+        """ReduceXxx over ``axes``; opset 18 moved ``axes`` from an attribute to an input."""
+        axes = [int(a) for a in axes]
+        if self.opset >= 18 or op == "ReduceSum":
+            ax = self.ints(f"{hint or x}/axes", axes)
+            return self.node(op, [x, ax], output, hint=hint, keepdims=int(keepdims))
+        return self.node(op, [x], output, hint=hint, axes=axes, keepdims=int(keepdims))
+
+    def split(self, x: str, axis: int, sizes, outputs: list[str]) -> list[str]:
+        """Split along ``axis`` into pieces of ``sizes``; ``split`` is an input since opset 13."""
+        return self.node_multi(
+            "Split", [x, self.ints(f"{outputs[0]}/split", sizes)], outputs, axis=axis
+        )
+
+    def slice(self, x: str, starts, ends, axes, output=None, hint="", steps=None) -> str:
+        ins = [
+            x,
+            self.ints(f"{hint or x}/starts", starts),
+            self.ints(f"{hint or x}/ends", ends),
+            self.ints(f"{hint or x}/axes", axes),
+        ]
+        if steps is not None:
+            ins.append(self.ints(f"{hint or x}/steps", steps))
+        return self.node("Slice", ins, output, hint=hint)
+
+    def unsqueeze(self, x: str, axes, output=None, hint="") -> str:
+        return self.node("Unsqueeze", [x, self.ints(f"{hint or x}/axes", axes)], output, hint=hint)
+
+    def squeeze(self, x: str, axes, output=None, hint="") -> str:
+        return self.node("Squeeze", [x, self.ints(f"{hint or x}/axes", axes)], output, hint=hint)

@@ -1,0 +1,379 @@
+"""Caffe (.prototxt + .caffemodel) -> ONNX.
+
+The driver reads the net, keeps the layers active in the TEST phase, optionally cuts the graph
+at requested output blobs, names every blob write (SSA), runs one registered handler per layer
+and assembles a static-shape ONNX model. Afterwards the Caffe-side shapes the handlers computed
+are checked against ONNX shape inference, so a handler that disagrees with Caffe's arithmetic
+fails loudly at conversion time instead of producing a subtly different model.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from converters.caffe.context import Context, LayerView
+from converters.caffe.prototxt import parse_prototxt
+from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, supported_types
+from converters.caffe.weights import read_caffemodel
+from converters.errors import ConversionError, UnsupportedError
+from converters.io import SplitModel
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax over an arbitrary axis and Split/Squeeze with input tensors need 13
+
+TRAINING_TYPES = frozenset(
+    {
+        "Accuracy", "SoftmaxWithLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+        "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss", "MultiBoxLoss",
+        "SmoothL1Loss", "HDF5Output",
+    }
+)  # fmt: skip
+
+# V1LayerParameter.LayerType enum names -> modern type strings.
+_V1_TYPES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}  # fmt: skip
+
+
+@functools.cache
+def max_opset() -> int:
+    """The newest default-domain opset both onnx and the installed onnxruntime accept."""
+    import onnxruntime as ort
+
+    best = DEFAULT_OPSET
+    for opset in range(DEFAULT_OPSET, onnx.defs.onnx_opset_version() + 1):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe", [x], [y])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+        try:
+            ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:
+            break
+        best = opset
+    return best
+
+
+def _rule_matches(rule) -> bool:
+    """NetStateRule against the deploy state (phase TEST, level 0, no stages)."""
+    if rule.HasField("phase") and rule.phase != 1:  # Phase: TRAIN=0, TEST=1
+        return False
+    if rule.HasField("min_level") and rule.min_level > 0:
+        return False
+    if rule.HasField("max_level") and rule.max_level < 0:
+        return False
+    return not rule.stage  # we have no stages; not_stage is always satisfied
+
+
+def _active(proto) -> bool:
+    if proto.include:
+        return any(_rule_matches(r) for r in proto.include)
+    return not any(_rule_matches(r) for r in proto.exclude)
+
+
+def _layer_views(net, source: str, weights) -> list[LayerView]:
+    if net.layer and net.layers:
+        raise ConversionError(
+            f"{source}: the net mixes 'layer' and legacy V1 'layers' lists; use one format"
+        )
+    views = []
+    if net.layers:
+        enum = net.layers[0].DESCRIPTOR.fields_by_name["type"].enum_type
+        raw = [(p, _V1_TYPES.get(enum.values_by_number[p.type].name)) for p in net.layers]
+        raw = [(p, t or enum.values_by_number[p.type].name) for p, t in raw]
+    else:
+        raw = [(p, p.type) for p in net.layer]
+    for proto, type_name in raw:
+        if not _active(proto):
+            continue
+        blobs = None if weights is None else weights.get(proto.name, [])
+        views.append(LayerView(proto, type_name, blobs, source, len(views)))
+    return views
+
+
+def _net_inputs(net, source: str) -> list[tuple[str, list[int] | None]]:
+    """Inputs declared at net level: ``input`` with ``input_dim`` (4 each) or ``input_shape``."""
+    names = list(net.input)
+    if not names:
+        return []
+    if net.input_shape:
+        if len(net.input_shape) != len(names):
+            raise ConversionError(
+                f"{source}: {len(names)} input(s) but {len(net.input_shape)} input_shape block(s)"
+            )
+        return [(n, list(s.dim)) for n, s in zip(names, net.input_shape, strict=True)]
+    dims = list(net.input_dim)
+    if dims:
+        if len(dims) != 4 * len(names):
+            raise ConversionError(
+                f"{source}: {len(names)} input(s) need {4 * len(names)} input_dim values, "
+                f"got {len(dims)}"
+            )
+        return [(n, dims[4 * i : 4 * i + 4]) for i, n in enumerate(names)]
+    return [(n, None) for n in names]
+
+
+def _select(layers: list[LayerView], outputs: list[str] | None, input_blobs: set[str], source):
+    """Layers needed for ``outputs`` (all when None), in net order."""
+    if not outputs:
+        return layers
+    last_writer: dict[str, int] = {}
+    for pos, layer in enumerate(layers):
+        for t in layer.tops:
+            last_writer[t] = pos
+    needed: set[int] = set()
+    stack = []
+    for blob in outputs:
+        if blob in last_writer:
+            stack.append((blob, len(layers)))
+        elif blob not in input_blobs:
+            known = sorted(set(last_writer) | input_blobs)
+            raise ConversionError(
+                f"{source}: requested output '{blob}' is not a blob of this net; "
+                f"blobs: {', '.join(known)}"
+            )
+    while stack:
+        blob, before = stack.pop()
+        writer = max((p for p in range(before) if blob in layers[p].tops), default=None)
+        if writer is None or writer in needed:
+            continue
+        needed.add(writer)
+        stack.extend((b, writer) for b in layers[writer].bottoms)
+    return [layer for pos, layer in enumerate(layers) if pos in needed]
+
+
+def _ssa_names(layers: list[LayerView], inputs: set[str]) -> tuple[dict, set[str]]:
+    last: dict[str, tuple[int, int]] = {}
+    for layer in layers:
+        for i, t in enumerate(layer.tops):
+            last[t] = (layer.index, i)
+    names: dict[tuple[int, int], str] = {}
+    used = set(inputs)
+    for layer in layers:
+        for i, t in enumerate(layer.tops):
+            if last[t] == (layer.index, i) and t not in inputs:
+                name = t
+            else:
+                name = f"{t}@{layer.name}"
+                k = 1
+                while name in used or name in last:
+                    k += 1
+                    name = f"{t}@{layer.name}#{k}"
+            used.add(name)
+            names[(layer.index, i)] = name
+    return names, used | set(last)
+
+
+def caffe_to_onnx(
+    prototxt: str | os.PathLike,
+    caffemodel: str | os.PathLike | None = None,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    outputs: list[str] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> onnx.ModelProto:
+    """Convert a Caffe model to ONNX (see module docstring). Raises ConversionError on bad input."""
+    return convert_caffe(
+        prototxt, caffemodel, input_shapes=input_shapes, outputs=outputs, opset=opset
+    ).materialize()
+
+
+def convert_caffe(
+    prototxt: str | os.PathLike,
+    caffemodel: str | os.PathLike | None = None,
+    *,
+    input_shapes: dict[str, list[int]] | None = None,
+    outputs: list[str] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> SplitModel:
+    """Like ``caffe_to_onnx`` but keeps large weights out of the proto (see ``SplitModel``).
+
+    ``.save(path)`` then writes the file with the weights streamed from the bytes read from
+    the caffemodel: peak memory about one copy of the weights, no protobuf re-serialization.
+    """
+    source = str(prototxt)
+    if not MIN_OPSET <= opset <= max_opset():
+        raise ConversionError(
+            f"opset {opset} is not supported: expected {MIN_OPSET}..{max_opset()} "
+            f"(the newest this onnxruntime loads)"
+        )
+    net = parse_prototxt(prototxt)
+    weights = read_caffemodel(caffemodel) if caffemodel is not None else None
+    layers = _layer_views(net, source, weights)
+    declared = _net_inputs(net, source)
+    input_shapes = dict(input_shapes or {})
+
+    input_layer_tops = {t for lyr in layers if _is_input_layer(lyr) for t in lyr.tops[:1]}
+    all_inputs = [n for n, _ in declared] + sorted(input_layer_tops)
+    unknown = set(input_shapes) - set(all_inputs)
+    if unknown:
+        raise ConversionError(
+            f"{source}: --input-shape names unknown input(s) {', '.join(sorted(unknown))}; "
+            f"the net's inputs are: {', '.join(all_inputs) or '(none)'}"
+        )
+
+    selected = _select(layers, outputs, {n for n, _ in declared}, source)
+    if not outputs:
+        for layer in selected:
+            _refuse_postprocessing(layer)
+    names, reserved = _ssa_names(selected, {n for n, _ in declared} | input_layer_tops)
+    ctx = Context(opset, names, reserved)
+    ctx.input_shapes = input_shapes
+    ctx.graph_inputs = []
+
+    for name, dims in declared:
+        shape = input_shapes.get(name, dims)
+        if shape is None:
+            raise ConversionError(
+                f"{source}: input '{name}' has no shape; give --input-shape {name}=N,C,H,W"
+            )
+        ctx.graph_inputs.append(ctx.define_input(name, shape))
+
+    # Caffe's net outputs: blobs produced and not consumed by a later layer (Silence consumes).
+    available: dict[str, None] = dict.fromkeys(n for n, _ in declared)
+    for layer in selected:
+        info = get_handler(layer.type)
+        if info is None:
+            raise UnsupportedError(
+                f"{source}: layer '{layer.name}' ({layer.type}): unsupported layer type; "
+                f"supported: {', '.join(h.type_name for h in supported_types())}"
+            )
+        info.handler(layer, ctx)
+        for b in layer.bottoms:
+            available.pop(b, None)
+        for t in layer.tops:
+            if t not in ctx.blob_map:
+                raise layer.error(f"handler did not produce top '{t}'")
+            available[t] = None
+    if _is_input_only(selected):
+        raise ConversionError(f"{source}: the net has no layers to convert")
+    out_blobs = list(outputs) if outputs else [b for b in available if b in ctx.blob_map]
+    graph_outputs = []
+    for blob in out_blobs:
+        value = ctx.blob_map[blob]
+        if value != blob and blob not in ctx.graph_inputs:
+            ctx.node("Identity", [value], blob)
+            ctx.shapes[blob] = ctx.shapes[value]
+            value = blob
+        graph_outputs.append(value)
+
+    model = _assemble(ctx, graph_outputs, net.name or Path(source).stem, opset)
+    _check(model, ctx, source)
+    return SplitModel(model, ctx.big)
+
+
+_INPUT_TYPES = frozenset(
+    {"Input", "Data", "ImageData", "MemoryData", "DummyData", "HDF5Data", "WindowData",
+     "AnnotatedData", "VideoData"}
+)  # fmt: skip
+
+
+def _is_input_layer(layer: LayerView) -> bool:
+    return layer.type in _INPUT_TYPES
+
+
+def _is_input_only(layers: list[LayerView]) -> bool:
+    return all(_is_input_layer(lyr) for lyr in layers)
+
+
+def _refuse_postprocessing(layer: LayerView) -> None:
+    kind = None
+    if layer.type in POSTPROCESSING_TYPES:
+        kind = "post-processing that deployment graphs leave out"
+    elif layer.type in TRAINING_TYPES:
+        kind = "a training-only layer"
+    if kind:
+        cut = ",".join(layer.bottoms)
+        raise UnsupportedError(
+            f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; cut the graph "
+            f"before it with --outputs {cut} (recipe: outputs: [{', '.join(layer.bottoms)}])"
+        )
+
+
+def _value_info(name: str, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+def _assemble(ctx: Context, outputs: list[str], name: str, opset: int) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        ctx.nodes,
+        name,
+        [_value_info(n, ctx.shapes[n]) for n in ctx.graph_inputs],
+        [_value_info(n, ctx.shapes[n]) for n in outputs],
+        initializer=ctx.initializers,
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="zoomake")
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        model.producer_version = version("zoomake")
+    except PackageNotFoundError:
+        model.producer_version = "dev"
+    return model
+
+
+def _structure(model: onnx.ModelProto, ctx: Context) -> onnx.ModelProto:
+    """The model with the large weights declared as graph inputs of the same type and shape.
+
+    Checking and shape-inferring this instead of the full model avoids serializing hundreds of
+    megabytes of weights just to look at shapes; large weights are never shape tensors.
+    """
+    if not ctx.big:
+        return model
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    light.graph.input.extend(
+        helper.make_tensor_value_info(name, dtype, list(dims)) for name, dtype, dims, _ in ctx.big
+    )
+    return light
+
+
+def _check(model: onnx.ModelProto, ctx: Context, source: str) -> None:
+    light = _structure(model, ctx)
+    try:
+        onnx.checker.check_model(light, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConversionError(f"{source}: converted graph is invalid ONNX ({first})") from None
+    got = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        t = vi.type.tensor_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            got[vi.name] = tuple(d.dim_value for d in t.shape.dim)
+    for name, shape in ctx.shapes.items():
+        if name in got and got[name] != shape:
+            raise ConversionError(
+                f"{source}: internal shape mismatch at '{name}': Caffe rules give "
+                f"{list(shape)}, the ONNX graph computes {list(got[name])}"
+            )
+
+
+def float_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random float32 inputs for every graph input (test and verification helper)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for vi in model.graph.input:
+        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        feeds[vi.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds

@@ -1,0 +1,103 @@
+"""Pooling: MAX, AVE and global, with Caffe's exact output size and AVE divisor.
+
+Caffe output size (``round_mode`` CEIL by default; the SSD fork's ``ceil_mode: false`` and BVLC's
+``round_mode: FLOOR`` select floor)::
+
+    out = ceil_or_floor((H + 2p - k) / s) + 1
+    if p > 0 and (out - 1) * s >= H + p: out -= 1      # last window must start inside image+pad
+
+ONNX pooling is used in ``ceil_mode=0`` with explicit extra end pads, and the output is sliced if
+ONNX's floor arithmetic yields one more window than Caffe. MAX ignores padding either way.
+AVE: Caffe divides by the window clipped to ``H + p`` (real padding counts, the ceil overhang
+does not). ``Pad(p)`` with zeros followed by ``AveragePool(count_include_pad=0)`` with only the
+overhang as ONNX pads reproduces that divisor exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+from converters.caffe.layers._geometry import spatial_pair
+from converters.caffe.registry import register
+
+MAX, AVE, STOCHASTIC = 0, 1, 2
+
+
+def _ceil_mode(layer, p) -> bool:
+    # BVLC: round_mode enum (CEIL=0 default, FLOOR=1); SSD/OpenCV fork: ceil_mode bool (default true).
+    if p.HasField("round_mode"):
+        return p.round_mode == 0
+    if p.HasField("ceil_mode"):
+        return bool(p.ceil_mode)
+    return True
+
+
+def caffe_pool_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
+    rounding = math.ceil if ceil else math.floor
+    out = int(rounding((size + 2 * pad - k) / s)) + 1
+    if pad > 0 and (out - 1) * s >= size + pad:
+        out -= 1
+    return out
+
+
+@register("Pooling")
+def pooling(layer, ctx):
+    """MAX/AVE/global pooling, exact Caffe output size and AVE divisor."""
+    p = layer.param("pooling_param")
+    x = ctx.input(layer)
+    n, c, h, w = ctx.in_shape(layer)
+    if p.pool == STOCHASTIC:
+        raise layer.error("STOCHASTIC pooling is not supported (no deterministic ONNX equivalent)")
+    if p.global_pooling:
+        op = "GlobalMaxPool" if p.pool == MAX else "GlobalAveragePool"
+        ctx.set_top(layer, 0, ctx.node(op, [x], ctx.top_name(layer)), (n, c, 1, 1))
+        return
+    k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
+    s = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w")
+    pad = spatial_pair(layer, p, "pad", 0, "pad_h", "pad_w")
+    if min(k) <= 0:
+        raise layer.error(f"kernel size must be positive, got {k[0]}x{k[1]}")
+    if pad[0] >= k[0] or pad[1] >= k[1]:
+        raise layer.error(f"pad {pad} must be smaller than kernel {k} (Caffe's own check)")
+    ceil = _ceil_mode(layer, p)
+    out = [caffe_pool_size(size, k[i], s[i], pad[i], ceil) for i, size in enumerate((h, w))]
+
+    if p.pool == MAX:
+        begin = list(pad)
+        padded = [h + pad[0], w + pad[1]]  # image plus begin pad; end pads below
+    else:
+        begin = [0, 0]
+        padded = [h + 2 * pad[0], w + 2 * pad[1]]
+        if any(pad):
+            if all((out[i] - 1) * s[i] + k[i] <= padded[i] for i in range(2)):
+                # No window overhangs the padded image: ONNX's count_include_pad=1 is exact.
+                y = ctx.node(
+                    "AveragePool",
+                    [x],
+                    ctx.top_name(layer),
+                    kernel_shape=list(k),
+                    strides=list(s),
+                    pads=[pad[0], pad[1], pad[0], pad[1]],
+                    count_include_pad=1,
+                )
+                ctx.set_top(layer, 0, y, (n, c, *out))
+                return
+            x = ctx.node(
+                "Pad",
+                [x, ctx.ints(f"{layer.name}/pads", [0, 0, pad[0], pad[1], 0, 0, pad[0], pad[1]])],
+                hint=f"{layer.name}/pad",
+            )
+    # End pads so that the last Caffe window exists; ONNX then counts floor-style.
+    end = [max(0, (out[i] - 1) * s[i] + k[i] - padded[i]) for i in range(2)]
+    onnx_out = [(padded[i] + end[i] - k[i]) // s[i] + 1 for i in range(2)]
+    exact = onnx_out == out
+    attrs = dict(kernel_shape=list(k), strides=list(s), pads=[*begin, *end])
+    op = "MaxPool" if p.pool == MAX else "AveragePool"
+    if p.pool != MAX:
+        attrs["count_include_pad"] = 0
+    y = ctx.node(
+        op, [x], ctx.top_name(layer) if exact else None, hint=f"{layer.name}/pool", **attrs
+    )
+    if not exact:
+        y = ctx.slice(y, [0, 0], out, [2, 3], output=ctx.top_name(layer), hint=layer.name)
+    ctx.set_top(layer, 0, y, (n, c, *out))
