@@ -1,0 +1,119 @@
+"""The zoo loader's cache: validated recipes keyed by each file's stat signature.
+
+A warm load (every ``doit list``, every no-op ``doit``) costs one ``scandir``, one ``stat``
+per recipe and one JSON read; no YAML parsing, no schema validation. An entry is reused
+only when mtime, size, inode and ctime are unchanged and the schema and loader code have
+the same fingerprint. Entries written within 2 s of a file's modification are "racy" (the
+file could change again inside the same timestamp tick, git's racily-clean problem): they
+are re-read and compared by SHA-256 on the next load (still no parse).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from pipelines import recipes
+from pipelines.errors import ZoomakeError
+
+_HERE = Path(__file__).resolve().parent
+# Files whose content decides what a cached recipe looks like (the cache key's code part).
+_FINGERPRINTED = [
+    recipes.SCHEMA_PATH,
+    *(
+        _HERE / name
+        for name in ("recipes.py", "recipe_cache.py", "recipe_yaml.py", "schema_errors.py",
+                     "recipe_checks.py", "fetch.py")
+    ),
+]  # fmt: skip
+_RACY_NS = 2_000_000_000
+_CACHE_VERSION = 1
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    digest = hashlib.sha256(str(_CACHE_VERSION).encode())
+    for path in _FINGERPRINTED:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _signature(st: os.stat_result) -> list[int]:
+    # ctime changes on every write (and on utime), so restoring an old mtime still invalidates.
+    return [st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns]
+
+
+def _cache_path(recipes_dir: Path, cache_dir: Path) -> Path:
+    tag = hashlib.sha256(str(recipes_dir.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"recipes-{tag}.json"
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            cached = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(cached, dict) or cached.get("code") != _code_fingerprint():
+        return {}
+    entries = cached.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_cache(path: Path, entries: dict) -> None:
+    from converters.io import atomic_output
+
+    try:
+        with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"code": _code_fingerprint(), "entries": entries}, f, separators=(",", ":"))
+    except OSError as exc:
+        raise ZoomakeError(f"{path}: cannot write the recipe cache ({exc.strerror})") from None
+
+
+def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
+    """See pipelines.recipes.load_zoo."""
+    base = Path(recipes_dir)
+    cache_file = _cache_path(base, Path(cache_dir))
+    old = _read_cache(cache_file)
+    new: dict[str, dict] = {}
+    zoo: dict[str, dict] = {}
+    errors: list[str] = []
+    now = time.time_ns()
+    try:
+        with os.scandir(base) as it:
+            found = sorted(
+                (e.name, e) for e in it if e.name.endswith((recipes.RECIPE_SUFFIX, ".yml"))
+            )
+    except OSError as exc:
+        raise ZoomakeError(f"{base}: cannot list recipes ({exc.strerror})") from None
+    for name, entry in found:
+        path = base / name
+        if name.endswith(".yml"):
+            errors.append(f"{path}: recipe files must end in .yaml (rename to {name[:-4]}.yaml)")
+            continue
+        sig = _signature(entry.stat())
+        hit = old.get(name)
+        raw = None
+        if hit and hit["sig"] == sig and hit["racy"]:
+            raw = recipes._read(path)
+            if hashlib.sha256(raw).hexdigest() != hit["digest"]:
+                hit = None
+        if not hit or hit["sig"] != sig:
+            raw = raw if raw is not None else recipes._read(path)
+            try:
+                recipe = recipes._load_text(path, recipes._decode(path, raw))
+            except ZoomakeError as exc:
+                errors.append(str(exc))
+                continue
+            hit = {"digest": hashlib.sha256(raw).hexdigest(), "recipe": recipe}
+        new[name] = {**hit, "sig": sig, "racy": sig[0] >= now - _RACY_NS}
+        zoo[recipes.recipe_id(name)] = hit["recipe"]
+    if new != old:
+        _write_cache(cache_file, new)
+    if errors:
+        raise ZoomakeError("\n".join(errors))
+    return zoo

@@ -1,0 +1,49 @@
+"""Shared fixtures: where the repository and the shared model files are.
+
+The shared material (real Caffe models, MANIFEST.yaml) lives next to the repository:
+``<X>/p`` is the clone and ``<X>/shared`` the data, in CI as on developer machines.
+``ZOOMAKE_SHARED`` overrides the location. Missing data is a failure, not a skip: CI always
+has it, and a silently skipped numerical test proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository's top directory (where dodo.py and recipes/ are)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` next to the repository, or ``$ZOOMAKE_SHARED``."""
+    path = Path(os.environ.get("ZOOMAKE_SHARED") or REPO_ROOT.parent / "shared").resolve()
+    if not (path / "models" / "MANIFEST.yaml").is_file():
+        pytest.fail(
+            f"shared test data not found: {path}/models/MANIFEST.yaml is missing "
+            "(clone the repository next to shared/ or set ZOOMAKE_SHARED)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_dir: Path) -> Path:
+    """The shared model files (mtcnn/, ultraface/, architectures/ and MANIFEST.yaml)."""
+    return shared_dir / "models"
+
+
+@pytest.fixture(scope="session")
+def manifest(models_dir: Path) -> dict[str, dict]:
+    """MANIFEST.yaml entries keyed by their path relative to ``models_dir``."""
+    with open(models_dir / "MANIFEST.yaml", encoding="utf-8") as f:
+        return {entry["path"]: entry for entry in yaml.safe_load(f)["files"]}
