@@ -1,0 +1,18 @@
+"""zoomake: build the model zoo in recipes/ into verified artifacts under build/.
+
+Run `doit` to build everything, `doit list` to see the tasks, `doit clean` to remove built
+outputs (the download cache survives). The task logic lives in pipelines/tasks.py.
+"""
+
+from pipelines.tasks import (  # noqa: F401 - doit collects task_* and DOIT_CONFIG by name
+    DOIT_CONFIG,
+    task_convert,
+    task_docs,
+    task_export,
+    task_fetch,
+    task_measure,
+    task_optimize,
+    task_report,
+    task_validate,
+    task_verify,
+)

@@ -1,0 +1,377 @@
+"""doit task generators for the zoo (``dodo.py`` only re-exports these).
+
+Nothing here fetches, parses a model or converts while tasks are being described: loading the
+zoo costs a stat per recipe when the recipe cache is warm (see ``pipelines.recipes``), and the
+code fingerprints hash a few dozen small source files. Every action is a module-level function
+called with plain arguments, so ``doit -n N -P process`` can run them in worker processes.
+
+Per model ``<id>``::
+
+  fetch:<id>              source files -> build/<id>/source/
+  convert:<id>            -> build/<id>/convert/model.onnx   (preprocessing embedded)
+  optimize:<id>           -> build/<id>/optimize/model.onnx
+  export:<id>:<target>    -> build/<id>/<target>/model.*
+  measure:<id>:<target>   -> build/<id>/<target>/verify.json + golden test_data_set_N/
+  verify:<id>:<target>    fails unless verify.json says passed
+  report                  -> build/report/{report.json,junit.xml,index.html}
+
+``measure`` never fails on a numerical mismatch (it records it); ``verify`` is the gate that
+fails. The split lets ``doit --continue`` still build the report that shows a failure: doit
+skips every task downstream of a failed one.
+
+Each task reruns when, and only when, what it reads changes: its ``file_dep`` (doit compares
+content digests), the recipe sub-tree the stage uses and the fingerprint of the code that does
+the work (both through ``config_changed``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from doit.tools import config_changed
+
+from pipelines.errors import ZoomakeError
+
+REPO = Path(__file__).resolve().parents[1]
+# ZOOMAKE_RECIPES / ZOOMAKE_BUILD point a build at another zoo or build directory (tests,
+# benchmarks, a CI job that builds a subset).
+RECIPES = Path(os.environ.get("ZOOMAKE_RECIPES", REPO / "recipes"))
+BUILD = Path(os.environ.get("ZOOMAKE_BUILD", REPO / "build"))
+
+DOIT_CONFIG = {
+    "dep_file": str(BUILD / ".doit.db"),
+    "backend": "sqlite3",
+    "verbosity": 1,
+    "default_tasks": ["fetch", "convert", "optimize", "export", "measure", "verify", "report"],
+}
+
+# Which code each stage runs: a change to any of these files reruns that stage everywhere.
+_STAGE_CODE = {
+    "fetch": ["pipelines/fetch.py", "pipelines/http_get.py"],
+    "convert": ["converters/caffe", "converters/preprocess.py", "converters/onnx_source.py",
+                "converters/io.py", "pipelines/build.py"],
+    "optimize": ["converters/passes", "converters/io.py", "pipelines/build.py"],
+    "export": ["converters/fp16.py", "converters/openvino_export.py", "converters/onnx2caffe",
+               "converters/io.py", "pipelines/build.py"],
+    "measure": ["pipelines/verify.py", "converters/preprocess.py"],
+    "report": ["pipelines/report.py"],
+}  # fmt: skip
+
+
+@functools.cache
+def code_fingerprint(stage: str) -> str:
+    """sha256 over the source of the code a stage runs (paths relative to the repo)."""
+    h = hashlib.sha256()
+    for entry in _STAGE_CODE[stage]:
+        base = REPO / entry
+        files = (
+            sorted(base.rglob("*.py")) + sorted(base.rglob("*.proto")) if base.is_dir() else [base]
+        )
+        for f in files:
+            if f.is_file():
+                h.update(str(f.relative_to(REPO)).encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def zoo() -> dict[str, dict]:
+    """The validated recipes; an invalid zoo stops doit with every error, one per line."""
+    from pipelines.recipes import load_zoo
+
+    try:
+        return load_zoo(RECIPES, BUILD / ".cache")
+    except ZoomakeError as exc:
+        print(str(exc), file=sys.stderr)
+        print(
+            "doit: refusing to build: fix the recipe errors above (`zoomake validate` lists them)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
+def _uptodate(recipe: dict, stage: str, target: str | None = None):
+    from pipelines.recipes import stage_config
+
+    return config_changed(
+        {"recipe": stage_config(recipe, stage, target), "code": code_fingerprint(stage)}
+    )
+
+
+def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
+    """role -> path under build/<id>/source/ for every file the recipe fetches."""
+    from pipelines.fetch import url_basename
+    from pipelines.recipes import recipe_files
+
+    src = BUILD / model_id / "source"
+    return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
+
+
+def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
+    names = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
+             "caffe": ["model.prototxt", "model.caffemodel"]}[fmt]  # fmt: skip
+    return [out_dir / n for n in names]
+
+
+def _rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# -- actions (run in doit workers) -------------------------------------------------------------
+def act_fetch(model_id: str, recipe: dict) -> None:
+    from pipelines.fetch import fetch_file, materialize
+    from pipelines.recipes import recipe_files
+
+    dests = source_files(model_id, recipe)
+    for role, ref in recipe_files(recipe).items():
+        cached = fetch_file(ref["url"], ref["sha256"], ref["size"])
+        materialize(cached, dests[role])
+
+
+def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
+    """The source files by short role (prototxt, caffemodel, onnx, mean_file)."""
+    out = {}
+    for role, path in source_files(model_id, recipe).items():
+        parts = role.split("/")
+        if parts[0] == "source":
+            out[parts[1]] = path
+        elif parts[-1] == "mean_file":
+            out[f"mean_file:{parts[1]}"] = path
+    return out
+
+
+def _timed(fn, stats_path: Path, *args) -> None:
+    import json
+    import time
+
+    from converters.io import atomic_output
+
+    t0 = time.perf_counter()
+    fn(*args)
+    with atomic_output(stats_path) as tmp:
+        tmp.write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 4)}))
+
+
+def act_convert(model_id: str, recipe: dict, out: str) -> None:
+    from converters.io import save_onnx
+    from pipelines.build import convert_source
+
+    def run():
+        src = recipe["source"]
+        model = convert_source(
+            src["framework"],
+            _roles(model_id, recipe),
+            recipe.get("inputs"),
+            recipe.get("outputs"),
+            src.get("opset", 17),
+        )
+        save_onnx(model, out)
+
+    _timed(run, Path(out).with_name("stats.json"))
+
+
+def act_optimize(recipe: dict, src: str, out: str) -> None:
+    from converters.io import load_onnx, save_onnx
+    from pipelines.build import optimize
+
+    _timed(
+        lambda: save_onnx(optimize(load_onnx(src), recipe.get("optimize")), out),
+        Path(out).with_name("stats.json"),
+    )
+
+
+def act_export(target: dict, src: str, out_dir: str) -> None:
+    from pipelines.build import export
+
+    _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
+
+
+def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
+    from pipelines.verify import measure
+
+    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
+
+
+def act_verify(model_id: str, target_name: str, verify_json: str):
+    from pipelines.verify import gate
+
+    return gate(model_id, target_name, Path(verify_json))
+
+
+def act_report(ids: list[str], out_dir: str) -> None:
+    from pipelines.report import write_report
+
+    write_report({i: zoo()[i] for i in ids}, BUILD, Path(out_dir))
+
+
+def _guarded(fn):
+    """Wrap an action so bad input prints one line and fails the task (no traceback)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from converters.errors import ConversionError
+
+        try:
+            result = fn(*args, **kwargs)
+        except (ConversionError, ZoomakeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return False
+        return result is not False
+
+    return run
+
+
+# -- task creators ---------------------------------------------------------------------------------
+def task_validate():
+    """Validate every recipe against the schema (all errors, one per line)."""
+
+    def validate():
+        from pipelines.recipes import validate_recipe_file
+
+        errors = [e for p in sorted(RECIPES.glob("*.yaml")) for e in validate_recipe_file(p)]
+        for line in errors:
+            print(line, file=sys.stderr)
+        return not errors
+
+    return {
+        "actions": [validate],
+        "file_dep": [str(p) for p in sorted(RECIPES.glob("*.yaml"))]
+        + [str(REPO / "schemas" / "recipe.schema.json")],
+        "verbosity": 2,
+    }
+
+
+def task_fetch():
+    """Download (or find in ZOOMAKE_MIRROR) and checksum each model's source files."""
+    for model_id, recipe in zoo().items():
+        dests = source_files(model_id, recipe)
+        yield {
+            "name": model_id,
+            "actions": [(_guarded(act_fetch), [model_id, recipe])],
+            "targets": [str(p) for p in dests.values()],
+            "uptodate": [_uptodate(recipe, "fetch")],
+            "clean": [(_rmtree, [BUILD / model_id / "source"])],
+        }
+
+
+def task_convert():
+    """Convert each source model to ONNX with its preprocessing embedded."""
+    for model_id, recipe in zoo().items():
+        out = BUILD / model_id / "convert" / "model.onnx"
+        yield {
+            "name": model_id,
+            "actions": [(_guarded(act_convert), [model_id, recipe, str(out)])],
+            "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
+            "targets": [str(out), str(out.with_name("stats.json"))],
+            "uptodate": [_uptodate(recipe, "convert")],
+            "clean": [(_rmtree, [out.parent])],
+        }
+
+
+def task_optimize():
+    """Run each recipe's optimization passes."""
+    for model_id, recipe in zoo().items():
+        src = BUILD / model_id / "convert" / "model.onnx"
+        out = BUILD / model_id / "optimize" / "model.onnx"
+        yield {
+            "name": model_id,
+            "actions": [(_guarded(act_optimize), [recipe, str(src), str(out)])],
+            "file_dep": [str(src)],
+            "targets": [str(out), str(out.with_name("stats.json"))],
+            "uptodate": [_uptodate(recipe, "optimize")],
+            "clean": [(_rmtree, [out.parent])],
+        }
+
+
+def task_export():
+    """Write each target artifact (ONNX, FP16 ONNX, OpenVINO IR, Caffe)."""
+    for model_id, recipe in zoo().items():
+        src = BUILD / model_id / "optimize" / "model.onnx"
+        for name, target in recipe["targets"].items():
+            out_dir = BUILD / model_id / name
+            files = _artifact_files(out_dir, target["format"])
+            yield {
+                "name": f"{model_id}:{name}",
+                "actions": [(_guarded(act_export), [target, str(src), str(out_dir)])],
+                "file_dep": [str(src)],
+                "targets": [str(f) for f in files] + [str(out_dir / "export-stats.json")],
+                "uptodate": [_uptodate(recipe, "export", name)],
+                "clean": [(_rmtree, [out_dir])],
+            }
+
+
+def task_measure():
+    """Run each artifact and its source-framework reference; write verify.json and golden data."""
+    for model_id, recipe in zoo().items():
+        sources = [str(p) for p in source_files(model_id, recipe).values()]
+        for name, target in recipe["targets"].items():
+            out_dir = BUILD / model_id / name
+            yield {
+                "name": f"{model_id}:{name}",
+                "actions": [(_guarded(act_measure), [model_id, recipe, name, str(out_dir)])],
+                "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
+                "targets": [str(out_dir / "verify.json")],
+                "uptodate": [_uptodate(recipe, "measure", name)],
+            }
+
+
+def task_verify():
+    """Fail for every artifact whose verify.json does not pass its tolerances."""
+    for model_id, recipe in zoo().items():
+        for name in recipe["targets"]:
+            verify_json = BUILD / model_id / name / "verify.json"
+            yield {
+                "name": f"{model_id}:{name}",
+                "actions": [(_guarded(act_verify), [model_id, name, str(verify_json)])],
+                "file_dep": [str(verify_json)],
+                "verbosity": 2,
+            }
+
+
+def task_report():
+    """Write build/report/report.json, junit.xml and index.html for the whole zoo."""
+    ids = sorted(zoo())
+    deps = [str(BUILD / i / name / "verify.json") for i in ids for name in zoo()[i]["targets"]]
+    out = BUILD / "report"
+    return {
+        "actions": [(_guarded(act_report), [ids, str(out)])],
+        "file_dep": deps,
+        "targets": [str(out / n) for n in ("report.json", "junit.xml", "index.html")],
+        "uptodate": [config_changed({"code": code_fingerprint("report"), "ids": ids})],
+        "clean": [(_rmtree, [out])],
+    }
+
+
+def task_docs():
+    """Regenerate docs/supported_layers.md (from the layer registry) and docs/recipe-reference.md."""
+
+    def layers():
+        from converters.caffe.supported import write_support_table
+
+        write_support_table(REPO / "docs" / "supported_layers.md")
+
+    def reference():
+        from pipelines.schemadoc import write_reference
+
+        write_reference(REPO / "docs" / "recipe-reference.md")
+
+    yield {
+        "name": "supported_layers",
+        "actions": [layers],
+        "file_dep": [str(p) for p in sorted((REPO / "converters" / "caffe").rglob("*.py"))],
+        "targets": [str(REPO / "docs" / "supported_layers.md")],
+    }
+    yield {
+        "name": "recipe_reference",
+        "actions": [reference],
+        "file_dep": [
+            str(REPO / "schemas" / "recipe.schema.json"),
+            str(REPO / "pipelines" / "schemadoc.py"),
+        ],
+        "targets": [str(REPO / "docs" / "recipe-reference.md")],
+    }
