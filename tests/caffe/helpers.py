@@ -1,0 +1,124 @@
+"""Build tiny Caffe nets in code, run them in OpenCV DNN and in onnxruntime, compare.
+
+OpenCV's DNN module (4.x) is the reference Caffe runtime here. ``write_net`` writes the prototxt
+text as given and a ``.caffemodel`` serialized with our own schema, so every layer test also
+proves our schema is wire-compatible with what OpenCV reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converters.caffe.proto import caffe_pb2
+
+
+def write_net(
+    tmp_path: Path,
+    prototxt: str,
+    weights: dict[str, list[np.ndarray]] | None = None,
+    name: str = "net",
+    legacy_blobs: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``<name>.prototxt`` and ``<name>.caffemodel``; weights keyed by layer name."""
+    from google.protobuf import text_format
+
+    proto_path = tmp_path / f"{name}.prototxt"
+    proto_path.write_text(prototxt)
+    net = text_format.Parse(prototxt, caffe_pb2.NetParameter())
+    out = caffe_pb2.NetParameter(name=net.name)
+    weights = weights or {}
+    v1 = bool(net.layers)
+    for layer in net.layers if v1 else net.layer:
+        dst = out.layers.add() if v1 else out.layer.add()
+        dst.CopyFrom(layer)
+        for arr in weights.get(layer.name, []):
+            blob = dst.blobs.add()
+            arr = np.asarray(arr, dtype=np.float32)
+            if legacy_blobs:
+                dims = [1] * (4 - arr.ndim) + list(arr.shape)
+                blob.num, blob.channels, blob.height, blob.width = dims
+            else:
+                blob.shape.dim.extend(arr.shape)
+            blob.data.extend(arr.ravel().tolist())
+    model_path = tmp_path / f"{name}.caffemodel"
+    model_path.write_bytes(out.SerializeToString())
+    return proto_path, model_path
+
+
+def last_writers(prototxt: Path) -> dict[str, str]:
+    """Blob name -> name of the layer that writes it last (what OpenCV's forward() takes)."""
+    from converters.caffe.prototxt import parse_prototxt
+
+    net = parse_prototxt(prototxt)
+    writers: dict[str, str] = {}
+    for layer in list(net.layer) + list(net.layers):
+        for i, top in enumerate(layer.top):
+            writers[top] = layer.name if i == 0 else f"{layer.name}.{i}"
+    return writers
+
+
+def run_opencv(
+    prototxt: Path, caffemodel: Path, feeds: dict[str, np.ndarray], outputs: list[str]
+) -> dict[str, np.ndarray]:
+    import cv2
+
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    for name, value in feeds.items():
+        net.setInput(value, name)
+    writers = last_writers(prototxt)
+    results = net.forward([writers[o] for o in outputs])
+    return {o: np.asarray(r) for o, r in zip(outputs, results, strict=True)}
+
+
+def run_ort(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+def convert_and_compare(
+    tmp_path: Path,
+    prototxt: str,
+    weights: dict[str, list[np.ndarray]] | None = None,
+    *,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    feeds: dict[str, np.ndarray] | None = None,
+    atol: float = 1e-5,
+    rtol: float = 0.0,
+    seed: int = 0,
+    opset: int = 17,
+    outputs: list[str] | None = None,
+    legacy_blobs: bool = False,
+):
+    """Convert the net, run both runtimes on the same seeded input, assert allclose.
+
+    Returns ``(model, onnx_results, opencv_results)`` for further assertions.
+    """
+    import onnx
+
+    from converters.caffe.convert import caffe_to_onnx
+
+    proto_path, model_path = write_net(tmp_path, prototxt, weights, legacy_blobs=legacy_blobs)
+    model = caffe_to_onnx(proto_path, model_path, opset=opset, outputs=outputs)
+    onnx.checker.check_model(model, full_check=True)
+    if feeds is None:
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for vi in model.graph.input:
+            shp = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            if shapes and vi.name in shapes:
+                assert tuple(shp) == tuple(shapes[vi.name])
+            feeds[vi.name] = rng.standard_normal(shp).astype(np.float32)
+    got = run_ort(model, feeds)
+    want = run_opencv(proto_path, model_path, feeds, list(got))
+    for name in got:
+        assert got[name].shape == want[name].shape, (name, got[name].shape, want[name].shape)
+        np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=rtol, err_msg=name)
+    return model, got, want

@@ -1,0 +1,77 @@
+"""Real deploy architectures with synthesized weights, against OpenCV DNN.
+
+Tolerance: max abs error <= 1e-4 x the reference output's max magnitude (deep nets accumulate
+float32 rounding differently in the two runtimes; the scale-relative bound keeps the check
+equally strict for logits and for probabilities).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from converters.caffe.convert import caffe_to_onnx
+from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.synth import synthesize_weights
+
+# (prototxt, input shape override for a fast test, cut points)
+ARCHITECTURES = {
+    "resnet50": ("ResNet-50-deploy.prototxt", None, None),
+    "squeezenet1.1": ("squeezenet_v1.1_deploy.prototxt", [1, 3, 227, 227], None),
+    "mobilenet_v1": ("mobilenet_deploy.prototxt", None, None),
+    "mobilenet_ssd": (
+        "MobileNetSSD_deploy.prototxt",
+        None,
+        ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox"],
+    ),
+    "alexnet": ("bvlc_alexnet_deploy.prototxt", [1, 3, 227, 227], None),
+    "lenet": ("lenet.prototxt", [2, 1, 28, 28], None),
+    "cifar10_quick": ("cifar10_quick.prototxt", None, None),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_architecture_matches_opencv(arch, models_dir, tmp_path):
+    proto_name, shape, outputs = ARCHITECTURES[arch]
+    proto = models_dir / "architectures" / proto_name
+    input_name = _input_name(proto)
+    shapes = {input_name: shape} if shape else None
+    weights = synthesize_weights(
+        proto, tmp_path / "w.caffemodel", seed=3, input_shapes=shapes, outputs=outputs
+    )
+    model = caffe_to_onnx(proto, weights, input_shapes=shapes, outputs=outputs)
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(11)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    feeds = {input_name: rng.uniform(-1, 1, dims).astype(np.float32)}
+    got = run_ort(model, feeds)
+    want = run_opencv(proto, weights, feeds, list(got))
+    if outputs:
+        assert sorted(got) == sorted(outputs)
+    for name in got:
+        ref = want[name].reshape(got[name].shape)
+        scale = float(np.abs(ref).max())
+        assert scale > 0, f"{arch} {name}: reference output is all zeros (bad synthetic weights)"
+        err = float(np.abs(got[name] - ref).max())
+        assert err <= 1e-4 * scale, f"{arch} {name}: max abs error {err} vs scale {scale}"
+
+
+def _input_name(proto) -> str:
+    from converters.caffe.prototxt import parse_prototxt
+
+    net = parse_prototxt(proto)
+    if net.input:
+        return net.input[0]
+    return next(layer.top[0] for layer in net.layer if layer.type == "Input")
+
+
+def test_ssd_without_cut_names_the_cut(models_dir):
+    from converters.errors import ConversionError
+
+    with pytest.raises(ConversionError) as err:
+        caffe_to_onnx(models_dir / "architectures" / "MobileNetSSD_deploy.prototxt", None)
+    msg = str(err.value)
+    assert "detection_out" in msg and "DetectionOutput" in msg
+    assert "--outputs mbox_loc,mbox_conf_flatten,mbox_priorbox" in msg
+    assert "\n" not in msg

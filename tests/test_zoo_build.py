@@ -1,0 +1,175 @@
+"""End-to-end: `doit` builds the default zoo offline, incrementally, in parallel, and cleanly.
+
+One build directory is shared by the tests of this module, which run in order (pytest-xdist's
+``--dist loadfile`` keeps a module on one worker): build from nothing, a no-op rebuild, a
+verify-only change, a preprocessing change, a broken artifact. The recipes are copied to a
+temporary directory so the tests can edit them (``ZOOMAKE_RECIPES``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_doit(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(
+        [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), *args],
+        capture_output=True, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    if check and r.returncode != 0:
+        pytest.fail(f"doit {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}", pytrace=False)
+    return r
+
+
+def executed(result: subprocess.CompletedProcess) -> set[str]:
+    """Tasks whose actions ran (doit prints '.  name'; up-to-date ones are '-- name')."""
+    return {m.group(1) for m in re.finditer(r"^\.\s+(\S+)", result.stdout, re.M)}
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory, models_dir):
+    base = tmp_path_factory.mktemp("zoo")
+    recipes = base / "recipes"
+    shutil.copytree(REPO / "recipes", recipes)
+    env = {
+        **os.environ,
+        "ZOOMAKE_RECIPES": str(recipes),
+        "ZOOMAKE_BUILD": str(base / "build"),
+        "ZOOMAKE_CACHE": str(base / "cache"),
+        "ZOOMAKE_MIRROR": str(models_dir),
+        "ZOOMAKE_OFFLINE": "1",
+    }
+    first = run_doit(env)
+    return {"env": env, "recipes": recipes, "build": base / "build", "cache": base / "cache",
+            "first": first}  # fmt: skip
+
+
+def recipe_targets(recipes: Path) -> list[tuple[str, str]]:
+    out = []
+    for path in sorted(recipes.glob("*.yaml")):
+        for target in yaml.safe_load(path.read_text())["targets"]:
+            out.append((path.stem, target))
+    return out
+
+
+def test_build_from_nothing_verifies_every_artifact(zoo):
+    pairs = recipe_targets(zoo["recipes"])
+    assert len(pairs) >= 12
+    for model_id, target in pairs:
+        report = json.loads((zoo["build"] / model_id / target / "verify.json").read_text())
+        assert report["passed"] is True, (model_id, target)
+        assert next(iter(report)) == "passed"
+        assert (zoo["build"] / model_id / target / "test_data_set_0" / "input_0.pb").is_file()
+    for name in ("report.json", "junit.xml", "index.html"):
+        assert (zoo["build"] / "report" / name).is_file()
+    report = json.loads((zoo["build"] / "report" / "report.json").read_text())
+    assert {m["id"] for m in report["models"]} == {p.stem for p in zoo["recipes"].glob("*.yaml")}
+
+
+def test_second_run_does_nothing(zoo):
+    r = run_doit(zoo["env"])
+    assert executed(r) == set(), r.stdout
+
+
+def test_verify_change_reruns_only_that_models_verification(zoo):
+    path = zoo["recipes"] / "mtcnn-det1.yaml"
+    recipe = yaml.safe_load(path.read_text())
+    path.write_text(path.read_text().replace("samples: 3", "samples: 2"))
+    ran = executed(run_doit(zoo["env"]))
+    targets = recipe["targets"]
+    expected = {f"{s}:mtcnn-det1:{t}" for s in ("measure", "verify") for t in targets}
+    assert ran == expected | {"report"}, ran
+
+
+def test_mean_change_reruns_that_model_from_convert(zoo):
+    path = zoo["recipes"] / "mtcnn-det2.yaml"
+    text = path.read_text()
+    assert "mean: 127.5" in text
+    path.write_text(text.replace("mean: 127.5", "mean: 127.0"))
+    ran = executed(run_doit(zoo["env"]))
+    targets = yaml.safe_load(text)["targets"]
+    expected = {"convert:mtcnn-det2", "optimize:mtcnn-det2", "report"}
+    expected |= {f"{s}:mtcnn-det2:{t}" for s in ("export", "measure", "verify") for t in targets}
+    # optimize/export may find their input unchanged only if the model bytes are equal, which a
+    # new mean cannot give: every stage downstream of convert reruns, and nothing else.
+    assert ran == expected, ran
+
+
+def test_invalid_recipe_stops_the_build(zoo):
+    bad = zoo["recipes"] / "zz-broken.yaml"
+    bad.write_text("description: x\nlicense: MIT\ntask: classification\nsource: {framework: tf}\n")
+    try:
+        r = run_doit(zoo["env"], check=False)
+    finally:
+        bad.unlink()
+    assert r.returncode != 0
+    assert "zz-broken.yaml#/source/framework" in r.stderr
+    assert executed(r) == set()
+
+
+def test_broken_artifact_fails_its_verify_and_report_shows_it(zoo):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    artifact = zoo["build"] / "mtcnn-det1" / "onnx" / "model.onnx"
+    model = onnx.load(artifact)
+    conv = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    w = numpy_helper.to_array(conv).copy()
+    w.flat[0] += 5.0
+    conv.CopyFrom(numpy_helper.from_array(w, conv.name))
+    onnx.save(model, artifact)
+
+    r = run_doit(zoo["env"], "--continue", check=False)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "verify:mtcnn-det1:onnx" in out
+    assert re.search(r"FAILED output '(prob1|conv4-2)'", out), out
+    ran = executed(r)
+    assert "report" in ran
+    report = json.loads((zoo["build"] / "report" / "report.json").read_text())
+    status = {(m["id"], t["name"]): t["passed"] for m in report["models"] for t in m["targets"]}
+    assert status[("mtcnn-det1", "onnx")] is False
+    assert all(v for k, v in status.items() if k != ("mtcnn-det1", "onnx"))
+
+
+def _digests(build: Path, model_ids: list[str]) -> dict[str, str]:
+    out = {}
+    for model_id in model_ids:
+        for f in sorted((build / model_id).rglob("*")):
+            if f.is_file() and f.suffix in {".onnx", ".xml", ".bin", ".prototxt", ".caffemodel"}:
+                out[str(f.relative_to(build))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def test_parallel_build_gives_the_same_artifacts(zoo, tmp_path, models_dir):
+    ids = ["mtcnn-det3", "ultraface-slim-320"]
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    for i in ids:
+        shutil.copy(REPO / "recipes" / f"{i}.yaml", recipes)
+    env = {**zoo["env"], "ZOOMAKE_RECIPES": str(recipes), "ZOOMAKE_BUILD": str(tmp_path / "b")}
+    run_doit(env, "-n", "2", "-P", "process")
+    parallel = _digests(tmp_path / "b", ids)
+    assert parallel and parallel == _digests(zoo["build"], ids)
+
+
+def test_clean_keeps_the_download_cache(zoo):
+    cached = [p for p in zoo["cache"].rglob("*") if p.is_file()]
+    assert cached
+    run_doit(zoo["env"], "clean")
+    assert not list(zoo["build"].glob("*/convert/model.onnx"))
+    assert not list(zoo["build"].glob("*/onnx/model.onnx"))
+    assert [p for p in zoo["cache"].rglob("*") if p.is_file()] == cached
