@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = Path(os.environ.get("ZOOMAKE_RECIPES", REPO / "recipes"))
 BUILD = Path(os.environ.get("ZOOMAKE_BUILD", REPO / "build"))
 
+BUILD.mkdir(parents=True, exist_ok=True)  # doit opens its state database here before any task
 DOIT_CONFIG = {
     "dep_file": str(BUILD / ".doit.db"),
     "backend": "sqlite3",
@@ -95,11 +96,11 @@ def zoo() -> dict[str, dict]:
         raise SystemExit(1) from None
 
 
-def _uptodate(recipe: dict, stage: str, target: str | None = None):
+def _uptodate(recipe: dict, stage: str, target: str | None = None, code: str | None = None):
     from pipelines.recipes import stage_config
 
     return config_changed(
-        {"recipe": stage_config(recipe, stage, target), "code": code_fingerprint(stage)}
+        {"recipe": stage_config(recipe, stage, target), "code": code_fingerprint(code or stage)}
     )
 
 
@@ -316,7 +317,7 @@ def task_measure():
                 "actions": [(_guarded(act_measure), [model_id, recipe, name, str(out_dir)])],
                 "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
-                "uptodate": [_uptodate(recipe, "measure", name)],
+                "uptodate": [_uptodate(recipe, "verify", name, code="measure")],
             }
 
 
