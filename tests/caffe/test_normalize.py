@@ -1,0 +1,107 @@
+"""Normalize, SSD fork (converters/caffe/layers/normalize.py).
+
+Compared with OpenCV DNN, except ``across_spatial: true`` with ``channel_shared: false``: OpenCV
+then requires one scale per (c, h, w) element and fails its ``scale.total() == numPlanes``
+assertion, so that combination is compared with a numpy version of SSD Caffe's
+``normalize_layer.cpp`` (which scales each channel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.caffe.convert import max_opset
+from tests.caffe.helpers import convert_and_compare
+from tests.caffe.layer_checks import convert_and_run, expect_error, op_types
+
+SHAPE = (2, 6, 4, 5)
+
+
+def _net(param: str, shape=SHAPE) -> str:
+    dims = " ".join(f"dim: {d}" for d in shape)
+    return (
+        f'input: "data"\ninput_shape {{ {dims} }}\n'
+        f'layer {{ name: "norm" type: "Normalize" bottom: "data" top: "out" '
+        f"norm_param {{ {param} }} }}"
+    )
+
+
+def _scale(shared: bool, channels=SHAPE[1]) -> np.ndarray:
+    if shared:
+        return np.array([20.0], dtype=np.float32)  # SSD's conv4_3_norm scale_filler value
+    return np.linspace(0.5, 3.0, channels).astype(np.float32)
+
+
+def _caffe_normalize(x, scale, across_spatial, eps):
+    """SSD Caffe: norm = sqrt(sum x^2 + eps) per sample (across) or per pixel; y = x/norm*s."""
+    x64 = x.astype(np.float64)
+    axes = tuple(range(1, x.ndim)) if across_spatial else (1,)
+    norm = np.sqrt((x64 * x64).sum(axes, keepdims=True) + eps)
+    s = scale.reshape((1, -1) + (1,) * (x.ndim - 2)) if scale.size > 1 else scale[0]
+    return x64 / norm * s
+
+
+@pytest.mark.parametrize(
+    ("param", "shared"),
+    [
+        ("", True),  # defaults: across_spatial, channel_shared, eps 1e-10
+        ("across_spatial: false channel_shared: false", False),  # SSD300 conv4_3_norm
+        ("across_spatial: false", True),
+        ("across_spatial: false channel_shared: false eps: 0.5", False),
+        ("eps: 0.5", True),
+    ],
+    ids=["defaults", "ssd-conv4_3", "per-pixel-shared", "per-pixel-eps", "across-eps"],
+)
+def test_against_opencv(tmp_path, param, shared):
+    weights = {"norm": [_scale(shared)]}
+    model, got, _ = convert_and_compare(tmp_path, _net(param), weights, rtol=1e-6)
+    assert op_types(model) == ["ReduceSumSquare", "Add", "Sqrt", "Div", "Mul"]
+    assert got["out"].shape == SHAPE
+
+
+def test_conv4_3_norm_reference_values(tmp_path):
+    # The per-pixel L2 norm of the output, divided by the channel scale, is 1.
+    weights = {"norm": [np.full(SHAPE[1], 20.0, dtype=np.float32)]}
+    net = _net("across_spatial: false channel_shared: false")
+    _, got, _ = convert_and_compare(tmp_path, net, weights, rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt((got["out"] ** 2).sum(1)), 20.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("eps", [1e-10, 0.5])
+def test_across_spatial_per_channel_scale_vs_caffe_reference(tmp_path, eps):
+    scale = _scale(False)
+    net = _net(f"channel_shared: false eps: {eps}")
+    _, got, feeds = convert_and_run(tmp_path, net, {"norm": [scale]})
+    ref = _caffe_normalize(feeds["data"], scale, True, eps)
+    np.testing.assert_allclose(got["out"], ref, atol=1e-6, rtol=1e-6)
+
+
+def test_2d_input(tmp_path):
+    scale = _scale(False, channels=6)
+    net = _net("across_spatial: false channel_shared: false", shape=(3, 6))
+    _, got, feeds = convert_and_run(tmp_path, net, {"norm": [scale]})
+    ref = _caffe_normalize(feeds["data"], scale, False, 1e-10)
+    np.testing.assert_allclose(got["out"], ref, atol=1e-6, rtol=1e-6)
+
+
+def test_scale_blob_of_wrong_size_is_refused(tmp_path):
+    net = _net("channel_shared: false")
+    expect_error(tmp_path, net, {"norm": [np.ones(4, np.float32)]}, "norm", "(Normalize)",
+                 "weight blob 0 (scale, one per channel) has 4 values", "expected 6")  # fmt: skip
+
+
+def test_missing_scale_blob_is_refused(tmp_path):
+    expect_error(tmp_path, _net(""), {}, "norm", "(Normalize)", "missing weight blob 0")
+
+
+def test_shared_scale_with_many_values_is_refused(tmp_path):
+    expect_error(tmp_path, _net(""), {"norm": [np.ones(6, np.float32)]}, "norm",
+                 "weight blob 0 (scale, channel_shared) has 6 values", "expected 1")  # fmt: skip
+
+
+@pytest.mark.parametrize("opset", [13, 18, max_opset()])
+def test_opsets(tmp_path, opset):
+    # ReduceSumSquare takes axes as an attribute before opset 18 and as an input from 18 on.
+    net = _net("across_spatial: false channel_shared: false")
+    convert_and_compare(tmp_path, net, {"norm": [_scale(False)]}, rtol=1e-6, opset=opset)
