@@ -1,0 +1,63 @@
+"""Test support for layer families OpenCV DNN cannot run, and for error-path assertions.
+
+``convert_and_run`` converts a tiny net and runs it in onnxruntime only; the test then compares
+against a numpy implementation of Caffe's forward pass written in the test module itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.errors import ConversionError
+from tests.caffe.helpers import run_ort, write_net
+
+
+def convert_and_run(
+    tmp_path: Path,
+    prototxt: str,
+    weights: dict[str, list[np.ndarray]] | None = None,
+    *,
+    feeds: dict[str, np.ndarray] | None = None,
+    seed: int = 0,
+    opset: int = 17,
+    legacy_blobs: bool = False,
+):
+    """Convert and run in onnxruntime; returns ``(model, outputs, feeds)``."""
+    import onnx
+
+    from converters.caffe.convert import caffe_to_onnx
+
+    proto_path, model_path = write_net(tmp_path, prototxt, weights, legacy_blobs=legacy_blobs)
+    model = caffe_to_onnx(proto_path, model_path, opset=opset)
+    onnx.checker.check_model(model, full_check=True)
+    if feeds is None:
+        rng = np.random.default_rng(seed)
+        feeds = {
+            vi.name: rng.standard_normal(
+                [d.dim_value for d in vi.type.tensor_type.shape.dim]
+            ).astype(np.float32)
+            for vi in model.graph.input
+        }
+    return model, run_ort(model, feeds), feeds
+
+
+def expect_error(tmp_path: Path, prototxt: str, weights, layer: str, *fragments: str) -> str:
+    """Converting must fail with one line naming the prototxt, ``layer`` and each fragment."""
+    from converters.caffe.convert import caffe_to_onnx
+
+    proto_path, model_path = write_net(tmp_path, prototxt, weights, name="bad")
+    with pytest.raises(ConversionError) as info:
+        caffe_to_onnx(proto_path, model_path)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    assert msg.startswith(f"{proto_path}: layer '{layer}' ("), msg
+    for fragment in fragments:
+        assert fragment in msg, (fragment, msg)
+    return msg
+
+
+def op_types(model) -> list[str]:
+    return [n.op_type for n in model.graph.node]
