@@ -59,8 +59,10 @@ _STAGE_CODE = {
     "optimize": ["converters/passes", "converters/io.py", "pipelines/build.py"],
     "export": ["converters/fp16.py", "converters/openvino_export.py", "converters/onnx2caffe",
                "converters/io.py", "pipelines/build.py"],
-    "measure": ["pipelines/verify.py", "converters/preprocess.py"],
-    "report": ["pipelines/report.py"],
+    "measure": ["pipelines/verify.py", "pipelines/runtimes.py", "pipelines/runtime_caffe.py",
+                "pipelines/samples.py", "pipelines/metrics.py", "pipelines/golden.py",
+                "converters/preprocess.py", "converters/caffe/proto"],
+    "report": ["pipelines/report.py", "pipelines/report_html.py"],
 }  # fmt: skip
 
 
@@ -135,7 +137,8 @@ def act_fetch(model_id: str, recipe: dict) -> None:
 
 
 def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
-    """The source files by short role (prototxt, caffemodel, onnx, mean_file)."""
+    """The fetched files by short role: prototxt, caffemodel, onnx (the source), mean_file:<input>
+    (a preprocessing mean image) and file:<N> (verify sample N)."""
     out = {}
     for role, path in source_files(model_id, recipe).items():
         parts = role.split("/")
@@ -143,6 +146,8 @@ def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
             out[parts[1]] = path
         elif parts[-1] == "mean_file":
             out[f"mean_file:{parts[1]}"] = path
+        elif parts[:2] == ["verify", "files"]:
+            out[f"file:{parts[2]}"] = path
     return out
 
 

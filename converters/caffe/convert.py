@@ -83,7 +83,8 @@ def _rule_matches(rule) -> bool:
     return not rule.stage  # we have no stages; not_stage is always satisfied
 
 
-def _active(proto) -> bool:
+def is_active(proto) -> bool:
+    """Whether a layer runs in the deploy state (TEST phase): its include/exclude rules."""
     if proto.include:
         return any(_rule_matches(r) for r in proto.include)
     return not any(_rule_matches(r) for r in proto.exclude)
@@ -102,7 +103,7 @@ def _layer_views(net, source: str, weights) -> list[LayerView]:
     else:
         raw = [(p, p.type) for p in net.layer]
     for proto, type_name in raw:
-        if not _active(proto):
+        if not is_active(proto):
             continue
         blobs = None if weights is None else weights.get(proto.name, [])
         views.append(LayerView(proto, type_name, blobs, source, len(views)))

@@ -1,0 +1,85 @@
+"""Golden data in the ONNX model zoo layout: ``test_data_set_N/input_K.pb`` / ``output_K.pb``.
+
+Each file is one serialized ``onnx.TensorProto`` carrying its tensor's name (``onnx_test_runner``
+and the model zoo's own checkers read them as is). Inputs are the DEPLOYED model's inputs in its
+order, outputs the artifact's outputs in its order. A new set of directories is written beside
+the old ones under a temporary name and swapped in by renames, so a reader never sees a mix.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import ZoomakeError
+
+_SET = re.compile(r"test_data_set_(\d+)")
+Tensors = list[tuple[str, np.ndarray]]
+
+
+def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
+    from onnx import numpy_helper
+
+    path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
+
+
+def write_golden(out_dir: Path, sets: list[tuple[Tensors, Tensors]]) -> list[Path]:
+    """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs), ...]``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".golden.", dir=out_dir))
+    try:
+        for n, (inputs, outputs) in enumerate(sets):
+            d = staging / f"test_data_set_{n}"
+            d.mkdir()
+            for kind, tensors in (("input", inputs), ("output", outputs)):
+                for k, (name, array) in enumerate(tensors):
+                    _write_tensor(d / f"{kind}_{k}.pb", name, array)
+        trash = staging / ".old"
+        trash.mkdir()
+        for old in golden_sets(out_dir):
+            old.rename(trash / old.name)
+        final = []
+        for n in range(len(sets)):
+            (staging / f"test_data_set_{n}").rename(out_dir / f"test_data_set_{n}")
+            final.append(out_dir / f"test_data_set_{n}")
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def golden_sets(out_dir: Path) -> list[Path]:
+    """The ``test_data_set_N`` directories of ``out_dir``, by N."""
+    if not out_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in out_dir.iterdir() if (m := _SET.fullmatch(p.name))]
+    return [p for _, p in sorted(found) if p.is_dir()]
+
+
+def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
+    import onnx
+    from google.protobuf.message import DecodeError
+    from onnx import numpy_helper
+
+    tensor = onnx.TensorProto()
+    try:
+        tensor.ParseFromString(path.read_bytes())
+        return tensor.name, numpy_helper.to_array(tensor)
+    except (OSError, DecodeError, ValueError) as exc:
+        raise ZoomakeError(f"{path}: not a readable ONNX TensorProto ({exc})") from None
+
+
+def read_set(set_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``(inputs, outputs)`` of one golden set, each ``{name: array}`` in file order."""
+
+    def load(kind: str) -> dict[str, np.ndarray]:
+        pattern = re.compile(rf"{kind}_(\d+)\.pb")
+        found = [
+            (int(m.group(1)), p) for p in set_dir.iterdir() if (m := pattern.fullmatch(p.name))
+        ]
+        return dict(_read_tensor(p) for _, p in sorted(found))
+
+    return load("input"), load("output")

@@ -1,0 +1,185 @@
+"""Compare one output of a candidate with its reference over several samples (Polygraphy-style).
+
+Pass rule, element-wise (``numpy.isclose`` with the reference as ``b``)::
+
+    |candidate - reference| <= atol + rtol * |reference|
+
+so an element fails only when its error exceeds both the absolute and the relative allowance
+(together). A NaN passes only where the reference is NaN too, an infinity only where the
+reference holds the same infinity; any other non-finite value fails. For classifier outputs
+(shape (N, C) or (N, C, 1, 1)) the candidate's top-k classes of every row must also agree with
+the reference's, up to ties: each class the candidate ranks in its top k must have a reference
+score within tolerance of the reference's k-th best score.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+RULE = "|candidate - reference| <= atol + rtol * |reference| (element-wise)"
+
+
+def num(x: float) -> float | str:
+    """A JSON-safe number: non-finite values become the strings 'nan', 'inf', '-inf'."""
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+def fmt(x) -> str:
+    return f"{float(x):.4g}" if isinstance(x, int | float | np.floating) else str(x)
+
+
+class OutputCheck:
+    """Accumulates the comparison of one output over samples; ``result()`` gives the metrics."""
+
+    def __init__(self, name: str, atol: float, rtol: float, topk: int | None = None):
+        self.name, self.atol, self.rtol, self.topk = name, atol, rtol, topk
+        self.elements = self.failing = 0
+        self.max_abs = self.max_rel = self.sum_abs = 0.0
+        self.cosine = 1.0
+        self.nan = {"candidate": 0, "reference": 0}
+        self.inf = {"candidate": 0, "reference": 0}
+        self.worst: dict | None = None
+        self.shape_error: str | None = None
+        self.topk_rows = self.topk_exact = self.topk_top1 = 0
+        self.topk_bad: list[str] = []
+        self.shape = self.dtype = None
+
+    def add(self, sample: int, got: np.ndarray, ref: np.ndarray) -> None:
+        self.shape, self.dtype = list(got.shape), str(got.dtype)
+        if got.shape != ref.shape:
+            self.shape_error = (
+                f"shape {list(got.shape)} differs from the reference's {list(ref.shape)}"
+            )
+            return
+        a, b = got.astype(np.float64), ref.astype(np.float64)
+        for key, arr in (("candidate", a), ("reference", b)):
+            self.nan[key] += int(np.isnan(arr).sum())
+            self.inf[key] += int(np.isinf(arr).sum())
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.abs(a - b)
+        same_special = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+        diff[same_special] = 0.0
+        diff[~np.isfinite(diff)] = np.inf
+        allowed = self.atol + self.rtol * np.abs(b)
+        fail = (diff > allowed) | np.isinf(diff)
+        n_fail = int(fail.sum())
+        self.elements += diff.size
+        self.failing += n_fail
+        self.max_abs = max(self.max_abs, float(diff.max(initial=0.0)))
+        self.sum_abs += float(diff.sum())
+        nonzero = np.isfinite(b) & (b != 0)
+        if nonzero.any():
+            self.max_rel = max(self.max_rel, float((diff[nonzero] / np.abs(b[nonzero])).max()))
+        cos = _cosine(a, b)
+        if math.isnan(cos) or cos < self.cosine:  # once NaN, stays NaN
+            self.cosine = cos
+        if diff.size:
+            self._note_worst(sample, a, b, diff, allowed, fail, n_fail)
+        if self.topk:
+            self._check_topk(sample, a, b)
+
+    def _note_worst(self, sample, a, b, diff, allowed, fail, n_fail) -> None:
+        flat = int(np.argmax(np.where(fail, diff, -1.0)) if n_fail else np.argmax(diff))
+        failing = n_fail > 0
+        if self.worst and (self.worst["failing"], self.worst["diff"]) >= (failing, diff.flat[flat]):
+            return
+        idx = tuple(int(i) for i in np.unravel_index(flat, diff.shape))
+        self.worst = {
+            "failing": failing,
+            "diff": float(diff.flat[flat]),
+            "sample": sample,
+            "index": list(idx),
+            "candidate": num(a.flat[flat]),
+            "reference": num(b.flat[flat]),
+            "allowed": num(allowed.flat[flat]),
+        }
+
+    def _check_topk(self, sample: int, a: np.ndarray, b: np.ndarray) -> None:
+        if a.ndim < 2 or int(np.prod(a.shape[2:])) != 1 or a.shape[1] < 2:
+            return
+        a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+        k = min(self.topk, a2.shape[1])
+        for row, (ra, rb) in enumerate(zip(a2, b2, strict=True)):
+            top_a = np.argsort(-ra, kind="stable")[:k]
+            top_b = np.argsort(-rb, kind="stable")[:k]
+            kth = rb[top_b[-1]]
+            self.topk_rows += 1
+            self.topk_exact += set(top_a) == set(top_b)
+            self.topk_top1 += top_a[0] == top_b[0]
+            if np.any(rb[top_a] < kth - (self.atol + self.rtol * abs(kth))):
+                self.topk_bad.append(
+                    f"sample {sample} row {row}: got {top_a.tolist()}, reference {top_b.tolist()}"
+                )
+
+    def result(self) -> dict:
+        out: dict = {
+            "passed": True,
+            "message": None,
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "atol": self.atol,
+            "rtol": self.rtol,
+        }
+        if self.shape_error:
+            out.update(passed=False, message=f"FAILED output '{self.name}': {self.shape_error}")
+            return out
+        out.update(
+            {
+                "elements": self.elements,
+                "failing_elements": self.failing,
+                "max_abs_error": num(self.max_abs),
+                "mean_abs_error": num(self.sum_abs / self.elements) if self.elements else 0.0,
+                "max_rel_error": num(self.max_rel),
+                "cosine_similarity": num(self.cosine),
+                "nan": self.nan,
+                "inf": self.inf,
+            }
+        )
+        if self.worst:
+            out["worst"] = {k: v for k, v in self.worst.items() if k not in ("failing", "diff")}
+        if self.topk and self.topk_rows:
+            out["topk"] = {
+                "k": self.topk,
+                "rows": self.topk_rows,
+                "exact_agreement": self.topk_exact / self.topk_rows,
+                "top1_agreement": self.topk_top1 / self.topk_rows,
+                "disagreements": self.topk_bad[:5],
+                "passed": not self.topk_bad,
+            }
+        if self.failing:
+            w = self.worst
+            out["passed"] = False
+            out["message"] = (
+                f"FAILED output '{self.name}': max abs error {fmt(abs_error(w))} > atol "
+                f"{fmt(self.atol)} + rtol {fmt(self.rtol)} * |reference| at index "
+                f"{tuple(w['index'])} of sample {w['sample']}: got {fmt(w['candidate'])}, "
+                f"reference {fmt(w['reference'])} ({self.failing} of {self.elements} elements "
+                "out of tolerance)"
+            )
+        elif self.topk_bad:
+            out["passed"] = False
+            out["message"] = (
+                f"FAILED output '{self.name}': top-{self.topk} classes disagree with the reference "
+                f"in {len(self.topk_bad)} of {self.topk_rows} rows ({self.topk_bad[0]})"
+            )
+        return out
+
+
+def abs_error(worst: dict) -> float:
+    """|candidate - reference| of a recorded element (nan when either value is not finite)."""
+    try:
+        return abs(float(worst["candidate"]) - float(worst["reference"]))
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return math.nan
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 or nb == 0.0:
+        return 1.0 if na == nb else 0.0
+    return float(np.dot(a.ravel(), b.ravel()) / (na * nb))
