@@ -60,7 +60,8 @@ def convert_source(
     if specs:
         from converters.preprocess import embed_preprocessing
 
-        model = embed_preprocessing(model, specs, files=files)
+        layouts = {n: s.get("layout", "NCHW") for n, s in inputs.items()}
+        model = embed_preprocessing(model, specs, files=files, original_layouts=layouts)
     return model
 
 
