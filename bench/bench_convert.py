@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.io import len_field, varint
+
 REPO = Path(__file__).resolve().parents[1]
 REAL = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4", "ultraface/RFB-320",
         "ultraface/slim-320"]  # fmt: skip
@@ -60,25 +62,15 @@ def vgg16_prototxt() -> str:
     return "\n".join(layers) + "\n"
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _field(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+    return len_field(num, len(payload)) + payload
 
 
 def _blob(arr: np.ndarray) -> bytes:
-    dims = b"".join(_varint(d) for d in arr.shape)
+    dims = b"".join(varint(d) for d in arr.shape)
     shape = _field(1, dims)  # BlobShape.dim, packed
     data = arr.astype("<f4").tobytes()
-    return _field(7, shape) + _varint(5 << 3 | 2) + _varint(len(data)) + data
+    return _field(7, shape) + len_field(5, len(data)) + data
 
 
 def write_vgg16_caffemodel(path: Path, seed: int = 0) -> int:
@@ -103,7 +95,7 @@ def write_vgg16_caffemodel(path: Path, seed: int = 0) -> int:
             b = rng.standard_normal(nout, dtype=np.float32) * np.float32(0.01)
             body = _field(1, name.encode()) + _field(2, typ.encode())
             blobs = _field(7, _blob(w)) + _field(7, _blob(b))
-            f.write(_varint(100 << 3 | 2) + _varint(len(body) + len(blobs)) + body + blobs)
+            f.write(len_field(100, len(body) + len(blobs)) + body + blobs)
     return path.stat().st_size
 
 

@@ -71,7 +71,8 @@ def load_onnx(path: str | os.PathLike):
         raise ConversionError(f"{p}: not a readable ONNX model ({exc})") from None
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint encoding of a non-negative integer."""
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -81,8 +82,9 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _len_field(number: int, length: int) -> bytes:
-    return _varint(number << 3 | 2) + _varint(length)
+def len_field(number: int, length: int) -> bytes:
+    """Protobuf key and length prefix of a length-delimited field."""
+    return varint(number << 3 | 2) + varint(length)
 
 
 class SplitModel:
@@ -118,13 +120,13 @@ class SplitModel:
 
         for name, dtype, dims, raw in self.big:
             header = TensorProto(name=name, data_type=dtype, dims=dims).SerializeToString()
-            header += _len_field(9, len(raw))  # TensorProto.raw_data
+            header += len_field(9, len(raw))  # TensorProto.raw_data
             yield header, raw
 
     def save(self, path: str | os.PathLike) -> None:
         head = self.light.SerializeToString()
         entries = [(h, r) for h, r in self._entries()]
-        graph_len = sum(len(_len_field(5, len(h) + len(r))) + len(h) + len(r) for h, r in entries)
+        graph_len = sum(len(len_field(5, len(h) + len(r))) + len(h) + len(r) for h, r in entries)
         total = len(head) + graph_len
         if total >= 2**31:
             raise ConversionError(
@@ -133,8 +135,8 @@ class SplitModel:
         with atomic_output(path) as tmp, open(tmp, "wb") as f:
             f.write(head)
             if entries:
-                f.write(_len_field(7, graph_len))  # ModelProto.graph, merged with the first
+                f.write(len_field(7, graph_len))  # ModelProto.graph, merged with the first
                 for h, r in entries:
-                    f.write(_len_field(5, len(h) + len(r)))  # GraphProto.initializer
+                    f.write(len_field(5, len(h) + len(r)))  # GraphProto.initializer
                     f.write(h)
                     f.write(r)

@@ -13,7 +13,6 @@ import functools
 import os
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
@@ -368,13 +367,3 @@ def _check(model: onnx.ModelProto, ctx: Context, source: str) -> None:
                 f"{source}: internal shape mismatch at '{name}': Caffe rules give "
                 f"{list(shape)}, the ONNX graph computes {list(got[name])}"
             )
-
-
-def float_inputs(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random float32 inputs for every graph input (test and verification helper)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for vi in model.graph.input:
-        shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        feeds[vi.name] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
