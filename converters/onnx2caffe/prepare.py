@@ -1,0 +1,122 @@
+"""Make an ONNX graph ready for layer-by-layer conversion: static shapes and folded constants.
+
+Caffe has no shape arithmetic and no constant layers: a ``Reshape`` target, a ``Resize`` scale or
+a ``Clip`` bound must be known when the prototxt is written. Exporters compute such values with
+small subgraphs (``Shape -> Gather -> Unsqueeze -> Concat``); with static input shapes those
+subgraphs only depend on constants, so they are evaluated here with ONNX's reference
+implementation and never reach a handler.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from converters.errors import ConversionError
+from converters.onnx2caffe.context import NodeView
+
+_SMALL = 4096  # initializers up to this many elements keep their values for shape inference
+
+# Never folded: their value is not a pure function of their inputs.
+_NOT_FOLDABLE = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
+     "Bernoulli", "If", "Loop", "Scan"}
+)  # fmt: skip
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return o.version
+    raise ConversionError("Caffe export: the model imports no default-domain ONNX opset")
+
+
+def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A shape-inferred copy of the graph, leaving the caller's model untouched.
+
+    Shape inference serializes the whole model; weights are large and their values do not
+    matter to it, so big initializers become typed graph inputs in the copy (listed after the
+    real inputs). Small ones keep their values: shape arithmetic reads them.
+    """
+    g = model.graph
+    weights = {t.name for t in g.initializer}
+    graph = onnx.GraphProto(name=g.name, node=g.node, output=g.output, value_info=g.value_info)
+    graph.input.extend(vi for vi in g.input if vi.name not in weights)
+    for t in g.initializer:
+        if math.prod(t.dims) <= _SMALL:
+            graph.initializer.append(t)
+        else:
+            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+    light = onnx.ModelProto(ir_version=max(model.ir_version, 4), graph=graph,
+                            opset_import=model.opset_import, functions=model.functions)  # fmt: skip
+    try:
+        return onnx.shape_inference.infer_shapes(light, data_prop=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"Caffe export: ONNX shape inference failed: {first}") from None
+
+
+def real_inputs(inferred: onnx.ModelProto, model: onnx.ModelProto) -> list:
+    """The graph inputs a caller feeds (not the weights ``infer`` turned into inputs)."""
+    weights = {t.name for t in model.graph.initializer}
+    return [vi for vi in inferred.graph.input if vi.name not in weights]
+
+
+def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    g = model.graph
+    shapes = {t.name: tuple(t.dims) for t in g.initializer}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+        if all(d >= 0 for d in dims):
+            shapes[vi.name] = tuple(dims)
+    return shapes
+
+
+def fold_constants(nodes: list[NodeView], shapes, opset: int, consts: dict) -> dict:
+    """Add to ``consts`` (the initializers) every value computable now: Constant nodes' and
+    whatever only reads constants or the shape of a static tensor."""
+    from onnx.reference import ReferenceEvaluator
+
+    for node in nodes:
+        ins = [i for i in node.inputs if i is not None]
+        if node.op in ("Shape", "Size") and ins and ins[0] in shapes:
+            shape = shapes[ins[0]]
+            if node.op == "Size":
+                result = [np.array(int(np.prod(shape)), dtype=np.int64)]
+            else:
+                start, end = node.attr("start", 0), node.attr("end", len(shape))
+                result = [np.array(shape[start:end], dtype=np.int64)]
+        elif node.op in _NOT_FOLDABLE or not all(i in consts for i in ins):
+            continue
+        else:
+            try:
+                ev = ReferenceEvaluator(node.proto, opsets={"": opset})
+                result = ev.run(None, {i: consts[i] for i in ins})
+            except Exception:
+                continue
+        for name, value in zip(node.outputs, result, strict=False):
+            if name is not None:
+                consts[name] = value
+                shapes[name] = tuple(value.shape)
+    return consts
+
+
+def initializer_consts(model: onnx.ModelProto) -> dict:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def live_nodes(nodes: list[NodeView], outputs: list[str]) -> list[NodeView]:
+    """The nodes some graph output depends on, in graph order (dead branches are skipped)."""
+    needed = set(outputs)
+    live = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.outputs if o):
+            live.append(node)
+            needed.update(i for i in node.inputs if i)
+    return live[::-1]

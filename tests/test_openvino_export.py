@@ -1,0 +1,154 @@
+"""ONNX -> OpenVINO IR: fp32 really stores float32, fp16 half of it, numbers match onnxruntime,
+and the .xml/.bin pair is written atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from converters.errors import ConversionError
+from converters.io import save_onnx
+from converters.onnx_source import load_onnx_source
+from converters.openvino_export import export_openvino
+from tests.caffe.helpers import run_ort
+
+RFB_ONNX = "ultraface/version-RFB-320_without_postprocessing.onnx"
+
+
+@pytest.fixture(scope="module")
+def rfb(models_dir, tmp_path_factory):
+    """The publisher's RFB-320 ONNX (opset 17, static), saved once for the module."""
+    model = load_onnx_source(models_dir / RFB_ONNX)
+    path = tmp_path_factory.mktemp("rfb") / "model.onnx"
+    save_onnx(model, path)
+    return model, path
+
+
+def _run_ir(xml, feeds):
+    import openvino as ov
+
+    # f32 explicitly: recent CPUs default to bf16 inference, which would hide fp32 errors.
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    result = compiled(feeds)
+    return {port.get_any_name(): result[port] for port in compiled.outputs}
+
+
+def _feeds(seed):
+    rng = np.random.default_rng(seed)
+    return {"input": rng.uniform(-1, 1, (1, 3, 240, 320)).astype(np.float32)}
+
+
+def _float_bytes(model):
+    return sum(int(np.prod(t.dims)) * 4 for t in model.graph.initializer if t.data_type == 1)
+
+
+@pytest.mark.parametrize(
+    ("precision", "atol", "rtol", "bin_ratio"),
+    # fp16: boxes (|boxes| <= 7) differ by up to 0.025 from float32, as much as onnxruntime's
+    # own float16 conversion of the same model (measured on these inputs).
+    [("fp32", 1e-4, 1e-5, 1.0), ("fp16", 3e-2, 1e-2, 0.5)],
+)
+def test_export_matches_onnxruntime(tmp_path, rfb, precision, atol, rtol, bin_ratio):
+    model, onnx_path = rfb
+    xml = tmp_path / "model.xml"
+    export_openvino(onnx_path, xml, precision)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]
+    # The IR keeps (almost) every float weight; fp32 stores 4 bytes each, fp16 2.
+    ratio = xml.with_suffix(".bin").stat().st_size / _float_bytes(model)
+    assert bin_ratio * 0.95 <= ratio <= bin_ratio * 1.01, ratio
+    assert ('element_type="f16"' in xml.read_text()) == (precision == "fp16")
+    for seed in (0, 1):
+        feeds = _feeds(seed)
+        want = run_ort(model, feeds)
+        got = _run_ir(xml, feeds)
+        assert set(got) == {"scores", "boxes"}
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=rtol, err_msg=name)
+
+
+def test_fp16_bin_is_half_of_fp32(tmp_path, rfb):
+    _, onnx_path = rfb
+    export_openvino(onnx_path, tmp_path / "a" / "model.xml", "fp32")
+    export_openvino(onnx_path, tmp_path / "b" / "model.xml", "fp16")
+    full = (tmp_path / "a" / "model.bin").stat().st_size
+    half = (tmp_path / "b" / "model.bin").stat().st_size
+    assert 0.49 <= half / full <= 0.51
+
+
+def test_unreadable_onnx_is_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    out = tmp_path / "out"
+    with pytest.raises(ConversionError) as err:
+        export_openvino(bad, out / "model.xml", "fp32")
+    assert str(err.value).startswith(f"{bad}: not ")  # not readable / not an ONNX model
+    assert "\n" not in str(err.value)
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_onnx_openvino_cannot_convert(tmp_path):
+    """A valid ONNX file with an op OpenVINO does not know: OpenVINO's reason, one line."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], domain="zoo.test")],
+                              "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                      [1, 2])])  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("zoo.test", 1)]
+    )
+    path = tmp_path / "custom.onnx"
+    save_onnx(model, path)
+    with pytest.raises(ConversionError) as err:
+        export_openvino(path, tmp_path / "out" / "model.xml", "fp32")
+    assert str(err.value).startswith(f"{path}: OpenVINO cannot convert the model: ")
+    assert "zoo.test.NoSuchOp" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_onnx(tmp_path):
+    with pytest.raises(ConversionError, match="ONNX file not found"):
+        export_openvino(tmp_path / "nope.onnx", tmp_path / "model.xml", "fp32")
+
+
+def test_bad_precision(tmp_path, rfb):
+    with pytest.raises(ConversionError, match="precision must be one of fp32, fp16, got 'int8'"):
+        export_openvino(rfb[1], tmp_path / "model.xml", "int8")
+
+
+def test_failed_save_leaves_old_pair_and_no_temp(tmp_path, rfb, monkeypatch):
+    """save_model dies after writing half its output: the old pair stays, no temp remains."""
+    import openvino as ov
+
+    xml, bin_ = tmp_path / "model.xml", tmp_path / "model.bin"
+    xml.write_text("old xml")
+    bin_.write_bytes(b"old bin")
+
+    def broken_save(model, path, compress_to_fp16):
+        (tmp_path / path).with_suffix(".bin").write_bytes(b"partial")
+        raise RuntimeError("disk full\nmore detail")
+
+    monkeypatch.setattr(ov, "save_model", broken_save)
+    with pytest.raises(
+        ConversionError, match=r"model.xml: OpenVINO cannot save the IR: disk full more detail$"
+    ):
+        export_openvino(rfb[1], xml, "fp32")
+    assert xml.read_text() == "old xml" and bin_.read_bytes() == b"old bin"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]
+
+
+def test_compress_flag_is_always_explicit(tmp_path, rfb, monkeypatch):
+    """openvino.save_model compresses to FP16 unless told not to: fp32 must pass False."""
+    import openvino as ov
+
+    seen = []
+    real = ov.save_model
+
+    def spy(model, path, *args, **kwargs):
+        seen.append((args, kwargs))
+        return real(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(ov, "save_model", spy)
+    export_openvino(rfb[1], tmp_path / "a" / "model.xml", "fp32")
+    export_openvino(rfb[1], tmp_path / "b" / "model.xml", "fp16")
+    assert seen == [((), {"compress_to_fp16": False}), ((), {"compress_to_fp16": True})]
