@@ -1,6 +1,6 @@
 """Input preprocessing baked into the model (recipe ``inputs.<name>.preprocess``).
 
-Semantics (docs/preprocessing.md): the deployed input ``x_d`` is converted to float32, moved to
+Semantics (README, "Preprocessing semantics"): the deployed input ``x_d`` is converted to float32, moved to
 NCHW if ``layout`` is NHWC, its channels reversed if ``reverse_channels``; then
 ``x_orig[c] = (x[c] - mean[c]) * scale[c]`` (or ``/ std[c]``) with ``c`` indexing the ORIGINAL
 model's channels. ``mean`` may instead be a Caffe ``.binaryproto`` mean image, center-cropped to
