@@ -221,7 +221,7 @@ def convert_caffe(
     declared = _net_inputs(net, source)
     input_shapes = dict(input_shapes or {})
 
-    input_layer_tops = {t for lyr in layers if _is_input_layer(lyr) for t in lyr.tops[:1]}
+    input_layer_tops = {t for lyr in layers if _is_input_layer(lyr) for t in _input_tops(lyr)}
     all_inputs = [n for n, _ in declared] + sorted(input_layer_tops)
     unknown = set(input_shapes) - set(all_inputs)
     if unknown:
@@ -232,8 +232,12 @@ def convert_caffe(
 
     selected = _select(layers, outputs, {n for n, _ in declared}, source)
     if not outputs:
+        # Data layers' label tops do not exist at deploy time: never suggest them as a cut.
+        labels = {
+            t for lyr in layers if _is_input_layer(lyr) for t in lyr.tops[len(_input_tops(lyr)) :]
+        }
         for layer in selected:
-            _refuse_postprocessing(layer)
+            _refuse_postprocessing(layer, labels)
     names, reserved = _ssa_names(selected, {n for n, _ in declared} | input_layer_tops)
     ctx = Context(opset, names, reserved)
     ctx.input_shapes = input_shapes
@@ -241,9 +245,14 @@ def convert_caffe(
 
     for name, dims in declared:
         shape = input_shapes.get(name, dims)
-        if shape is None:
+        if not shape:
             raise ConversionError(
                 f"{source}: input '{name}' has no shape; give --input-shape {name}=N,C,H,W"
+            )
+        if any(d <= 0 for d in shape):
+            raise ConversionError(
+                f"{source}: input '{name}' has shape {list(shape)} with a non-positive size; "
+                f"give --input-shape {name}=N,C,H,W"
             )
         ctx.graph_inputs.append(ctx.define_input(name, shape))
 
@@ -259,7 +268,7 @@ def convert_caffe(
         info.handler(layer, ctx)
         for b in layer.bottoms:
             available.pop(b, None)
-        for t in layer.tops:
+        for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
             if t not in ctx.blob_map:
                 raise layer.error(f"handler did not produce top '{t}'")
             available[t] = None
@@ -268,6 +277,11 @@ def convert_caffe(
     out_blobs = list(outputs) if outputs else [b for b in available if b in ctx.blob_map]
     graph_outputs = []
     for blob in out_blobs:
+        if blob not in ctx.blob_map:  # every other top was checked above
+            raise ConversionError(
+                f"{source}: requested output '{blob}' is a data layer's label top, which the "
+                f"deployed graph does not have"
+            )
         value = ctx.blob_map[blob]
         if value != blob and blob not in ctx.graph_inputs:
             ctx.node("Identity", [value], blob)
@@ -290,21 +304,27 @@ def _is_input_layer(layer: LayerView) -> bool:
     return layer.type in _INPUT_TYPES
 
 
+def _input_tops(layer: LayerView) -> list[str]:
+    """The tops an input layer turns into graph inputs: every top of an ``Input`` layer, only
+    the first of a data layer (its label top means nothing at deploy time and is dropped)."""
+    return layer.tops if layer.type == "Input" else layer.tops[:1]
+
+
 def _is_input_only(layers: list[LayerView]) -> bool:
     return all(_is_input_layer(lyr) for lyr in layers)
 
 
-def _refuse_postprocessing(layer: LayerView) -> None:
+def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     kind = None
     if layer.type in POSTPROCESSING_TYPES:
         kind = "post-processing that deployment graphs leave out"
     elif layer.type in TRAINING_TYPES:
         kind = "a training-only layer"
     if kind:
-        cut = ",".join(layer.bottoms)
+        blobs = [b for b in layer.bottoms if b not in labels] or layer.bottoms
         raise UnsupportedError(
             f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; cut the graph "
-            f"before it with --outputs {cut} (recipe: outputs: [{', '.join(layer.bottoms)}])"
+            f"before it with --outputs {','.join(blobs)} (recipe: outputs: [{', '.join(blobs)}])"
         )
 
 

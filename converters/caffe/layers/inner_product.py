@@ -18,6 +18,10 @@ def inner_product(layer, ctx):
     p = layer.param("inner_product_param")
     x = ctx.input(layer)
     shape = ctx.shape(x)
+    if not -len(shape) <= p.axis < len(shape):
+        raise layer.error(
+            f"inner_product_param.axis {p.axis} is out of range for a {len(shape)}-D input"
+        )
     axis = p.axis % len(shape)
     k = math.prod(shape[axis:])
     lead = list(shape[:axis])

@@ -13,6 +13,12 @@ def _declare(layer, ctx, top: int, shape) -> None:
         raise layer.error(
             f"input '{blob}' has no shape in the prototxt; give --input-shape {blob}=N,C,H,W"
         )
+    if any(d <= 0 for d in shape):
+        # e.g. a MemoryData layer whose memory_data_param leaves the sizes at their default 0
+        raise layer.error(
+            f"input '{blob}' has shape {list(shape)} with a non-positive size; "
+            f"give --input-shape {blob}=N,C,H,W"
+        )
     ctx.graph_inputs.append(ctx.define_input(blob, shape))
 
 
@@ -38,6 +44,6 @@ def data_layer(layer, ctx):
         p = layer.param("dummy_data_param")
         if p.shape:
             shape = list(p.shape[0].dim)
-        elif p.num:
+        elif p.num and p.channels and p.height and p.width:  # legacy: all four or none
             shape = [p.num[0], p.channels[0], p.height[0], p.width[0]]
     _declare(layer, ctx, 0, shape)

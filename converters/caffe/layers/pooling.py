@@ -18,18 +18,10 @@ from __future__ import annotations
 import math
 
 from converters.caffe.layers._geometry import spatial_pair
+from converters.caffe.prototxt import pooling_ceil_mode
 from converters.caffe.registry import register
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
-
-
-def _ceil_mode(layer, p) -> bool:
-    # BVLC: round_mode enum (CEIL=0 default, FLOOR=1); SSD/OpenCV fork: ceil_mode bool (default true).
-    if p.HasField("round_mode"):
-        return p.round_mode == 0
-    if p.HasField("ceil_mode"):
-        return bool(p.ceil_mode)
-    return True
 
 
 def caffe_pool_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
@@ -59,8 +51,19 @@ def pooling(layer, ctx):
         raise layer.error(f"kernel size must be positive, got {k[0]}x{k[1]}")
     if pad[0] >= k[0] or pad[1] >= k[1]:
         raise layer.error(f"pad {pad} must be smaller than kernel {k} (Caffe's own check)")
-    ceil = _ceil_mode(layer, p)
+    ceil = pooling_ceil_mode(p)
     out = [caffe_pool_size(size, k[i], s[i], pad[i], ceil) for i, size in enumerate((h, w))]
+    for i, (size, axis) in enumerate(((h, "height"), (w, "width"))):
+        # Caffe only drops a last window that starts in the padding when pad > 0: with pad 0,
+        # stride > kernel and ceil rounding it keeps one that covers no input at all (it writes
+        # -FLT_MAX for MAX, 0/0 for AVE), and ONNX refuses the end pad >= kernel it would need.
+        start = (out[i] - 1) * s[i] - pad[i]
+        if start >= size:
+            raise layer.error(
+                f"the last window along {axis} starts at {start}, outside the input (size "
+                f"{size}; kernel {k[i]}, stride {s[i]}, pad {pad[i]}, ceil rounding): it pools "
+                f"no input value (Caffe writes -FLT_MAX or 0/0 there); round_mode: FLOOR drops it"
+            )
 
     if p.pool == MAX:
         begin = list(pad)
