@@ -118,7 +118,10 @@ class OpenVinoRunner(Runner):
         core = ov.Core()
         try:
             model = core.read_model(str(xml))
-            self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            # No CPU pinning: the build process also runs numpy's OpenBLAS and onnxruntime, and
+            # OpenVINO pinning their threads to its cores is how a verify task got stuck.
+            config = {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
+            self.compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
             raise ZoomakeError(f"{xml}: OpenVINO cannot load the model: {exc}") from None
         self.inputs = [
