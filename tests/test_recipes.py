@@ -51,6 +51,20 @@ def errors_of(tmp_path: Path, text: str, name: str = "model-x.yaml") -> list[str
 # -- the default zoo -------------------------------------------------------------------------
 
 
+def _onnx_io(path) -> tuple[dict[str, list[int]], set[str]]:
+    """Inputs (name -> shape, initializers excluded) and outputs of an ONNX file."""
+    import onnx
+
+    model = onnx.load(path)
+    weights = {t.name for t in model.graph.initializer}
+    inputs = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in model.graph.input
+        if vi.name not in weights
+    }
+    return inputs, {o.name for o in model.graph.output}
+
+
 @pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
 def test_checked_in_recipe_is_valid(path):
     assert recipes.validate_recipe_file(path) == []
@@ -65,6 +79,7 @@ def test_default_zoo_is_complete():
         "mtcnn-det2",
         "mtcnn-det3",
         "mtcnn-det4",
+        "ultraface-rfb-320-onnx",
         "ultraface-rfb-320",
         "ultraface-slim-320",
     ]
@@ -93,13 +108,17 @@ def test_zoo_recipe_matches_the_shared_model(path, manifest, models_dir):
     recipe = recipes.load_recipe(path)
     by_url = {entry["url"]: (key, entry) for key, entry in manifest.items()}
     local = {}
-    for role in ("prototxt", "caffemodel"):
+    roles = ("onnx",) if recipe["source"]["framework"] == "onnx" else ("prototxt", "caffemodel")
+    for role in roles:
         ref = recipe["source"][role]
         key, entry = by_url[ref["url"]]
         assert (ref["sha256"], ref["size"]) == (entry["sha256"], entry["size"])
         assert recipe["license"] == entry["license"]
         local[role] = models_dir / key
-    inputs, finals = _prototxt_io(local["prototxt"].read_text())
+    if "onnx" in local:
+        inputs, finals = _onnx_io(local["onnx"])
+    else:
+        inputs, finals = _prototxt_io(local["prototxt"].read_text())
     assert {name: spec["shape"] for name, spec in recipe["inputs"].items()} == inputs
     assert set(recipe["outputs"]) == finals
 
