@@ -75,3 +75,68 @@ def test_python_m_and_console_script_agree():
     r = zoomake("layers")
     assert r.returncode == 0
     assert "Convolution" in r.stdout and "Pooling" in r.stdout
+
+
+def test_onnx_to_openvino_ir(models_dir, tmp_path):
+    import openvino as ov
+
+    src = models_dir / "ultraface/version-RFB-320_without_postprocessing.onnx"
+    out = tmp_path / "ir" / "rfb.xml"
+    r = zoomake("convert", "--onnx", src, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and out.with_suffix(".bin").is_file()
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 3, 240, 320)).astype(np.float32)
+    compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = compiled({"input": x})
+    want = run_ort(onnx.load(src), {"input": x})
+    for port in compiled.outputs:
+        name = port.get_any_name()
+        np.testing.assert_allclose(got[port], want[name], atol=1e-4, err_msg=name)
+
+
+def test_onnx_to_caffe_pair(models_dir, tmp_path):
+    src = models_dir / "ultraface/version-slim-320_without_postprocessing.onnx"
+    out = tmp_path / "slim.prototxt"
+    r = zoomake("convert", "--onnx", src, "-o", out)
+    assert r.returncode == 0, r.stderr
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 240, 320)).astype(np.float32)
+    want = run_ort(onnx.load(src), {"input": x})
+    got = run_opencv(out, out.with_suffix(".caffemodel"), {"input": x}, list(want))
+    for name in want:
+        np.testing.assert_allclose(got[name].reshape(want[name].shape), want[name], atol=1e-4)
+
+
+def test_preprocessing_optimize_fp16_flags(models_dir, tmp_path):
+    """uint8 NHWC input with mean/scale baked in, optimized, FP16 weights, float32 I/O."""
+    proto, weights = models_dir / "mtcnn/det2.prototxt", models_dir / "mtcnn/det2.caffemodel"
+    out = tmp_path / "det2.onnx"
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out,
+                "--mean", "127.5", "--scale", "0.0078125", "--input-layout", "NHWC",
+                "--input-dtype", "uint8", "--optimize", "--fp16")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    model = onnx.load(out)
+    vi = model.graph.input[0]
+    assert vi.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_value for d in vi.type.tensor_type.shape.dim] == [1, 24, 24, 3]
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in model.graph.output)
+    raw = np.random.default_rng(3).integers(0, 256, (1, 24, 24, 3), dtype=np.uint8)
+    got = run_ort(model, {"data": raw})
+    x = ((raw.astype(np.float64).transpose(0, 3, 1, 2) - 127.5) * 0.0078125).astype(np.float32)
+    want = run_opencv(proto, weights, {"data": x}, list(got))
+    for name in got:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-2, err_msg=name)
+
+
+def test_scale_and_std_are_exclusive(models_dir, tmp_path):
+    r = zoomake("convert", "--prototxt", models_dir / "mtcnn/det1.prototxt", "-o",
+                tmp_path / "x.onnx", "--scale", "2", "--std", "3")  # fmt: skip
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_to_overrides_the_suffix(models_dir, tmp_path):
+    out = tmp_path / "det1.model"
+    r = zoomake("convert", "--prototxt", models_dir / "mtcnn/det1.prototxt", "--caffemodel",
+                models_dir / "mtcnn/det1.caffemodel", "-o", out, "--to", "onnx")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    onnx.checker.check_model(onnx.load(out), full_check=True)
