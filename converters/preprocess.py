@@ -26,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.names import unique_name
 
 KEYS = ("mean", "mean_file", "mean_file_offset", "scale", "std", "reverse_channels", "layout",
         "dtype")  # fmt: skip
@@ -181,12 +182,7 @@ class _Chain:
         self.used |= {o for n in graph.node for o in n.output} | {n.name for n in graph.node}
 
     def fresh(self, hint: str) -> str:
-        name, k = hint, 0
-        while name in self.used:
-            k += 1
-            name = f"{hint}_{k}"
-        self.used.add(name)
-        return name
+        return unique_name(hint, self.used)
 
     def const(self, hint: str, arr, dtype=np.float32) -> str:
         t = numpy_helper.from_array(

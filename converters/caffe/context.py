@@ -12,6 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from converters.errors import ConversionError
+from converters.names import unique_name
 
 BIG_TENSOR = 1 << 20  # bytes; larger initializers are kept out of the proto until saved
 
@@ -117,17 +118,11 @@ class Context:
         self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
         self._top_names = top_names  # (layer index, top index) -> ONNX name
         self._used = set(reserved)
-        self._counter = 0
 
     # -- names -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
         """A value name not used anywhere in the graph, derived from ``hint``."""
-        name = hint
-        while name in self._used:
-            self._counter += 1
-            name = f"{hint}_{self._counter}"
-        self._used.add(name)
-        return name
+        return unique_name(hint, self._used)
 
     def top_name(self, layer: LayerView, i: int = 0) -> str:
         return self._top_names[(layer.index, i)]

@@ -15,6 +15,7 @@ from onnx import helper
 
 from converters.caffe.proto import caffe_pb2
 from converters.errors import UnsupportedError
+from converters.names import unique_name
 
 
 class NodeView:
@@ -128,12 +129,7 @@ class Context:
 
     # -- names -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
-        name, n = hint, 0
-        while name in self._used:
-            n += 1
-            name = f"{hint}_{n}"
-        self._used.add(name)
-        return name
+        return unique_name(hint, self._used)
 
     # -- writing -----------------------------------------------------------------------------
     def define(self, value: str, blob: str | None = None) -> None:
