@@ -74,6 +74,18 @@ def run_opencv(
     return {o: np.asarray(r) for o, r in zip(outputs, results, strict=True)}
 
 
+def uniform_feeds(model, seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs uniform in [-1, 1]: about the range image networks see after their
+    authors' preprocessing."""
+    rng = np.random.default_rng(seed)
+    return {
+        vi.name: rng.uniform(-1, 1, [d.dim_value for d in vi.type.tensor_type.shape.dim]).astype(
+            np.float32
+        )
+        for vi in model.graph.input
+    }
+
+
 def run_ort(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 

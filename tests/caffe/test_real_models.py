@@ -8,21 +8,10 @@ import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
-from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.helpers import run_opencv, run_ort, uniform_feeds
 
 REAL_MODELS = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4",
                "ultraface/RFB-320", "ultraface/slim-320"]  # fmt: skip
-
-
-def _feeds(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
-    # Inputs in the range the networks see after their authors' preprocessing, about [-1, 1].
-    rng = np.random.default_rng(seed)
-    return {
-        vi.name: rng.uniform(-1, 1, [d.dim_value for d in vi.type.tensor_type.shape.dim]).astype(
-            np.float32
-        )
-        for vi in model.graph.input
-    }
 
 
 @pytest.fixture(scope="module", params=REAL_MODELS)
@@ -41,7 +30,7 @@ def test_checker_full(converted):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_matches_opencv(converted, seed):
     name, proto, weights, model = converted
-    feeds = _feeds(model, seed)
+    feeds = uniform_feeds(model, seed)
     got = run_ort(model, feeds)
     want = run_opencv(proto, weights, feeds, list(got))
     for out in got:

@@ -4,29 +4,17 @@ matches the original in OpenCV DNN; the publisher's UltraFace ONNX files convert
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
 from converters.onnx2caffe import onnx_to_caffe
 from converters.onnx_source import load_onnx_source
-from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.helpers import run_opencv, run_ort, uniform_feeds
 
 REAL_MODELS = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4",
                "ultraface/RFB-320", "ultraface/slim-320"]  # fmt: skip
 PUBLISHER_ONNX = ["version-RFB-320_without_postprocessing.onnx",
                   "version-slim-320_without_postprocessing.onnx"]  # fmt: skip
-
-
-def _feeds(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
-    # About the range the networks see after their authors' preprocessing.
-    rng = np.random.default_rng(seed)
-    return {
-        vi.name: rng.uniform(-1, 1, [d.dim_value for d in vi.type.tensor_type.shape.dim]).astype(
-            np.float32
-        )
-        for vi in model.graph.input
-    }
 
 
 @pytest.mark.parametrize("name", REAL_MODELS)
@@ -37,7 +25,7 @@ def test_caffe_onnx_caffe(tmp_path, models_dir, name):
     onnx_to_caffe(model, out_proto, out_weights)
     outputs = [o.name for o in model.graph.output]
     for seed in (0, 1):
-        feeds = _feeds(model, seed)
+        feeds = uniform_feeds(model, seed)
         original = run_opencv(proto, weights, feeds, outputs)
         again = run_opencv(out_proto, out_weights, feeds, outputs)
         for out in outputs:
@@ -51,7 +39,7 @@ def test_publisher_onnx_to_caffe(tmp_path, models_dir, filename):
     model = load_onnx_source(models_dir / "ultraface" / filename)
     proto, weights = tmp_path / "model.prototxt", tmp_path / "model.caffemodel"
     onnx_to_caffe(model, proto, weights)
-    feeds = _feeds(model, 0)
+    feeds = uniform_feeds(model, 0)
     want = run_ort(model, feeds)
     got = run_opencv(proto, weights, feeds, list(want))
     assert set(want) == {"scores", "boxes"}
