@@ -197,9 +197,9 @@ def cmd_build(args) -> int:
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
-    import dodo  # the project's task definitions
+    from pipelines import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
 
-    return DoitMain(ModuleTaskLoader(dodo)).run(args.doit_args)
+    return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
 
 
 def cmd_regress(args) -> int:

@@ -140,3 +140,11 @@ def test_to_overrides_the_suffix(models_dir, tmp_path):
                 models_dir / "mtcnn/det1.caffemodel", "-o", out, "--to", "onnx")  # fmt: skip
     assert r.returncode == 0, r.stderr
     onnx.checker.check_model(onnx.load(out), full_check=True)
+
+
+def test_build_runs_doit_on_the_zoo_from_anywhere(tmp_path):
+    r = zoomake("build", "list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {"fetch", "convert", "optimize", "export", "measure", "verify", "report"} <= {
+        line.split()[0] for line in r.stdout.splitlines() if line.strip()
+    }
