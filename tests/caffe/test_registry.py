@@ -9,10 +9,52 @@ from converters.caffe.supported import render
 from tests.conftest import REPO_ROOT
 
 # Every layer family the converter issue lists.
-REQUIRED = """Input Convolution ConvolutionDepthwise Deconvolution InnerProduct Pooling BatchNorm
-Scale Bias ReLU ReLU6 Clip PReLU ELU Sigmoid TanH AbsVal BNLL Power Exp Log Threshold Softmax
-LRN Concat Slice Split Eltwise Flatten Reshape Permute Crop Dropout ShuffleChannel Normalize
-PriorBox Interp Upsample ArgMax Reduction Tile MVN Axpy Silence""".split()
+REQUIRED = [
+    "Input",
+    "Convolution",
+    "ConvolutionDepthwise",
+    "Deconvolution",
+    "InnerProduct",
+    "Pooling",
+    "BatchNorm",
+    "Scale",
+    "Bias",
+    "ReLU",
+    "ReLU6",
+    "Clip",
+    "PReLU",
+    "ELU",
+    "Sigmoid",
+    "TanH",
+    "AbsVal",
+    "BNLL",
+    "Power",
+    "Exp",
+    "Log",
+    "Threshold",
+    "Softmax",
+    "LRN",
+    "Concat",
+    "Slice",
+    "Split",
+    "Eltwise",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "Crop",
+    "Dropout",
+    "ShuffleChannel",
+    "Normalize",
+    "PriorBox",
+    "Interp",
+    "Upsample",
+    "ArgMax",
+    "Reduction",
+    "Tile",
+    "MVN",
+    "Axpy",
+    "Silence",
+]
 
 
 def test_every_required_layer_is_registered():
