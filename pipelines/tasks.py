@@ -354,7 +354,7 @@ def task_report():
 
 
 def task_docs():
-    """Regenerate docs/supported_layers.md (from the layer registry) and docs/recipe-reference.md."""
+    """Regenerate docs/supported_layers.md (from the registries) and docs/recipe-reference.md."""
 
     def layers():
         from converters.caffe.supported import write_support_table
@@ -369,7 +369,11 @@ def task_docs():
     yield {
         "name": "supported_layers",
         "actions": [layers],
-        "file_dep": [str(p) for p in sorted((REPO / "converters" / "caffe").rglob("*.py"))],
+        "file_dep": [
+            str(p)
+            for sub in ("caffe", "onnx2caffe")
+            for p in sorted((REPO / "converters" / sub).rglob("*.py"))
+        ],
         "targets": [str(REPO / "docs" / "supported_layers.md")],
     }
     yield {

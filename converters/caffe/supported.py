@@ -1,4 +1,8 @@
-"""Write ``docs/supported_layers.md`` from the handler registry (run by ``doit docs``)."""
+"""Write ``docs/supported_layers.md`` from the handler registries (run by ``doit docs``).
+
+Both directions are listed: Caffe layer types the Caffe -> ONNX converter reads, and ONNX ops
+the ONNX -> Caffe writer (``format: caffe`` targets) can express.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from converters.caffe.registry import POSTPROCESSING_TYPES, supported_types
 from converters.io import atomic_output
 
 HEADER = """\
-# Supported Caffe layers
+# Supported layers and ops
 
-Generated from the converter's layer registry by `doit docs:supported_layers`; do not edit.
+## Caffe layers read (Caffe -> ONNX)
+
+Generated from the converters' registries by `doit docs:supported_layers`; do not edit.
 Each layer type is converted by the handler module named in the second column
 (`converters/caffe/layers/<module>.py`). Shapes are computed with Caffe's own rules and
 cross-checked against ONNX shape inference on every conversion.
@@ -20,7 +26,21 @@ cross-checked against ONNX shape inference on every conversion.
 """
 
 
+ONNX_HEADER = """
+## ONNX ops written as Caffe (`format: caffe` targets, `zoomake convert -o x.prototxt`)
+
+Each op is written by the module named in the second column
+(`converters/onnx2caffe/ops/<module>.py`). An op or attribute Caffe cannot express is refused
+with one line naming the node and the reason; nothing is written then.
+
+| ONNX op | module | notes |
+|---|---|---|
+"""
+
+
 def render() -> str:
+    from converters.onnx2caffe.registry import supported_ops
+
     rows = [f"| `{h.type_name}` | `{h.family}` | {h.notes} |" for h in supported_types()]
     cut = ", ".join(f"`{t}`" for t in sorted(POSTPROCESSING_TYPES))
     footer = (
@@ -28,7 +48,16 @@ def render() -> str:
         "cut the graph before them with the recipe's `outputs` or `--outputs`; the error "
         "message names the blobs to cut at.\n"
     )
-    return HEADER + "\n".join(rows) + "\n" + footer
+    ops = [f"| `{h.op_type}` | `{h.family}` | {h.notes} |" for h in supported_ops()]
+    return (
+        HEADER
+        + "\n".join(rows)
+        + "\n"
+        + footer
+        + ONNX_HEADER
+        + "\n".join(ops)
+        + f"\n\n{len(ops)} ONNX ops.\n"
+    )
 
 
 def write_support_table(path: str | Path) -> None:
