@@ -148,3 +148,30 @@ def test_build_runs_doit_on_the_zoo_from_anywhere(tmp_path):
     assert {"fetch", "convert", "optimize", "export", "measure", "verify", "report"} <= {
         line.split()[0] for line in r.stdout.splitlines() if line.strip()
     }
+
+
+def test_validate_reports_every_error_and_exits_1(repo_root, tmp_path):
+    good = (repo_root / "recipes" / "mtcnn-det1.yaml").read_text()
+    bad = (
+        good.replace("shape: [1, 3, 12, 12]", "shape: [1, 3]")
+        .replace("onnx: {format: onnx", "onnx: {format: tflite")
+        .replace("reverse_channels: false", "reverse_channels: maybe")
+    )
+    (tmp_path / "det1.yaml").write_text(bad)
+    r = zoomake("validate", "det1.yaml", cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[:-1] == [
+        "det1.yaml#/inputs/data/shape: expected array of 4 integers, got [1, 3]",
+        "det1.yaml#/inputs/data/preprocess/reverse_channels: expected true or false, got 'maybe'",
+        "det1.yaml#/targets/onnx/format: expected one of onnx, openvino, caffe, got 'tflite'",
+    ]
+    assert lines[-1] == "3 error(s) in 1 recipe(s)"
+
+
+def test_validate_default_zoo(repo_root):
+    r = zoomake("validate", cwd=repo_root)
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stdout.strip() == f"{len(list((repo_root / 'recipes').glob('*.yaml')))} recipe(s) valid"
+    )
