@@ -33,7 +33,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
-from converters.passes.graph import light_copy, subgraph_names
+from converters.passes.graph import check_graph, light_copy, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
 FP16_MAX = 65504.0
@@ -205,11 +205,7 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
     del g.node[:]
     g.node.extend(_collapse_casts(new_nodes, stored, plan.types, ours, plan.outputs))
     del g.value_info[:]
-    try:
-        onnx.checker.check_model(light_copy(out), full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConversionError(f"fp16: conversion produced an invalid graph ({first})") from None
+    check_graph(out, "fp16: conversion")
     return out
 
 

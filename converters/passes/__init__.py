@@ -25,7 +25,7 @@ from converters.passes import (
     fold_batchnorm,
     fold_constants,
 )
-from converters.passes.graph import apply_rule, light_copy
+from converters.passes.graph import apply_rule, check_graph
 
 PASSES = {
     m.RULE.name: m.RULE
@@ -59,11 +59,7 @@ def run_passes(
     out.CopyFrom(model)
     for name in names:
         apply_rule(out, PASSES[name], report)
-    try:
-        onnx.checker.check_model(light_copy(out), full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConversionError(f"optimization produced an invalid graph ({first})") from None
+    check_graph(out, "optimization")
     return out
 
 

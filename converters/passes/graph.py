@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from converters.errors import ConversionError
+
 log = logging.getLogger("zoomake.passes")
 
 SUBGRAPH_USE = None  # consumer marker: the value is read inside an If/Loop/Scan body
@@ -197,11 +199,23 @@ def light_copy(model: onnx.ModelProto, limit: int = 1 << 16) -> onnx.ModelProto:
     for t in model.graph.initializer:
         if t.name in names:
             continue
-        if len(t.raw_data) > limit:
+        if t.ByteSize() > limit:  # sized without copying the bytes out of protobuf
             g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
         else:
             g.initializer.append(t)
     return m
+
+
+def check_graph(model: onnx.ModelProto, what: str) -> None:
+    """Full ONNX check (with shape inference) of ``model``'s structure; one-line error on failure.
+
+    ``what`` names the transformation, e.g. "fp16: conversion", for the message.
+    """
+    try:
+        onnx.checker.check_model(light_copy(model), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConversionError(f"{what} produced an invalid graph ({first})") from None
 
 
 def _infer_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
