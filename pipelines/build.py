@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from converters.errors import ConversionError
-from converters.io import atomic_output, load_onnx, save_onnx
+from converters.io import load_onnx, save_onnx
 
 FORMAT_SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".prototxt": "caffe"}
 
@@ -155,6 +155,3 @@ def write_model(model: onnx.ModelProto, out: Path, fmt: str, precision: str = "f
         onnx_to_caffe(model, out, weights)
         return [out, weights]
     raise ConversionError(f"unknown output format '{fmt}' (onnx, openvino, caffe)")
-
-
-__all__ = ["atomic_output", "convert_source", "export", "optimize", "write_model"]

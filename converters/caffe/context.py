@@ -217,6 +217,3 @@ class Context:
 
     def unsqueeze(self, x: str, axes, output=None, hint="") -> str:
         return self.node("Unsqueeze", [x, self.ints(f"{hint or x}/axes", axes)], output, hint=hint)
-
-    def squeeze(self, x: str, axes, output=None, hint="") -> str:
-        return self.node("Squeeze", [x, self.ints(f"{hint or x}/axes", axes)], output, hint=hint)
