@@ -80,12 +80,22 @@ def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
 
 
 def _check_file_names(recipe: dict) -> list[tuple[str, str]]:
-    # All fetched files land side by side in build/<id>/source/: names must not collide.
-    from pipelines.fetch import url_basename  # urllib is slow to import; only needed here
+    # All fetched files land side by side in build/<id>/source/: each name must be a plain file
+    # name (a '..%2F' would write outside it) and names must not collide.
+    from pipelines.fetch import name_problem, url_basename  # urllib is slow to import
 
     out = []
     first: dict[str, str] = {}
     for role, ref in recipe_files(recipe).items():
+        problem = name_problem(ref["url"])
+        if problem:
+            out.append(
+                (
+                    f"/{role}/url",
+                    f"expected a URL ending in a plain file name, got '{ref['url']}': {problem}",
+                )
+            )
+            continue
         name = url_basename(ref["url"])
         if name in first and first[name] != role:
             out.append(

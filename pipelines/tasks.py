@@ -133,14 +133,21 @@ def act_fetch(model_id: str, recipe: dict) -> None:
     dests = source_files(model_id, recipe)
     for role, ref in recipe_files(recipe).items():
         cached = fetch_file(ref["url"], ref["sha256"], ref["size"])
-        materialize(cached, dests[role])
+        materialize(cached, dests[role], ref["sha256"])
 
 
 def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
     """The fetched files by short role: prototxt, caffemodel, onnx (the source), mean_file:<input>
-    (a preprocessing mean image) and file:<N> (verify sample N)."""
+    (a preprocessing mean image) and file:<N> (verify sample N), each re-hashed first: a byte
+    flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
+    verified against itself (~1 s per GB, once per task that reads the sources)."""
+    from pipelines.fetch import check_fetched
+    from pipelines.recipes import recipe_files
+
+    refs = recipe_files(recipe)
     out = {}
     for role, path in source_files(model_id, recipe).items():
+        check_fetched(path, refs[role], f"fetch:{model_id}")
         parts = role.split("/")
         if parts[0] == "source":
             out[parts[1]] = path

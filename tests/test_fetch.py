@@ -30,6 +30,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         srv = self.server
         srv.requests.append({"path": self.path, "range": self.headers.get("Range")})
+        if self.path in srv.redirects:
+            self.send_response(302)
+            self.send_header("Location", srv.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if srv.fail_first > 0:
             srv.fail_first -= 1
             self.send_error(503, "try later")
@@ -60,10 +66,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             srv.drop_after = None
             self.close_connection = True
             return
-        for i in range(0, len(body), 65536):
-            self.wfile.write(body[i : i + 65536])
-            if srv.delay:
-                time.sleep(srv.delay)
+        step = 1 if srv.trickle else 65536
+        for i in range(0, len(body), step):
+            self.wfile.write(body[i : i + step])
+            if srv.delay or srv.trickle:
+                time.sleep(srv.delay or srv.trickle)
 
 
 @pytest.fixture
@@ -76,6 +83,8 @@ def server():
     srv.honour_range = True
     srv.drop_after = None
     srv.delay = 0.0
+    srv.trickle = 0.0  # seconds between single bytes: a server that never trips a timeout
+    srv.redirects = {}
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
@@ -288,7 +297,7 @@ def test_file_urls_work_offline(tmp_path):
     )
     assert path.read_bytes() == PAYLOAD
     missing = (tmp_path / "nope.bin").as_uri()
-    with pytest.raises(ZoomakeError, match=rf"^{re.escape(missing)}: file not found$"):
+    with pytest.raises(ZoomakeError, match=rf"^{re.escape(missing)}: .*nope.bin does not exist$"):
         fetch.fetch_file(missing, PAYLOAD_SHA, len(PAYLOAD), cache_dir=tmp_path / "c2", mirrors=[])
 
 
@@ -316,17 +325,26 @@ def test_concurrent_fetches_share_one_cache(server, tmp_path, workers):
     assert _leftovers(tmp_path) == []
 
 
-def test_materialize_links_atomically(tmp_path):
+def test_materialize_places_a_private_read_only_copy_atomically(tmp_path):
     cached = tmp_path / "cache" / "blob"
     cached.parent.mkdir()
     cached.write_bytes(PAYLOAD)
+    cached.chmod(0o444)
     dest = tmp_path / "build" / "m" / "source" / "net.bin"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"an old, different file")
-    assert fetch.materialize(cached, dest) == dest
+    assert fetch.materialize(cached, dest, PAYLOAD_SHA) == dest
     assert dest.read_bytes() == PAYLOAD
-    assert os.path.samefile(cached, dest)  # hard link: no copy of big weights
-    fetch.materialize(cached, dest)  # idempotent
+    assert not dest.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    # Not a hard link: writing the build's file (as root may, read-only or not) must leave
+    # the cache entry alone, or every later build would use the damaged weights.
+    assert not os.path.samefile(cached, dest)
+    dest.chmod(0o644)
+    with open(dest, "r+b") as f:
+        f.write(b"X")
+    assert cached.read_bytes() == PAYLOAD
+    fetch.materialize(cached, dest, PAYLOAD_SHA)  # repairs it
+    assert dest.read_bytes() == PAYLOAD
     assert sorted(p.name for p in dest.parent.iterdir()) == ["net.bin"]
 
 
