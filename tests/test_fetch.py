@@ -68,7 +68,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         step = 1 if srv.trickle else 65536
         for i in range(0, len(body), step):
-            self.wfile.write(body[i : i + step])
+            try:
+                self.wfile.write(body[i : i + step])
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up on us
+                return
             if srv.delay or srv.trickle:
                 time.sleep(srv.delay or srv.trickle)
 
