@@ -53,7 +53,7 @@ DOIT_CONFIG = {
 
 # Which code each stage runs: a change to any of these files reruns that stage everywhere.
 _STAGE_CODE = {
-    "fetch": ["pipelines/fetch.py", "pipelines/http_get.py"],
+    "fetch": ["pipelines/fetch.py", "pipelines/http_get.py", "pipelines/safe_read.py"],
     "convert": ["converters/caffe", "converters/preprocess.py", "converters/onnx_source.py",
                 "converters/io.py", "pipelines/build.py"],
     "optimize": ["converters/passes", "converters/io.py", "pipelines/build.py"],
