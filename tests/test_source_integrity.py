@@ -115,3 +115,30 @@ def test_flipped_byte_in_the_cache_never_reaches_a_build(zoo):
         assert _sha(artifact) == zoo["artifact_sha"]
     finally:
         shutil.rmtree(zoo["base"] / "fresh", ignore_errors=True)
+
+
+def test_flipped_byte_in_a_fresh_build_dir_stays_in_that_build_dir(zoo):
+    # Two build directories on one cache: damage in one must reach neither the cache nor
+    # the other (with hard links all three were one inode).
+    fresh = {**zoo["env"], "ZOOMAKE_BUILD": str(zoo["base"] / "fresh2")}
+    try:
+        run_doit(fresh)
+        source = _caffemodel(zoo["base"] / "fresh2")
+        _flip_weight_byte(source)
+        bad = _sha(source)
+
+        assert executed(run_doit(zoo["env"])) == set()  # the first build: intact, nothing to do
+        assert _sha(_caffemodel(zoo["build"])) == zoo["ref"]["sha256"]
+        assert _sha(zoo["entry"]) == zoo["ref"]["sha256"]
+
+        r = run_doit(fresh, check=False)
+        assert r.returncode != 0, r.stdout + r.stderr
+        assert any(
+            line.startswith(f"error: {source}: sha256 {bad} ") and "changed after" in line
+            for line in r.stderr.splitlines()
+        ), r.stderr
+        run_doit(fresh)
+        artifact = zoo["base"] / "fresh2" / MODEL / "onnx" / "model.onnx"
+        assert _sha(artifact) == zoo["artifact_sha"]
+    finally:
+        shutil.rmtree(zoo["base"] / "fresh2", ignore_errors=True)
