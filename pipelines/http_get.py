@@ -194,5 +194,6 @@ def download(
             pause = backoff * 2 ** (attempt - 1)
             if time.monotonic() + pause > deadline:
                 done = part.stat().st_size if part.exists() else 0
-                raise too_slow(done, f" and {attempt} attempts (the last: {exc})") from None
+                tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                raise too_slow(done, f" and {tries} (the last: {exc})") from None
             time.sleep(pause)

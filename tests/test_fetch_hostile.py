@@ -326,6 +326,32 @@ def test_trickling_server_hits_the_total_deadline(server, tmp_path, monkeypatch)
     ), str(err.value)
 
 
+def test_retries_stop_at_the_deadline_instead_of_sleeping_past_it(server, tmp_path):
+    server.fail_first = 100
+    url = server.base + "/models/net.bin"
+    start = time.monotonic()
+    with pytest.raises(ZoomakeError) as err:
+        fetch.fetch_file(
+            url,
+            PAYLOAD_SHA,
+            len(PAYLOAD),
+            cache_dir=tmp_path,
+            mirrors=[],
+            retries=10,
+            backoff=5.0,  # the first pause alone would pass the deadline
+            min_rate=1e9,
+            grace=0.5,
+            progress=False,
+        )
+    assert time.monotonic() - start < 2.0
+    assert re.fullmatch(
+        re.escape(url) + r": too slow: 0 of 204804 bytes after 0\.\d s and 1 attempt "
+        r"\(the last: HTTP 503 try later\), the deadline is 0\.5 s .*; the partial download is kept",
+        _one_line(err),
+    ), str(err.value)
+    assert len(server.requests) == 1
+
+
 def test_deadline_settings_are_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOOMAKE_FETCH_MIN_RATE", "0")
     with pytest.raises(ZoomakeError, match=r"^ZOOMAKE_FETCH_MIN_RATE: expected a number above 0"):
