@@ -158,6 +158,15 @@ def test_mirror_file_of_another_size_is_named_offline_and_skipped_online(server,
         url, PAYLOAD_SHA, len(PAYLOAD), cache_dir=tmp_path / "c", mirrors=[mirror], **FAST
     )
     assert path.read_bytes() == PAYLOAD
+    # When the download fails too, the error still says what the mirror held.
+    down = _closed_port_url()
+    with pytest.raises(ZoomakeError) as err:
+        fetch.fetch_file(
+            down, PAYLOAD_SHA, len(PAYLOAD), cache_dir=tmp_path / "d", mirrors=[mirror], retries=0
+        )
+    assert _one_line(err).endswith(
+        f"; found {mirror / 'net.bin'} in the mirror, 17 bytes, the recipe says {len(PAYLOAD)} bytes"
+    )
 
 
 def _fifo(path: Path) -> None:
