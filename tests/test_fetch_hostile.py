@@ -113,6 +113,37 @@ def test_check_fetched_removes_a_changed_source_and_fails_naming_both_hashes(tmp
     assert not src.exists()  # so doit reruns fetch:m (its target is missing)
 
 
+@pytest.mark.parametrize("clone_ok", [True, False])
+def test_materialize_uses_a_reflink_and_still_checks_it(tmp_path, monkeypatch, clone_ok):
+    # This machine's ext4 cannot clone (FICLONE fails, and the copy path is what the other
+    # tests use): emulate the ioctl to check what materialize does around a clone.
+    import types
+
+    calls = []
+
+    def ioctl(fd, request, src_fd):
+        calls.append(request)
+        data = os.pread(src_fd, 1 << 20, 0)
+        os.write(fd, data if clone_ok else data[:-1] + b"?")
+
+    monkeypatch.setattr(fetch, "fcntl", types.SimpleNamespace(ioctl=ioctl))
+    cached = tmp_path / "blob"
+    cached.write_bytes(PAYLOAD)
+    dest = tmp_path / "source" / "net.bin"
+    if clone_ok:
+        fetch.materialize(cached, dest, PAYLOAD_SHA)
+        assert dest.read_bytes() == PAYLOAD
+        assert not os.path.samefile(cached, dest)
+        assert oct(dest.stat().st_mode & 0o777) == oct(0o444)
+    else:
+        with pytest.raises(ZoomakeError) as err:
+            fetch.materialize(cached, dest, PAYLOAD_SHA)
+        assert _one_line(err).startswith(f"{cached}: sha256 ")
+        assert not dest.exists()
+        assert os.listdir(dest.parent) == []  # no temporary left behind
+    assert calls == [0x40049409]  # FICLONE
+
+
 # -- the mirror says what it found ---------------------------------------------------------------
 @pytest.mark.parametrize("offline", [True, False])
 def test_mirror_file_with_the_wrong_hash_is_named(tmp_path, offline):
