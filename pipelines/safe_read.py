@@ -44,7 +44,10 @@ def open_regular(path: str | os.PathLike):
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise NotReadable(f"is {_KINDS.get(stat.S_IFMT(mode), 'not a file')}, not a regular file")
+        raise NotReadable(
+            f"is {_KINDS.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
+        )
+    os.set_blocking(fd, True)  # O_NONBLOCK was only for the open() of a FIFO
     return os.fdopen(fd, "rb")
 
 
