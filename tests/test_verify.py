@@ -15,10 +15,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from converters.preprocess import preprocess_numpy
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_set
 from pipelines.recipes import load_recipe
+from pipelines.reference_preprocess import preprocess
 from pipelines.verify import gate, measure
 from tests.caffe.helpers import run_opencv
 from tests.verify_helpers import (
@@ -91,7 +91,7 @@ def test_golden_files_round_trip(det1):
         ref = run_opencv(
             sources["prototxt"],
             sources["caffemodel"],
-            {"data": preprocess_numpy(x, spec)},
+            {"data": preprocess(x, spec)},
             list(outputs),
         )
         for name, value in outputs.items():
@@ -121,7 +121,7 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     ref = run_opencv(
         sources["prototxt"],
         sources["caffemodel"],
-        {"data": preprocess_numpy(inputs["data"], spec)},
+        {"data": preprocess(inputs["data"], spec)},
         ["prob1"],
     )["prob1"]
     assert ref[idx] == pytest.approx(worst["reference"], rel=1e-6)
