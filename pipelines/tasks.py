@@ -62,7 +62,8 @@ _STAGE_CODE = {
     "measure": ["pipelines/verify.py", "pipelines/runtimes.py", "pipelines/runtime_caffe.py",
                 "pipelines/samples.py", "pipelines/metrics.py", "pipelines/golden.py",
                 "pipelines/reference_preprocess.py", "converters/caffe/proto"],
-    "report": ["pipelines/report.py", "pipelines/report_html.py"],
+    "report": ["pipelines/report.py", "pipelines/report_html.py", "pipelines/verify.py",
+               "pipelines/golden.py", "pipelines/metrics.py"],
 }  # fmt: skip
 
 

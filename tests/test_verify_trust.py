@@ -333,10 +333,13 @@ def test_hand_edited_pass_fails(tiny, tmp_path, capsys):
     recipe = make_recipe()
     model = deployed_model(tiny, recipe)
     bad = corrupt(model, initializer_feeding(model, "Conv", "score", 2), (0,), 5.0)
-    _, out_dir, sources = _measure(tmp_path, tiny, recipe, bad)
+    build, out_dir, sources = _measure(tmp_path, tiny, recipe, bad)
     assert measure("m", recipe, "onnx", sources, out_dir)["passed"] is False
     _edit(out_dir, lambda v: v.update(passed=True, failures=[]))
     assert gate("m", "onnx", out_dir / "verify.json", recipe, sources) is False
+    # The report does not show the forged pass either.
+    entry = target_entry("m", "onnx", recipe["targets"]["onnx"], build, recipe)
+    assert entry["status"] == "failed" and "records passed=true" in entry["message"]
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].endswith(
         "records passed=true, but its golden data fails the recipe's tolerances"
