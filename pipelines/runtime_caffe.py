@@ -56,23 +56,38 @@ def deploy_net(prototxt: Path):
 
     from converters.caffe.proto import caffe_pb2  # the wire schema only
 
-    net = caffe_pb2.NetParameter()
     try:
         text = Path(prototxt).read_bytes().decode("utf-8-sig", errors="replace")
-        text_format.Parse(text, net)
-    except (OSError, text_format.ParseError) as exc:
+    except OSError as exc:
         raise ZoomakeError(f"{prototxt}: cannot read the Caffe net ({exc})") from None
+    net, lossy = caffe_pb2.NetParameter(), False
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError:
+        # Fields our schema lacks (Caffe forks) do not matter for the layer graph read here;
+        # OpenCV reads the file itself unless layers must be dropped (checked below).
+        net, lossy = caffe_pb2.NetParameter(), True
+        try:
+            text_format.Parse(text, net, allow_unknown_field=True)
+        except text_format.ParseError as exc:
+            raise ZoomakeError(f"{prototxt}: cannot read the Caffe net ({exc})") from None
     filtered = False
     for layers in (net.layer, net.layers):
         dropped = [i for i, layer in enumerate(layers) if not _built(layer, str(prototxt))]
         for i in reversed(dropped):
             del layers[i]
         filtered = filtered or bool(dropped)
+    if filtered and lossy:
+        raise ZoomakeError(
+            f"{prototxt}: has layers Caffe does not build in the TEST phase and fields unknown to "
+            "caffe.proto, so the reference cannot hand OpenCV a faithful TEST-phase copy"
+        )
     return net, filtered
 
 
-def caffe_blob_writers(prototxt: Path | object) -> tuple[dict[str, tuple[str, int]], list[str]]:
-    """``{blob: (layer that writes it last, top index)}`` and the net's final blobs in order.
+def caffe_blob_writers(prototxt) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """``{blob: (layer that writes it last, top index)}`` and the net's final blobs in order,
+    of the TEST-phase net (a prototxt path, or a ``deploy_net``).
 
     Final blobs (what the converter makes graph outputs when no cut points are given) are the
     tops no later layer reads; in-place layers read and rewrite a blob, so it stays open.
@@ -90,8 +105,9 @@ def caffe_blob_writers(prototxt: Path | object) -> tuple[dict[str, tuple[str, in
     return writers, list(open_blobs)
 
 
-def caffe_inputs(prototxt: Path | object) -> list[Port]:
-    """The inputs a Caffe net declares (``input`` + shapes, or Input layers), float32."""
+def caffe_inputs(prototxt) -> list[Port]:
+    """The inputs a Caffe net (a prototxt path, or a ``deploy_net``) declares (``input`` +
+    shapes, or Input layers), float32."""
     net = deploy_net(prototxt)[0] if isinstance(prototxt, str | Path) else prototxt
     ports = []
     dims = list(net.input_dim)
