@@ -1,11 +1,14 @@
 """Prove a built artifact numerically equal to its source model (``measure``) and gate on it.
 
 Reference: the SOURCE model in its own framework's runtime (OpenCV DNN for Caffe, onnxruntime for
-ONNX), fed the recipe's preprocessing computed in numpy. Candidate: the artifact in its
-deployment runtime (see ``pipelines.runtimes``). Both see the same deployed inputs (see
-``pipelines.samples`` for their ranges and seeds); every artifact output is compared with the
-rule of ``pipelines.metrics``. ``measure`` records everything in ``verify.json`` and the golden
-data (``pipelines.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on.
+ONNX), fed the recipe's preprocessing computed in numpy by a transcription of its own
+(``pipelines.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
+``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.samples`` for their
+ranges and seeds). The artifact must produce exactly the expected outputs (the recipe's, else
+the source model's), each compared with the rule of ``pipelines.metrics``. ``measure`` records
+everything in ``verify.json`` (with the sha256 of every file it read or wrote) and the golden
+data (``pipelines.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on,
+re-derived from those files rather than read from verify.json.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def compare(
     ``pipelines.metrics`` fails one whose shape or values differ. ``measure`` runs this on the
     outputs it just computed and ``gate`` again on the golden files, so both reach one verdict.
     """
-    produced = list(sets[0][0]) if sets else []
+    produced = [n for n in (sets[0][0] if sets else []) if all(n in got for got, _ in sets)]
     results: dict[str, dict] = {}
     for name in expected:
         if name not in produced:
