@@ -2,8 +2,11 @@
 
 Each file is one serialized ``onnx.TensorProto`` carrying its tensor's name (``onnx_test_runner``
 and the model zoo's own checkers read them as is). Inputs are the DEPLOYED model's inputs in its
-order, outputs the artifact's outputs in its order. A new set of directories is written beside
-the old ones under a temporary name and swapped in by renames, so a reader never sees a mix.
+order, outputs the artifact's outputs in its order. ``reference_K.pb`` beside them hold what the
+source model's reference runtime gave for the expected outputs (the checkers only read
+``input_*``/``output_*``), so the ``verify`` gate can redo the comparison from files alone. A
+new set of directories is written beside the old ones under a temporary name and swapped in by
+renames, so a reader never sees a mix.
 """
 
 from __future__ import annotations
@@ -27,15 +30,15 @@ def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
     path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
 
 
-def write_golden(out_dir: Path, sets: list[tuple[Tensors, Tensors]]) -> list[Path]:
-    """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs), ...]``)."""
+def write_golden(out_dir: Path, sets: list[tuple[Tensors, ...]]) -> list[Path]:
+    """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs[, references])]``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".golden.", dir=out_dir))
     try:
-        for n, (inputs, outputs) in enumerate(sets):
+        for n, tensor_lists in enumerate(sets):
             d = staging / f"test_data_set_{n}"
             d.mkdir()
-            for kind, tensors in (("input", inputs), ("output", outputs)):
+            for kind, tensors in zip(("input", "output", "reference"), tensor_lists, strict=False):
                 for k, (name, array) in enumerate(tensors):
                     _write_tensor(d / f"{kind}_{k}.pb", name, array)
         trash = staging / ".old"
@@ -72,14 +75,13 @@ def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
         raise ZoomakeError(f"{path}: not a readable ONNX TensorProto ({exc})") from None
 
 
+def read_tensors(set_dir: Path, kind: str) -> dict[str, np.ndarray]:
+    """The ``<kind>_K.pb`` tensors of one golden set (kind: input, output, reference), by K."""
+    pattern = re.compile(rf"{kind}_(\d+)\.pb")
+    found = [(int(m.group(1)), p) for p in set_dir.iterdir() if (m := pattern.fullmatch(p.name))]
+    return dict(_read_tensor(p) for _, p in sorted(found))
+
+
 def read_set(set_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(inputs, outputs)`` of one golden set, each ``{name: array}`` in file order."""
-
-    def load(kind: str) -> dict[str, np.ndarray]:
-        pattern = re.compile(rf"{kind}_(\d+)\.pb")
-        found = [
-            (int(m.group(1)), p) for p in set_dir.iterdir() if (m := pattern.fullmatch(p.name))
-        ]
-        return dict(_read_tensor(p) for _, p in sorted(found))
-
-    return load("input"), load("output")
+    return read_tensors(set_dir, "input"), read_tensors(set_dir, "output")

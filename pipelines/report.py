@@ -1,8 +1,9 @@
 """The zoo report: ``report.json`` (machines), ``junit.xml`` (CI) and ``index.html`` (people).
 
 Everything is read from the build tree, never recomputed: each target's ``verify.json`` (status,
-errors, latency), its artifact files (sizes) and the stage timings (``convert/stats.json``,
-``optimize/stats.json``, ``<target>/export-stats.json``). A target whose ``verify.json`` is
+errors, latency; a pass counts only if the verify gate's ``recheck`` of it still holds), its
+artifact files (sizes) and the stage timings (``convert/stats.json``, ``optimize/stats.json``,
+``<target>/export-stats.json``). A target whose ``verify.json`` is
 absent or unreadable (an earlier task failed) is reported as ``missing``, never skipped, so a
 broken model stays visible in all three files.
 """
@@ -38,7 +39,9 @@ def _seconds(path: Path) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def target_entry(model_id: str, name: str, target: dict, build_dir: Path) -> dict:
+def target_entry(
+    model_id: str, name: str, target: dict, build_dir: Path, recipe: dict | None = None
+) -> dict:
     """One target's line of the report (see the module docstring for the sources)."""
     out_dir = build_dir / model_id / name
     fmt = target.get("format", "onnx")
@@ -89,6 +92,14 @@ def target_entry(model_id: str, name: str, target: dict, build_dir: Path) -> dic
         latency_ms=((data.get("candidate") or {}).get("latency_ms") or {}).get("median"),
         verify_seconds=data.get("seconds"),
     )
+    if entry["passed"] and recipe is not None:
+        # A pass is shown only if it still stands, as the verify gate checks it: a hand-edited
+        # or outdated verify.json must not turn the report green.
+        from pipelines.verify import recheck
+
+        problems = recheck(recipe, name, verify_path)
+        if problems:
+            entry.update(passed=False, status="failed", message="; ".join(problems))
     return entry
 
 
@@ -97,7 +108,7 @@ def build_report(zoo: dict[str, dict], build_dir: Path) -> dict:
     for model_id in sorted(zoo):
         recipe = zoo[model_id]
         targets = [
-            target_entry(model_id, name, t, build_dir)
+            target_entry(model_id, name, t, build_dir, recipe)
             for name, t in (recipe.get("targets") or {}).items()
         ]
         models.append(

@@ -44,6 +44,10 @@ class Runner:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def has_output(self, name: str) -> bool:
+        """Whether ``run`` can return ``name`` (a graph output here; any blob of a Caffe net)."""
+        return name in self.outputs
+
 
 def static_shape(dims) -> tuple[int, ...] | None:
     return tuple(dims) if all(isinstance(d, int) and d > 0 for d in dims) else None

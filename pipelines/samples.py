@@ -140,8 +140,10 @@ def _nchw(inp: DeployedInput) -> tuple[int, int, int, int]:
 def reference_feeds(
     inputs: list[DeployedInput], feeds: dict[str, np.ndarray], mean_images: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """What the SOURCE model receives for ``feeds``: the recipe's preprocessing, in numpy."""
-    from converters.preprocess import preprocess_numpy
+    """What the SOURCE model receives for ``feeds``: the recipe's preprocessing, computed by the
+    reference's own transcription of the README formula (``pipelines.reference_preprocess``),
+    never by the code that embeds it in the artifact."""
+    from pipelines.reference_preprocess import preprocess
 
     out = {}
     for inp in inputs:
@@ -149,8 +151,8 @@ def reference_feeds(
         if inp.spec is None:
             out[inp.name] = x
             continue
-        x = preprocess_numpy(x, inp.spec, mean_images.get(inp.name))
-        if inp.original_layout == "NHWC":  # preprocess_numpy returns NCHW
+        x = preprocess(x, inp.spec, mean_images.get(inp.name), where=f"input '{inp.name}'")
+        if inp.original_layout == "NHWC":  # preprocess returns NCHW
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         out[inp.name] = x
     return out
@@ -158,10 +160,10 @@ def reference_feeds(
 
 def mean_images(sources: dict[str, Path]) -> dict[str, np.ndarray]:
     """The mean images of ``mean_file:<input>`` sources, by input name."""
-    from converters.preprocess import load_mean_file
+    from pipelines.reference_preprocess import load_mean_image
 
     return {
-        role.split(":", 1)[1]: load_mean_file(path)
+        role.split(":", 1)[1]: load_mean_image(path)
         for role, path in sources.items()
         if role.startswith("mean_file:")
     }

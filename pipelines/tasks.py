@@ -61,8 +61,9 @@ _STAGE_CODE = {
                "converters/io.py", "pipelines/build.py"],
     "measure": ["pipelines/verify.py", "pipelines/runtimes.py", "pipelines/runtime_caffe.py",
                 "pipelines/samples.py", "pipelines/metrics.py", "pipelines/golden.py",
-                "converters/preprocess.py", "converters/caffe/proto"],
-    "report": ["pipelines/report.py", "pipelines/report_html.py"],
+                "pipelines/reference_preprocess.py", "converters/caffe/proto"],
+    "report": ["pipelines/report.py", "pipelines/report_html.py", "pipelines/verify.py",
+               "pipelines/golden.py", "pipelines/metrics.py"],
 }  # fmt: skip
 
 
@@ -210,10 +211,10 @@ def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> 
     measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
 
 
-def act_verify(model_id: str, target_name: str, verify_json: str):
+def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
     from pipelines.verify import gate
 
-    return gate(model_id, target_name, Path(verify_json))
+    return gate(model_id, target_name, Path(verify_json), recipe, _roles(model_id, recipe))
 
 
 def act_report(ids: list[str], out_dir: str) -> None:
@@ -333,15 +334,46 @@ def task_measure():
             }
 
 
+class golden_unchanged:
+    """doit ``uptodate``: the golden files under ``out_dir`` are as the last successful run saw
+    them (names, sizes, mtimes, as doit checks a ``file_dep``). Their names are only known once
+    measure has written them, so they cannot be listed as ``file_dep`` when tasks are created."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.state = out_dir, None
+
+    def _state(self) -> list:
+        found = []
+        for f in sorted(self.out_dir.glob("test_data_set_*/*")):
+            st = f.stat()
+            found.append([f.relative_to(self.out_dir).as_posix(), st.st_size, st.st_mtime_ns])
+        return found
+
+    def configure_task(self, task):
+        task.value_savers.append(lambda: {"_golden_files": self.state})
+
+    def __call__(self, task, values):
+        self.state = self._state()
+        return values.get("_golden_files") == self.state
+
+
 def task_verify():
-    """Fail for every artifact whose verify.json does not pass its tolerances."""
+    """Fail for every artifact whose verify.json does not stand: recorded sha256 of artifact,
+    sources and golden files, and the verdict derived again from the golden data."""
     for model_id, recipe in zoo().items():
-        for name in recipe["targets"]:
-            verify_json = BUILD / model_id / name / "verify.json"
+        sources = [str(p) for p in source_files(model_id, recipe).values()]
+        for name, target in recipe["targets"].items():
+            out_dir = BUILD / model_id / name
+            verify_json = out_dir / "verify.json"
+            artifact = [str(f) for f in _artifact_files(out_dir, target["format"])]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(_guarded(act_verify), [model_id, name, str(verify_json)])],
-                "file_dep": [str(verify_json)],
+                "actions": [(_guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
+                "file_dep": [str(verify_json), *artifact, *sources],
+                "uptodate": [
+                    _uptodate(recipe, "verify", name, code="measure"),
+                    golden_unchanged(out_dir),
+                ],
                 "verbosity": 2,
             }
 

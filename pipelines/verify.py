@@ -1,16 +1,21 @@
 """Prove a built artifact numerically equal to its source model (``measure``) and gate on it.
 
 Reference: the SOURCE model in its own framework's runtime (OpenCV DNN for Caffe, onnxruntime for
-ONNX), fed the recipe's preprocessing computed in numpy. Candidate: the artifact in its
-deployment runtime (see ``pipelines.runtimes``). Both see the same deployed inputs (see
-``pipelines.samples`` for their ranges and seeds); every artifact output is compared with the
-rule of ``pipelines.metrics``. ``measure`` records everything in ``verify.json`` and the golden
-data (``pipelines.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on.
+ONNX), fed the recipe's preprocessing computed in numpy by a transcription of its own
+(``pipelines.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
+``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.samples`` for their
+ranges and seeds). The artifact must produce exactly the expected outputs (the recipe's, else
+the source model's), each compared with the rule of ``pipelines.metrics``. ``measure`` records
+everything in ``verify.json`` (with the sha256 of every file it read or wrote) and the golden
+data (``pipelines.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on,
+re-derived from those files rather than read from verify.json.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -21,7 +26,7 @@ import numpy as np
 from converters.io import atomic_output
 from pipelines import samples
 from pipelines.errors import ZoomakeError
-from pipelines.golden import write_golden
+from pipelines.golden import golden_sets, read_tensors, write_golden
 from pipelines.metrics import RULE, OutputCheck
 from pipelines.runtimes import open_artifact, open_reference, versions
 
@@ -81,6 +86,76 @@ def _latency(candidate, feeds) -> dict:
     }
 
 
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _artifact_files(out_dir: Path) -> list[Path]:
+    """Every file of the artifact: ``model.*`` (model.onnx and its external data, model.xml +
+    model.bin, model.prototxt + model.caffemodel)."""
+    return sorted(p for p in out_dir.glob("model.*") if p.is_file())
+
+
+def _golden_files(out_dir: Path) -> list[Path]:
+    return sorted(f for d in golden_sets(out_dir) for f in d.iterdir() if f.is_file())
+
+
+def _rel(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(path, out_dir)).as_posix()
+
+
+def _names(names) -> str:
+    return ", ".join(f"'{n}'" for n in names) or "none"
+
+
+def expected_outputs(recipe: dict, source_outputs: list[str]) -> tuple[list[str], str]:
+    """The outputs every artifact must have, by name: the recipe's ``outputs`` (cut points),
+    else the source model's outputs; and where that list comes from (for messages)."""
+    if recipe.get("outputs"):
+        return list(recipe["outputs"]), "the recipe's outputs"
+    return list(source_outputs), "the source model's outputs"
+
+
+def compare(
+    expected: list[str],
+    origin: str,
+    sets: list[tuple[dict, dict]],
+    tolerances: dict[str, dict[str, float]],
+    topk: int | None,
+) -> dict[str, dict]:
+    """Per-output results over ``sets`` (``[(candidate outputs, reference outputs), ...]``).
+
+    The artifact must produce exactly ``expected``: an expected output it lacks and an output
+    it has beyond them fail with a line naming the output (a renamed output is both), and
+    ``pipelines.metrics`` fails one whose shape or values differ. ``measure`` runs this on the
+    outputs it just computed and ``gate`` again on the golden files, so both reach one verdict.
+    """
+    produced = [n for n in (sets[0][0] if sets else []) if all(n in got for got, _ in sets)]
+    results: dict[str, dict] = {}
+    for name in expected:
+        if name not in produced:
+            results[name] = {
+                "passed": False,
+                "message": f"FAILED output '{name}': the artifact does not produce it "
+                f"(it produces {_names(produced)})",
+            }
+            continue
+        t = tolerances[name]
+        check = OutputCheck(name, t["atol"], t["rtol"], topk)
+        for n, (got, want) in enumerate(sets):
+            check.add(n, np.asarray(got[name]), np.asarray(want[name]))
+        results[name] = check.result()
+    for name in produced:
+        if name not in expected:
+            results[name] = {
+                "passed": False,
+                "message": f"FAILED output '{name}': the artifact produces it, but it is not one "
+                f"of {origin} ({_names(expected)})",
+            }
+    return results
+
+
 def measure(
     model_id: str, recipe: dict, target_name: str, sources: dict[str, Path], out_dir: Path
 ) -> dict:
@@ -92,17 +167,28 @@ def measure(
     fmt, precision = target.get("format", "onnx"), target.get("precision", "fp32")
     framework = recipe["source"]["framework"]
     out_dir = Path(out_dir)
+    sources = {k: Path(v) for k, v in sources.items()}
     # A stale verify.json must not outlive a failed re-measure (the report would show it).
     (out_dir / "verify.json").unlink(missing_ok=True)
-    candidate = open_artifact(fmt, out_dir, prefer=recipe.get("outputs"))
+    reference = open_reference(framework, sources, recipe.get("outputs") or [])
+    expected, origin = expected_outputs(recipe, reference.outputs)
+    candidate = open_artifact(fmt, out_dir, prefer=expected)
+    # What the artifact gives: its outputs, and expected ones it can return beyond them (a Caffe
+    # net's cut point that later layers still read is a blob, not a final top).
+    produced = list(candidate.outputs)
+    produced += [n for n in expected if n not in produced and candidate.has_output(n)]
+    digests = {
+        "artifact": {p.name: sha256(p) for p in _artifact_files(out_dir)},
+        "source": {
+            role: {"path": _rel(p, out_dir), "sha256": sha256(p)}
+            for role, p in sorted(sources.items())
+        },
+    }
     inputs = samples.deployed_inputs(recipe, candidate.inputs)
-    outputs = candidate.outputs
-    reference = open_reference(framework, {k: Path(v) for k, v in sources.items()}, outputs)
     means = samples.mean_images(sources)
     seed, n_random = int(setting(recipe, "seed")), int(setting(recipe, "samples"))
     topk = int(setting(recipe, "topk")) if recipe.get("task") == "classification" else None
-    tolerances = {name: tolerance(recipe, name, precision) for name in outputs}
-    checks = {n: OutputCheck(n, t["atol"], t["rtol"], topk) for n, t in tolerances.items()}
+    tolerances = {name: tolerance(recipe, name, precision) for name in expected}
 
     sets_info, golden = [], []
     feeds_list = [
@@ -112,16 +198,23 @@ def measure(
     for path in _sample_files(recipe, sources, out_dir):
         feeds_list.append((samples.image_feeds(inputs, path), {"kind": "file", "file": path.name}))
     for n, (feeds, info) in enumerate(feeds_list):
-        got = candidate.run(feeds)
-        want = reference.run(samples.reference_feeds(inputs, feeds, means), outputs)
-        for name in outputs:
-            checks[name].add(n, np.asarray(got[name]), np.asarray(want[name]))
+        got = candidate.run(feeds, produced)
+        want = reference.run(samples.reference_feeds(inputs, feeds, means), expected)
         sets_info.append({"set": f"test_data_set_{n}", **info})
-        golden.append(([(i.name, feeds[i.name]) for i in inputs], [(o, got[o]) for o in outputs]))
+        golden.append(
+            (
+                [(i.name, feeds[i.name]) for i in inputs],
+                [(o, np.asarray(got[o])) for o in produced],
+                [(o, np.asarray(want[o])) for o in expected],
+            )
+        )
     latency = _latency(candidate, feeds_list[0][0])
     write_golden(out_dir, golden)
+    digests["golden"] = {_rel(p, out_dir): sha256(p) for p in _golden_files(out_dir)}
 
-    results = {name: check.result() for name, check in checks.items()}
+    results = compare(
+        expected, origin, [(dict(g[1]), dict(g[2])) for g in golden], tolerances, topk
+    )
     report = {
         "passed": all(r["passed"] for r in results.values()),
         "model": model_id,
@@ -130,6 +223,7 @@ def measure(
         "precision": precision,
         "task": recipe.get("task"),
         "failures": [r["message"] for r in results.values() if not r["passed"]],
+        "expected_outputs": {"names": expected, "from": origin},
         "outputs": results,
         "tolerances": {"rule": RULE, "outputs": tolerances},
         "inputs": {
@@ -152,6 +246,8 @@ def measure(
         },
         "candidate": {"runtime": candidate.runtime, "latency_ms": latency},
         "runtimes": versions(),
+        # Paths relative to this directory; the verify gate recomputes every one of them.
+        "sha256": digests,
         "seconds": round(time.perf_counter() - t_start, 4),
     }
     with atomic_output(out_dir / "verify.json") as tmp:
@@ -159,26 +255,126 @@ def measure(
     return report
 
 
-def gate(model_id: str, target_name: str, verify_json: Path) -> bool:
-    """True when ``verify_json`` records a pass; else one line per failing output, False."""
-    tag = f"verify:{model_id}:{target_name}"
+# -- the gate ------------------------------------------------------------------------------------
+# What open_artifact reads for each format: these must be among the digested files.
+ARTIFACT_FILES = {
+    "onnx": ["model.onnx"],
+    "openvino": ["model.xml", "model.bin"],
+    "caffe": ["model.prototxt", "model.caffemodel"],
+}
+
+
+def _check_files(kind: str, recorded, current: dict[str, Path], out_dir: Path) -> list[str]:
+    """Lines for every file of ``kind`` whose sha256 is not what verify.json recorded."""
+    if not isinstance(recorded, dict):
+        return [f"verify.json records no sha256 of the {kind} files"]
+    problems = []
+    for rel in sorted(set(recorded) | set(current)):
+        path = current.get(rel, out_dir / rel)  # JSON keys are strings
+        want = recorded.get(rel)
+        if want is None:
+            problems.append(f"{path}: {kind} file not among the files measure hashed")
+        elif not path.is_file():
+            problems.append(f"{path}: {kind} file missing (measured with sha256 {want})")
+        elif (got := sha256(path)) != want:
+            problems.append(
+                f"{path}: sha256 {got} differs from {want}, the {kind} file measure verified"
+            )
+    return problems
+
+
+def recheck(
+    recipe: dict, target_name: str, verify_json: Path, sources: dict[str, Path] | None = None
+) -> list[str]:
+    """Why ``verify_json`` does not stand now, one line each ([] when it does).
+
+    Nothing in verify.json is taken on trust: every artifact, source and golden file must still
+    have the sha256 measure recorded, and the verdict is derived again from the golden files
+    (candidate ``output_K.pb`` vs reference ``reference_K.pb``) with the recipe's expected
+    outputs and tolerances. A recorded result that differs from that, ``passed`` included,
+    fails; so do the recomputed failures.
+    """
+    verify_json = Path(verify_json)
+    out_dir = verify_json.parent
     try:
-        data = json.loads(Path(verify_json).read_text(encoding="utf-8"))
+        data = json.loads(verify_json.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        print(
-            f"{tag}: {verify_json} is missing (measure:{model_id}:{target_name} did not run "
-            "or failed)",
-            file=sys.stderr,
-        )
-        return False
+        return [f"{verify_json} is missing"]
     except (OSError, ValueError) as exc:
-        print(f"{tag}: {verify_json} is unreadable ({exc})", file=sys.stderr)
-        return False
-    if isinstance(data, dict) and data.get("passed") is True:
-        return True
-    failures = (data.get("failures") if isinstance(data, dict) else None) or [
-        "FAILED (verify.json records no passing result)"
-    ]
-    for message in failures:
+        return [f"{verify_json} is unreadable ({exc})"]
+    digests = data.get("sha256") if isinstance(data, dict) else None
+    if not isinstance(digests, dict):
+        return [f"{verify_json} records no sha256 digests of what it verified"]
+    target = (recipe.get("targets") or {}).get(target_name) or {}
+    fmt, precision = target.get("format", "onnx"), target.get("precision", "fp32")
+
+    artifact = {p.name: p for p in _artifact_files(out_dir)}
+    artifact |= {n: out_dir / n for n in ARTIFACT_FILES.get(fmt, [])}
+    problems = _check_files("artifact", digests.get("artifact"), artifact, out_dir)
+    golden = {_rel(p, out_dir): p for p in _golden_files(out_dir)}
+    problems += _check_files("golden", digests.get("golden"), golden, out_dir)
+    recorded_sources = digests.get("source")
+    if not isinstance(recorded_sources, dict):
+        problems.append("verify.json records no sha256 of the source files")
+        recorded_sources = {}
+    for role, path in sorted((sources or {}).items()):
+        if (recorded_sources.get(role) or {}).get("path") != _rel(Path(path), out_dir):
+            problems.append(f"{path}: source file ({role}) not among the files measure hashed")
+    for role, entry in sorted(recorded_sources.items()):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("path", "sha256")
+        ):
+            problems.append(f"verify.json: the sha256 record of source '{role}' is malformed")
+            continue
+        path = out_dir / entry["path"]
+        if not path.is_file():
+            problems.append(f"{path}: source file missing (measured with sha256 {entry['sha256']})")
+        elif (got := sha256(path)) != entry["sha256"]:
+            problems.append(
+                f"{path}: sha256 {got} differs from {entry['sha256']}, the source file "
+                "measure verified"
+            )
+    if problems:
+        return problems
+
+    sets = []
+    for d in golden_sets(out_dir):
+        sets.append((read_tensors(d, "output"), read_tensors(d, "reference")))
+    if not sets:
+        return [f"{out_dir}: no golden test_data_set_N to derive the verdict from"]
+    expected, origin = expected_outputs(recipe, list(sets[0][1]))
+    lacking = [n for n in expected if any(n not in ref for _, ref in sets)]
+    if lacking:
+        return [f"{out_dir}: the golden reference_K.pb lack expected output(s) {_names(lacking)}"]
+    topk = int(setting(recipe, "topk")) if recipe.get("task") == "classification" else None
+    tolerances = {name: tolerance(recipe, name, precision) for name in expected}
+    results = json.loads(json.dumps(compare(expected, origin, sets, tolerances, topk)))
+    passed = all(r["passed"] for r in results.values())
+    if data.get("passed") is not passed:
+        problems.append(
+            f"{verify_json} records passed={json.dumps(data.get('passed'))}, but its golden data "
+            f"{'passes' if passed else 'fails'} the recipe's tolerances"
+        )
+    elif data.get("outputs") != results:
+        problems.append(
+            f"{verify_json}: the recorded per-output results differ from those its golden data "
+            "gives (edited after measure?)"
+        )
+    return problems + [r["message"] for r in results.values() if not r["passed"]]
+
+
+def gate(
+    model_id: str,
+    target_name: str,
+    verify_json: Path,
+    recipe: dict,
+    sources: dict[str, Path] | None = None,
+) -> bool:
+    """True when ``verify_json`` stands (see ``recheck``); else one line per problem, False."""
+    tag = f"verify:{model_id}:{target_name}"
+    problems = recheck(recipe, target_name, Path(verify_json), sources)
+    if problems and problems[0].endswith(" is missing"):
+        problems[0] += f" (measure:{model_id}:{target_name} did not run or failed)"
+    for message in problems:
         print(f"{tag}: {message}", file=sys.stderr)
-    return False
+    return not problems

@@ -9,7 +9,13 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.helpers import (
+    assert_caffe_outputs,
+    assert_same_outputs,
+    final_blobs,
+    run_opencv,
+    run_ort,
+)
 
 
 def zoomake(*args, cwd=None):
@@ -27,8 +33,10 @@ def test_convert_real_model_matches_opencv(models_dir, tmp_path):
     onnx.checker.check_model(model, full_check=True)
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 24, 30)).astype(np.float32)
     got = run_ort(model, {"data": x})
-    want = run_opencv(proto, weights, {"data": x}, list(got))
-    for name in got:
+    expected = final_blobs(proto)
+    assert_same_outputs(got, expected)
+    want = run_opencv(proto, weights, {"data": x}, expected)
+    for name in expected:
         np.testing.assert_allclose(got[name], want[name], atol=1e-5)
 
 
@@ -89,9 +97,10 @@ def test_onnx_to_openvino_ir(models_dir, tmp_path):
     compiled = ov.Core().compile_model(str(out), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     got = compiled({"input": x})
     want = run_ort(onnx.load(src), {"input": x})
-    for port in compiled.outputs:
-        name = port.get_any_name()
-        np.testing.assert_allclose(got[port], want[name], atol=1e-4, err_msg=name)
+    ports = {port.get_any_name(): port for port in compiled.outputs}
+    assert_same_outputs(ports, list(want))
+    for name, value in want.items():
+        np.testing.assert_allclose(got[ports[name]], value, atol=1e-4, err_msg=name)
 
 
 def test_onnx_to_caffe_pair(models_dir, tmp_path):
@@ -101,6 +110,7 @@ def test_onnx_to_caffe_pair(models_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 240, 320)).astype(np.float32)
     want = run_ort(onnx.load(src), {"input": x})
+    assert_caffe_outputs(out, list(want))
     got = run_opencv(out, out.with_suffix(".caffemodel"), {"input": x}, list(want))
     for name in want:
         np.testing.assert_allclose(got[name].reshape(want[name].shape), want[name], atol=1e-4)
@@ -122,8 +132,10 @@ def test_preprocessing_optimize_fp16_flags(models_dir, tmp_path):
     raw = np.random.default_rng(3).integers(0, 256, (1, 24, 24, 3), dtype=np.uint8)
     got = run_ort(model, {"data": raw})
     x = ((raw.astype(np.float64).transpose(0, 3, 1, 2) - 127.5) * 0.0078125).astype(np.float32)
-    want = run_opencv(proto, weights, {"data": x}, list(got))
-    for name in got:
+    expected = final_blobs(proto)
+    assert_same_outputs(got, expected)
+    want = run_opencv(proto, weights, {"data": x}, expected)
+    for name in expected:
         np.testing.assert_allclose(got[name], want[name], atol=1e-2, err_msg=name)
 
 

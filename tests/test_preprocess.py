@@ -1,8 +1,9 @@
 """Preprocessing embedded in the model == the original Caffe model on numpy-preprocessed input.
 
 Each case builds a tiny Caffe net, converts it, embeds the preprocessing, feeds the *raw*
-deployed input to onnxruntime, and feeds ``preprocess_numpy(raw)`` to OpenCV DNN running the
-original Caffe files. Weights are small (std 1e-3) so outputs are O(1) and an absolute 1e-5 is
+deployed input to onnxruntime, and feeds ``reference(raw)`` to OpenCV DNN running the original
+Caffe files: ``pipelines.reference_preprocess``, the verifier's own transcription of the README
+formula, which shares no code with the embedding under test. Weights are small (std 1e-3) so outputs are O(1) and an absolute 1e-5 is
 a real float32 bound even with raw pixel values up to 255.
 """
 
@@ -18,6 +19,8 @@ from converters.caffe.convert import caffe_to_onnx
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
 from converters.preprocess import embed_preprocessing, load_mean_file, preprocess_numpy
+from pipelines.reference_preprocess import load_mean_image
+from pipelines.reference_preprocess import preprocess as reference
 from tests.caffe.helpers import run_opencv, run_ort, write_net
 
 ATOL = 1e-5
@@ -65,7 +68,7 @@ def _check(tmp_path, spec, *, pad=0, bias=True, files=None, mean_image=None, fol
     onnx.checker.check_model(model, full_check=True)
     raw = _raw_input(spec)
     got = run_ort(model, {"data": raw})["conv1"]
-    want = run_opencv(proto, weights, {"data": preprocess_numpy(raw, spec, mean_image)},
+    want = run_opencv(proto, weights, {"data": reference(raw, spec, mean_image)},
                       ["conv1"])["conv1"]  # fmt: skip
     assert got.shape == want.shape
     assert np.abs(want).max() > 0.05  # the comparison is not between two near-zero tensors
@@ -134,7 +137,7 @@ def test_naive_mean_fold_into_padded_conv_is_wrong(tmp_path):
     raw = _raw_input(spec)
     got = run_ort(model, {"data": raw})["conv1"]
     proto, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
-    want = run_opencv(proto, weights, {"data": preprocess_numpy(raw, spec)}, ["conv1"])["conv1"]
+    want = run_opencv(proto, weights, {"data": reference(raw, spec)}, ["conv1"])["conv1"]
     np.testing.assert_allclose(got[..., 1:-1, 1:-1], want[..., 1:-1, 1:-1], atol=ATOL, rtol=0)
     assert np.abs(got - want).max() > 1e-2
 
@@ -152,7 +155,7 @@ def test_first_layer_not_conv_stays_explicit(tmp_path):
     assert _ops(model) == ["Gather", "Sub", "Div", "MaxPool"]
     raw = _raw_input(spec)
     got = run_ort(model, {"data": raw})["pool1"]
-    want = run_opencv(proto, weights, {"data": preprocess_numpy(raw, spec)}, ["pool1"])["pool1"]
+    want = run_opencv(proto, weights, {"data": reference(raw, spec)}, ["pool1"])["pool1"]
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
 
 
@@ -180,7 +183,8 @@ def test_mean_file(tmp_path, offset, pad):
     files = {"mean_file:data": path}
     loaded = load_mean_file(path)
     np.testing.assert_array_equal(loaded, image.astype(np.float32))
-    model = _check(tmp_path, spec, pad=pad, files=files, mean_image=loaded)
+    np.testing.assert_array_equal(load_mean_image(path), loaded)
+    model = _check(tmp_path, spec, pad=pad, files=files, mean_image=load_mean_image(path))
     assert _ops(model) == ["Sub", "Conv", "Relu"]  # a spatial mean never folds into a bias
     y, x = offset or (2, 3)
     sub = next(n for n in model.graph.node if n.op_type == "Sub")
@@ -235,11 +239,12 @@ def test_reverse_needs_three_channels(tmp_path):
         embed_preprocessing(caffe_to_onnx(proto, weights), {"data": {"reverse_channels": True}})
 
 
-def test_numpy_formula_by_hand():
+@pytest.mark.parametrize("formula", [preprocess_numpy, reference], ids=["embedding", "reference"])
+def test_numpy_formula_by_hand(formula):
     x = np.arange(2 * 2 * 3, dtype=np.float32).reshape(1, 2, 2, 3)  # NHWC, channels last
     spec = {"mean": [1.0, 2.0, 3.0], "std": [2.0, 4.0, 8.0], "reverse_channels": True,
             "layout": "NHWC"}  # fmt: skip
-    got = preprocess_numpy(x, spec)
+    got = formula(x, spec)
     # pixel (0,0) is [0, 1, 2] in deployed order -> reversed [2, 1, 0]
     np.testing.assert_allclose(got[0, :, 0, 0], [(2 - 1) / 2, (1 - 2) / 4, (0 - 3) / 8])
     assert got.dtype == np.float32 and got.shape == (1, 3, 2, 2)
@@ -272,7 +277,7 @@ def test_nhwc_original_model(tmp_path, deployed):
     assert len(transposes) == (1 if deployed == "NHWC" else 2)  # the model's own + one
     raw = _raw_input(spec)
     got = run_ort(deployed_model, {"img": raw})["y"]
-    ref_in = preprocess_numpy(raw, spec, load_mean_file(path)).transpose(0, 2, 3, 1)
+    ref_in = reference(raw, spec, load_mean_image(path)).transpose(0, 2, 3, 1)
     want = run_ort(model, {"img": np.ascontiguousarray(ref_in)})["y"]
     assert np.abs(want).max() > 0.05
     np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)

@@ -15,10 +15,10 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from converters.preprocess import preprocess_numpy
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_set
 from pipelines.recipes import load_recipe
+from pipelines.reference_preprocess import preprocess
 from pipelines.verify import gate, measure
 from tests.caffe.helpers import run_opencv
 from tests.verify_helpers import (
@@ -67,7 +67,7 @@ def test_det1_passes_and_records_everything(det1):
     assert data["candidate"]["latency_ms"]["median"] > 0
     assert data["reference"]["runtime"] == "opencv"
     assert [p.name for p in golden_sets(out_dir)] == [f"test_data_set_{i}" for i in range(3)]
-    assert gate("mtcnn-det1", "onnx", out_dir / "verify.json") is True
+    assert gate("mtcnn-det1", "onnx", out_dir / "verify.json", recipe, sources) is True
 
 
 def test_golden_files_round_trip(det1):
@@ -91,7 +91,7 @@ def test_golden_files_round_trip(det1):
         ref = run_opencv(
             sources["prototxt"],
             sources["caffemodel"],
-            {"data": preprocess_numpy(x, spec)},
+            {"data": preprocess(x, spec)},
             list(outputs),
         )
         for name, value in outputs.items():
@@ -121,12 +121,12 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     ref = run_opencv(
         sources["prototxt"],
         sources["caffemodel"],
-        {"data": preprocess_numpy(inputs["data"], spec)},
+        {"data": preprocess(inputs["data"], spec)},
         ["prob1"],
     )["prob1"]
     assert ref[idx] == pytest.approx(worst["reference"], rel=1e-6)
     assert f"at index {idx} of sample {worst['sample']}" in message
-    assert gate("mtcnn-det1", "onnx", out_dir / "verify.json") is False
+    assert gate("mtcnn-det1", "onnx", out_dir / "verify.json", recipe, sources) is False
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("verify:mtcnn-det1:onnx: FAILED output 'prob1': max abs error")
@@ -320,13 +320,15 @@ def test_real_errors_raise(tiny, tmp_path):
 
 
 def test_gate_messages(tmp_path, capsys):
-    assert gate("m", "t", tmp_path / "verify.json") is False
+    recipe = make_recipe()
+    assert gate("m", "t", tmp_path / "verify.json", recipe) is False
     assert "verify:m:t: " in capsys.readouterr().err
+    # A bare "passed": true is not a verification: nothing it claims can be re-derived.
     (tmp_path / "verify.json").write_text(json.dumps({"passed": True}))
-    assert gate("m", "t", tmp_path / "verify.json") is True
-    assert capsys.readouterr().err == ""
+    assert gate("m", "t", tmp_path / "verify.json", recipe) is False
+    assert "records no sha256 digests" in capsys.readouterr().err
     (tmp_path / "verify.json").write_text("{not json")
-    assert gate("m", "t", tmp_path / "verify.json") is False
+    assert gate("m", "t", tmp_path / "verify.json", recipe) is False
     assert "unreadable" in capsys.readouterr().err
 
 
@@ -337,7 +339,7 @@ def test_shape_of_golden_paths_is_the_model_zoo_layout(det1):
     assert names == [
         f"test_data_set_{n}/{f}"
         for n in range(3)
-        for f in ("input_0.pb", "output_0.pb", "output_1.pb")
+        for f in ("input_0.pb", "output_0.pb", "output_1.pb", "reference_0.pb", "reference_1.pb")
     ]
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temp leftovers
     assert Path(out_dir / "verify.json").is_file()

@@ -119,6 +119,44 @@ def test_invalid_recipe_stops_the_build(zoo):
     assert executed(r) == set()
 
 
+def _flip_last_byte(path: Path) -> bytes:
+    original = path.read_bytes()
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    return original
+
+
+def test_hand_changes_after_measure_fail_the_gate(zoo):
+    """doit reruns the gate when a golden file, verify.json or the artifact changes, and the
+    gate recomputes their sha256 and its verdict: none of these edits passes. Each is undone."""
+    out = zoo["build"] / "mtcnn-det3" / "onnx"
+    task = "verify:mtcnn-det3:onnx"
+    golden = out / "test_data_set_0" / "output_0.pb"
+    original = _flip_last_byte(golden)
+    r = run_doit(zoo["env"], check=False)
+    assert r.returncode != 0 and executed(r) == {task}, r.stdout
+    assert re.search(rf"{task}: \S+/output_0\.pb: sha256 [0-9a-f]{{64}} differs", r.stderr)
+    golden.write_bytes(original)
+
+    verify_json = out / "verify.json"
+    original = verify_json.read_text()
+    data = json.loads(original)
+    data["outputs"]["prob1"]["max_abs_error"] = 0.0
+    verify_json.write_text(json.dumps(data))
+    r = run_doit(zoo["env"], check=False)
+    assert r.returncode != 0 and task in executed(r)
+    assert "recorded per-output results differ from those its golden data gives" in r.stderr
+    verify_json.write_text(original)
+
+    # The artifact changed under an up-to-date measure: `-s` runs the gate without it.
+    artifact = out / "model.onnx"
+    original = _flip_last_byte(artifact)
+    r = run_doit(zoo["env"], "-s", task, check=False)
+    assert r.returncode != 0 and executed(r) == {task}, r.stdout
+    assert re.search(r"model\.onnx: sha256 [0-9a-f]{64} differs from [0-9a-f]{64}", r.stderr)
+    artifact.write_bytes(original)
+    assert executed(run_doit(zoo["env"])) <= {task, "report"}
+
+
 def test_broken_artifact_fails_its_verify_and_report_shows_it(zoo):
     import numpy as np
     import onnx

@@ -47,16 +47,52 @@ def write_net(
     return proto_path, model_path
 
 
+def _net(prototxt: Path):
+    """The prototxt as plain protobuf text (not the converter's reader: this is the reference)."""
+    from google.protobuf import text_format
+
+    return text_format.Parse(Path(prototxt).read_text(), caffe_pb2.NetParameter())
+
+
 def last_writers(prototxt: Path) -> dict[str, str]:
     """Blob name -> name of the layer that writes it last (what OpenCV's forward() takes)."""
-    from converters.caffe.prototxt import parse_prototxt
-
-    net = parse_prototxt(prototxt)
+    net = _net(prototxt)
     writers: dict[str, str] = {}
     for layer in list(net.layer) + list(net.layers):
         for i, top in enumerate(layer.top):
             writers[top] = layer.name if i == 0 else f"{layer.name}.{i}"
     return writers
+
+
+def final_blobs(prototxt: Path) -> list[str]:
+    """The tops no later layer reads, in order: a converted net's outputs when there is no cut
+    (in-place layers read and rewrite their blob, which stays final). Nets here carry no phase
+    rules (OpenCV, the reference, does not apply them)."""
+    net = _net(prototxt)
+    final: dict[str, None] = {}
+    for layer in list(net.layer) + list(net.layers):
+        for b in layer.bottom:
+            final.pop(b, None)
+        for top in layer.top:
+            final.pop(top, None)
+            final[top] = None
+    return list(final)
+
+
+def assert_same_outputs(got, expected: list[str]) -> None:
+    """The candidate has exactly the ``expected`` outputs, by name: none missing or extra."""
+    missing = [n for n in expected if n not in got]
+    extra = [n for n in got if n not in expected]
+    assert not missing and not extra, f"outputs missing {missing}, unexpected {extra}"
+
+
+def assert_caffe_outputs(prototxt: Path, expected: list[str]) -> None:
+    """A Caffe candidate gives exactly ``expected``: each is a blob of the net (a cut point may
+    be one later layers read) and every final blob is expected."""
+    blobs = last_writers(prototxt)
+    missing = [n for n in expected if n not in blobs]
+    extra = [n for n in final_blobs(prototxt) if n not in expected]
+    assert not missing and not extra, f"outputs missing {missing}, unexpected {extra}"
 
 
 def run_opencv(
@@ -129,8 +165,10 @@ def convert_and_compare(
                 assert tuple(shp) == tuple(shapes[vi.name])
             feeds[vi.name] = rng.standard_normal(shp).astype(np.float32)
     got = run_ort(model, feeds)
-    want = run_opencv(proto_path, model_path, feeds, list(got))
-    for name in got:
+    expected = list(outputs) if outputs else final_blobs(proto_path)
+    assert_same_outputs(got, expected)
+    want = run_opencv(proto_path, model_path, feeds, expected)
+    for name in expected:
         assert got[name].shape == want[name].shape, (name, got[name].shape, want[name].shape)
         np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=rtol, err_msg=name)
     return model, got, want

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
-from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.helpers import assert_same_outputs, final_blobs, run_opencv, run_ort
 from tests.caffe.synth import synthesize_weights
 
 # (prototxt, input shape override for a fast test, cut points)
@@ -46,11 +46,12 @@ def test_architecture_matches_opencv(arch, models_dir, tmp_path):
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     feeds = {input_name: rng.uniform(-1, 1, dims).astype(np.float32)}
     got = run_ort(model, feeds)
-    want = run_opencv(proto, weights, feeds, list(got))
-    if outputs:
-        assert sorted(got) == sorted(outputs)
-    for name in got:
-        ref = want[name].reshape(got[name].shape)
+    expected = list(outputs) if outputs else final_blobs(proto)
+    assert_same_outputs(got, expected)
+    want = run_opencv(proto, weights, feeds, expected)
+    for name in expected:
+        assert got[name].shape == want[name].shape, (arch, name, got[name].shape, want[name].shape)
+        ref = want[name]
         scale = float(np.abs(ref).max())
         assert scale > 0, f"{arch} {name}: reference output is all zeros (bad synthetic weights)"
         err = float(np.abs(got[name] - ref).max())

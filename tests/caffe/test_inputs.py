@@ -16,7 +16,14 @@ import pytest
 
 from converters.caffe.convert import caffe_to_onnx
 from converters.errors import ConversionError
-from tests.caffe.helpers import convert_and_compare, run_opencv, run_ort, write_net
+from tests.caffe.helpers import (
+    assert_same_outputs,
+    convert_and_compare,
+    final_blobs,
+    run_opencv,
+    run_ort,
+    write_net,
+)
 
 # conv(data) -> ReLU in place, then concatenated with the second input when there is one.
 BODY = (
@@ -61,8 +68,10 @@ def _compare_with_equivalent(tmp_path, net: str, equivalent: str, input_shapes=N
     }
     got = run_ort(model, feeds)
     ref_proto, ref_model = write_net(tmp_path / "ref", equivalent, WEIGHTS)
-    want = run_opencv(ref_proto, ref_model, feeds, list(got))
-    for name in got:
+    expected = list(outputs) if outputs else final_blobs(ref_proto)
+    assert_same_outputs(got, expected)
+    want = run_opencv(ref_proto, ref_model, feeds, expected)
+    for name in expected:
         assert got[name].shape == want[name].shape
         np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
     return model, got

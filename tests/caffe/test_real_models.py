@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
-from tests.caffe.helpers import run_opencv, run_ort, uniform_feeds
+from tests.caffe.helpers import assert_same_outputs, final_blobs, run_opencv, run_ort, uniform_feeds
 
 REAL_MODELS = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4",
                "ultraface/RFB-320", "ultraface/slim-320"]  # fmt: skip
@@ -32,8 +32,10 @@ def test_matches_opencv(converted, seed):
     name, proto, weights, model = converted
     feeds = uniform_feeds(model, seed)
     got = run_ort(model, feeds)
-    want = run_opencv(proto, weights, feeds, list(got))
-    for out in got:
+    expected = final_blobs(proto)
+    assert_same_outputs(got, expected)
+    want = run_opencv(proto, weights, feeds, expected)
+    for out in expected:
         assert got[out].shape == want[out].shape, out
         err = float(np.abs(got[out] - want[out]).max())
         assert err <= 1e-4, f"{name} output {out}: max abs error {err}"

@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.onnx2caffe import onnx_to_caffe
-from tests.caffe.helpers import run_opencv, run_ort
+from tests.caffe.helpers import assert_caffe_outputs, run_opencv, run_ort
 
 
 def make_model(
@@ -70,6 +70,7 @@ def convert_and_compare(
     onnx_to_caffe(model, proto, weights)
     feeds = feeds if feeds is not None else random_feeds(model, seed)
     want = run_ort(model, feeds)
+    assert_caffe_outputs(proto, list(want))
     got = run_opencv(proto, weights, feeds, list(want))
     for name in want:
         assert got[name].shape == want[name].shape, (name, got[name].shape, want[name].shape)
