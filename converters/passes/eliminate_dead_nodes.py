@@ -9,15 +9,14 @@ side effects this pass cannot see.
 
 from __future__ import annotations
 
-from converters.passes.graph import SUBGRAPH_USE, Rule
+from converters.passes.graph import Rule
 
 
 def _live(g) -> set[int]:
     live_values = set(g.outputs)
     live_nodes: set[int] = set()
     for node in reversed(g.nodes):  # graphs are topologically sorted: readers come later
-        uses = g.consumers.get
-        if any(o in live_values or SUBGRAPH_USE in uses(o, []) for o in node.output if o) or (
+        if any(o in live_values or g.read_in_subgraph(o) for o in node.output if o) or (
             node.domain not in ("", "ai.onnx")
         ):
             live_nodes.add(id(node))

@@ -84,7 +84,7 @@ class FoldBatchNorm(Rule):
     def match(self, g):
         for node in g.nodes:
             if node.op_type in LINEAR and any(
-                c is not None and c.op_type in AFFINE for c in g.consumers.get(node.output[0], [])
+                c.op_type in AFFINE for c in g.readers(node.output[0])
             ):
                 yield node
 
@@ -99,7 +99,7 @@ class FoldBatchNorm(Rule):
         steps, s, t = [], np.ones(channels), np.zeros(channels)
         value = node.output[0]
         while g.single_use(value):
-            follower = g.consumers[value][0]
+            follower = g.readers(value)[0]
             if follower.op_type not in AFFINE:
                 break
             s2, t2, reason = _step(g, follower, value, channels, rank)
@@ -136,14 +136,16 @@ class FoldBatchNorm(Rule):
             bias = beta * np.broadcast_to(b, np.broadcast_shapes(b.shape, s.shape)) * s + t
             _set_attr(node, "beta", 1.0)
         dtype = g.const(node.input[1]).dtype
-        node.input[1] = g.add_const(f"{label}/W_folded", w.astype(dtype))
+        w_name = g.add_const(f"{label}/W_folded", w.astype(dtype))
         b_name = g.add_const(f"{label}/B_folded", bias.astype(dtype))
-        if has_bias:
-            node.input[2] = b_name
-        else:
-            node.input.append(b_name)
-        node.output[0] = steps[-1].output[0]
         g.remove(*steps)
+        with g.edit(node):
+            node.input[1] = w_name
+            if has_bias:
+                node.input[2] = b_name
+            else:
+                node.input.append(b_name)
+            node.output[0] = steps[-1].output[0]
 
 
 def _set_attr(node, name: str, value: float) -> None:

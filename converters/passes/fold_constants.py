@@ -69,9 +69,18 @@ class FoldConstants(Rule):
         return None
 
     def rewrite(self, g, node):
+        # The round in which a sweep-by-sweep fixed point (each sweep matching on the graph as
+        # it was when the sweep began) would fold this node: its folded results are written in
+        # that order, so the file does not depend on folding a chain in one sweep or several.
+        rounds = g.scratch.setdefault("fold_round", {})
+        if node.op_type in ("Shape", "Size") and _static_shape(g, node.input[0]) is not None:
+            r = 1
+        else:
+            r = 1 + max((rounds.get(i, 0) for i in node.input if i), default=0)
         for name, value in zip(node.output, g.scratch.pop(id(node)), strict=False):
             if name:
-                g.add_const(name, np.asarray(value), exact=True)
+                g.add_const(name, np.asarray(value), exact=True, rank=r)
+                rounds[name] = r
         g.remove(node)
 
 
