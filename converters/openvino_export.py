@@ -6,10 +6,18 @@ own preprocessing options would apply it a second time.
 ``openvino.save_model`` compresses float weights to FP16 *by default*; ``compress_to_fp16`` is
 therefore always passed explicitly so that a ``precision: fp32`` target really stores float32.
 
-The conversion runs in a fresh child process by default: OpenVINO names the nodes it creates
-from a process-wide counter, so the same model converted after others in one process (a serial
-``doit`` run) would get different names than in a worker of a parallel build, and the ``.xml``
-would differ byte for byte. A fresh process makes the artifact reproducible.
+The conversion runs in this process and is deterministic. OpenVINO names the nodes it creates
+without a name ``<Type>_<N>`` from a process-wide counter, and its transformations copy those
+names onto the nodes they make (a folded bias ``Reshape`` becomes a constant named
+``Reshape_15``), so ``openvino.convert_model`` gives different ``.xml`` bytes for the same model
+depending on how many nodes the process created before. We therefore run its steps ourselves —
+the ONNX front end, then the offline transformations ``convert_model`` applies — and name the
+nodes that have no name of its own after the node they feed (``conv1@conv1/Constant``, unique
+with ``.2``, ``.3``, ...): right after the front end (friendly name equal to the counter name),
+and again after the transformations (also: a name holding a counter name of this conversion's
+id range that no name had before). Counter names never contain ``/``, so a derived name is never
+taken for one. Two exports in one process, or in different processes, give the same bytes, and
+apart from those names the IR is ``convert_model``'s (tests/test_openvino_export.py).
 
 The pair is written atomically: both files are saved into a temporary directory beside the
 destination, any stale ``.xml`` is removed, then the ``.bin`` is renamed into place and the
@@ -20,9 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,16 +39,9 @@ PRECISIONS = ("fp32", "fp16")
 
 
 def export_openvino(
-    onnx_path: str | os.PathLike,
-    xml_path: str | os.PathLike,
-    precision: str,
-    *,
-    isolate: bool = True,
+    onnx_path: str | os.PathLike, xml_path: str | os.PathLike, precision: str
 ) -> None:
-    """Convert ``onnx_path`` to IR at ``xml_path`` (the ``.bin`` goes beside it).
-
-    ``isolate=False`` converts in this process (faster, but see the module docstring).
-    """
+    """Convert ``onnx_path`` to IR at ``xml_path`` (the ``.bin`` goes beside it)."""
     src, xml = Path(onnx_path), Path(xml_path)
     if precision not in PRECISIONS:
         raise ConversionError(
@@ -59,10 +59,7 @@ def export_openvino(
     try:
         # Same base name inside the temporary directory: the IR's .bin is found by name.
         tmp_xml = tmp_dir / xml.name
-        if isolate:
-            _convert_in_child(src, tmp_xml, precision)
-        else:
-            convert_and_save(src, tmp_xml, precision)
+        convert_and_save(src, tmp_xml, precision)
         tmp_bin = tmp_xml.with_suffix(".bin")
         if not tmp_xml.is_file() or not tmp_bin.is_file():
             raise ConversionError(f"{xml}: OpenVINO wrote no .xml/.bin pair")
@@ -79,11 +76,11 @@ def export_openvino(
 
 
 def convert_and_save(src: Path, xml: Path, precision: str) -> None:
-    """``openvino.convert_model`` + ``save_model`` in this process (errors: ConversionError)."""
+    """ONNX -> deterministic ``ov.Model`` -> ``save_model`` (errors: ConversionError)."""
     import openvino as ov
 
     try:
-        model = ov.convert_model(str(src))
+        model = convert_onnx(src)
     except Exception as exc:  # OpenVINO raises many unrelated types
         _check_onnx(src)  # OpenVINO's words for a file that is not ONNX at all are misleading
         raise ConversionError(f"{src}: OpenVINO cannot convert the model: {_reason(exc)}") from None
@@ -93,12 +90,107 @@ def convert_and_save(src: Path, xml: Path, precision: str) -> None:
         raise ConversionError(f"{xml}: OpenVINO cannot save the IR: {_reason(exc)}") from None
 
 
-def _convert_in_child(src: Path, xml: Path, precision: str) -> None:
-    cmd = [sys.executable, "-m", "converters.openvino_export", str(src), str(xml), precision]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-        raise ConversionError(lines[-1] if lines else f"{src}: OpenVINO conversion failed")
+def convert_onnx(src: Path):
+    """What ``openvino.convert_model(src)`` does for an ONNX file, with deterministic names.
+
+    The steps are those of OpenVINO's converter (openvino/tools/ovc: ``moc_pipeline`` loads and
+    converts with the front end, ``moc_emit_ir`` applies the offline transformations, ``_convert``
+    adds the rt_info); tests/test_openvino_export.py checks that the IR equals
+    ``convert_model``'s in everything but the invented names.
+    """
+    import openvino as ov
+    from openvino import _offline_transformations as offline
+    from openvino.frontend import FrontEndManager
+
+    first = _next_node_id()
+    front_end = FrontEndManager().load_by_framework("onnx")
+    model = front_end.convert(front_end.load(str(src), True))  # weights mmapped, not copied
+    name_unnamed_nodes(model)
+    known = {t for op in model.get_ordered_ops() for t in _tokens(op.get_friendly_name())}
+    offline.apply_moc_transformations(model, cf=False, smart_reshape=True)
+    offline.compress_quantize_weights_transformation(model)
+    offline.apply_moc_legacy_transformations(model, [])
+    offline.apply_fused_names_cleanup(model)
+    # The transformations name new nodes after nodes they created themselves (a decomposed
+    # BatchNormalization's folded scale is called "Multiply_130207"): such a name holds a
+    # counter name from this conversion's range that was in no name before them.
+    name_unnamed_nodes(model, counter=(first, _next_node_id()), known=known)
+    model.set_rt_info(ov.get_version(), "Runtime_version")
+    model.set_rt_info(f"DIR/{src.name}", ["conversion_parameters", "input_model"])
+    model.set_rt_info("False", ["conversion_parameters", "is_python_object"])
+    return model
+
+
+# A counter name inside a friendly name: "<Type>_<N>" (OpenVINO type names are CamelCase).
+_COUNTER_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z0-9]*_(\d+)(?![0-9])")
+# Node ids below this are never used by a conversion (see _next_node_id): a literal "_1" in a
+# name OpenVINO builds can then never be taken for a counter name.
+_FIRST_ID = 10_000
+
+
+def _tokens(name: str) -> set[str]:
+    return {m.group(0) for m in _COUNTER_NAME.finditer(name)}
+
+
+def _next_node_id() -> int:
+    """The id OpenVINO's counter gives the next node (moved past _FIRST_ID on first use)."""
+    import openvino as ov
+
+    def probe() -> int:
+        return int(ov.op.Parameter(ov.Type.f32, ov.Shape([1])).get_name().rsplit("_", 1)[1])
+
+    n = probe()
+    for _ in range(_FIRST_ID - n):  # once per process, ~50 ms
+        n = probe()
+    return n + 1
+
+
+def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=frozenset()) -> None:
+    """Give each node without a name of its own one derived from the graph.
+
+    Without a name of its own: its friendly name is its counter name, or (with ``counter``
+    = the ids this conversion used) holds a counter name of that range that is not in
+    ``known`` (the names before the transformations ran). Nodes are visited readers first
+    (reverse topological order), so the node a name derives from is already named:
+    ``<smallest reader's name>/<Type>``, or ``<first input's producer>/<Type>`` for a node
+    nobody reads; ``.2``, ``.3``... keep names unique.
+    """
+
+    def unnamed(op) -> bool:
+        name = op.get_friendly_name()
+        if name == op.get_name():
+            return True
+        if counter is None:
+            return False
+        lo, hi = counter
+        return any(
+            m.group(0) not in known and lo <= int(m.group(1)) < hi
+            for m in _COUNTER_NAME.finditer(name)
+        )
+
+    ops = model.get_ordered_ops()
+    taken = {op.get_friendly_name() for op in ops}
+    for op in reversed(ops):
+        if not unnamed(op):
+            continue
+        readers = sorted(
+            target.get_node().get_friendly_name()
+            for out in op.outputs()
+            for target in out.get_target_inputs()
+        )
+        if readers:
+            anchor = readers[0]
+        elif op.get_input_size():
+            anchor = op.input_value(0).get_node().get_friendly_name()
+        else:
+            anchor = "model"
+        base = f"{anchor}/{op.get_type_name()}"
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}.{k}"
+        taken.add(name)
+        op.set_friendly_name(name)
 
 
 def _check_onnx(src: Path) -> None:
@@ -116,11 +208,3 @@ def _reason(exc: BaseException) -> str:
     kept = [ln for ln in lines if ln and not ln.startswith(noise)]
     text = " ".join(kept) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-if __name__ == "__main__":  # the child of export_openvino(isolate=True)
-    try:
-        convert_and_save(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
-    except ConversionError as err:
-        print(err, file=sys.stderr)
-        sys.exit(1)

@@ -132,7 +132,7 @@ def test_failed_save_leaves_old_pair_and_no_temp(tmp_path, rfb, monkeypatch):
     with pytest.raises(
         ConversionError, match=r"model.xml: OpenVINO cannot save the IR: disk full more detail$"
     ):
-        export_openvino(rfb[1], xml, "fp32", isolate=False)
+        export_openvino(rfb[1], xml, "fp32")
     assert xml.read_text() == "old xml" and bin_.read_bytes() == b"old bin"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]
 
@@ -149,16 +149,91 @@ def test_compress_flag_is_always_explicit(tmp_path, rfb, monkeypatch):
         return real(model, path, *args, **kwargs)
 
     monkeypatch.setattr(ov, "save_model", spy)
-    export_openvino(rfb[1], tmp_path / "a" / "model.xml", "fp32", isolate=False)
-    export_openvino(rfb[1], tmp_path / "b" / "model.xml", "fp16", isolate=False)
+    export_openvino(rfb[1], tmp_path / "a" / "model.xml", "fp32")
+    export_openvino(rfb[1], tmp_path / "b" / "model.xml", "fp16")
     assert seen == [((), {"compress_to_fp16": False}), ((), {"compress_to_fp16": True})]
 
 
-def test_ir_is_reproducible_whatever_ran_before(tmp_path, rfb):
-    """Node names OpenVINO invents come from a process-wide counter: the default isolated
-    conversion gives the same bytes however many models this process converted before."""
-    export_openvino(rfb[1], tmp_path / "warmup" / "model.xml", "fp32", isolate=False)
-    export_openvino(rfb[1], tmp_path / "a" / "model.xml", "fp32")
-    export_openvino(rfb[1], tmp_path / "b" / "model.xml", "fp32")
-    for name in ("model.xml", "model.bin"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+def _other_model(path):
+    """A small different model: converting it first moves OpenVINO's node-name counter on."""
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 1, 1], [0.5] * 12)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "other",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=[w],
+    )
+    save_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def _pair(d):
+    return [(d / name).read_bytes() for name in ("model.xml", "model.bin")]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_ir_is_reproducible_in_one_process_and_across_processes(
+    tmp_path, rfb, precision, monkeypatch
+):
+    """OpenVINO invents node names from a process-wide counter; the IR must not depend on it:
+    the same model exported after other conversions in this process (no child process), again,
+    and in a fresh process gives the same bytes."""
+    import subprocess
+    import sys
+
+    real_run = subprocess.run
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("export_openvino started a process")
+
+    other = _other_model(tmp_path / "other.onnx")
+    monkeypatch.setattr(subprocess, "run", no_child)
+    monkeypatch.setattr(subprocess, "Popen", no_child)
+    export_openvino(rfb[1], tmp_path / "a" / "model.xml", precision)
+    export_openvino(other, tmp_path / "o1" / "model.xml", precision)
+    export_openvino(rfb[1], tmp_path / "b" / "model.xml", precision)
+    export_openvino(other, tmp_path / "o2" / "model.xml", precision)
+    monkeypatch.undo()
+    assert subprocess.run is real_run
+    code = (
+        "import sys; from converters.openvino_export import export_openvino as e; "
+        "e(sys.argv[1], sys.argv[2], sys.argv[3])"
+    )
+    out = tmp_path / "child" / "model.xml"
+    subprocess.run([sys.executable, "-c", code, str(rfb[1]), str(out), precision], check=True)
+    assert _pair(tmp_path / "a") == _pair(tmp_path / "b") == _pair(tmp_path / "child")
+    assert _pair(tmp_path / "o1") == _pair(tmp_path / "o2")
+    xml = (tmp_path / "a" / "model.xml").read_text()
+    assert 'name="Reshape_' not in xml and 'name="Constant_' not in xml  # no counter names
+
+
+def test_ir_equals_convert_model_but_for_invented_names(tmp_path, rfb):
+    """Our conversion runs OpenVINO's converter steps itself: the IR must be what
+    ``openvino.convert_model`` + ``save_model`` write (here in a fresh process), the same
+    layers, ports, edges, rt_info and weights, with only the names OpenVINO invents changed."""
+    import re
+    import subprocess
+    import sys
+
+    export_openvino(rfb[1], tmp_path / "ours" / "model.xml", "fp16")
+    ref = tmp_path / "ref" / "model.xml"
+    ref.parent.mkdir()
+    code = (
+        "import sys, openvino as ov; "
+        "ov.save_model(ov.convert_model(sys.argv[1]), sys.argv[2], compress_to_fp16=True)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(rfb[1]), str(ref)], check=True)
+    ours_bin, ref_bin = (tmp_path / "ours" / "model.bin").read_bytes(), ref.with_suffix(".bin")
+    assert ours_bin == ref_bin.read_bytes()
+    ours, theirs = (tmp_path / "ours" / "model.xml").read_text(), ref.read_text()
+    renamed = sum(a != b for a, b in zip(ours.splitlines(), theirs.splitlines(), strict=True))
+    assert renamed > 0  # the reference does have counter names to replace
+
+    def masked(text):
+        return re.sub(r' name="[^"]*"', "", text)
+
+    assert masked(ours) == masked(theirs)
