@@ -1,17 +1,25 @@
 """Whole-process `zoomake convert` time and peak RSS on the real models and a VGG-16-size model.
 
-Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg]
+Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg] [--baseline main]
 
 Each conversion runs as its own process (`python -m pipelines convert ...`), exactly as a user
 types it; wall time is the median of ``--repeat`` runs and peak RSS is the child's ru_maxrss.
 The floor for the big model is what any converter must pay on this machine: reading the
 caffemodel's bytes and writing the ONNX file's bytes (measured here with plain file I/O, page
-cache warm, fsync excluded as the converter does not fsync either).
+cache warm, fsync excluded as the converter does not fsync either), per output: the
+caffemodel read plus the output's bytes (``.onnx``, or ``.xml`` + ``.bin``) written.
+
+The big model is converted four ways (ONNX, OpenVINO IR, FP16 ONNX, FP16 OpenVINO IR) by this
+worktree and by ``--baseline`` (``git archive`` of its ``converters/`` and ``pipelines/``,
+run from a temporary folder), runs of the two alternating in the same loop, so both see the
+same machine load; the table gives each median as a multiple of its floor and peak RSS as a
+multiple of the weights' bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -99,11 +107,12 @@ def write_vgg16_caffemodel(path: Path, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def run_convert(args: list[str]) -> tuple[float, int]:
+def run_convert(args: list[str], root: Path = REPO) -> tuple[float, int]:
     """Wall seconds and peak RSS bytes of one `python -m pipelines convert` process."""
+    env = dict(os.environ, PYTHONPATH=str(root))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "convert", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "convert", *args], cwd=root,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     if status != 0:
@@ -123,6 +132,65 @@ def floor_io(src: Path, nbytes: int, tmp: Path) -> float:
     return elapsed
 
 
+def baseline_tree(ref: str, tmp: Path) -> Path:
+    """``converters/`` and ``pipelines/`` of git ``ref`` unpacked under ``tmp``."""
+    root = tmp / "baseline"
+    root.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "converters", "pipelines"],
+                             check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root
+
+
+BIG_OUTPUTS = [("onnx", "vgg16.onnx", []), ("openvino", "vgg16.xml", []),
+               ("fp16 onnx", "vgg16.onnx", ["--fp16"]), ("fp16 openvino", "vgg16.xml", ["--fp16"])]  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _output_bytes(out: Path) -> int:
+    files = [out, out.with_suffix(".bin")] if out.suffix == ".xml" else [out]
+    return sum(f.stat().st_size for f in files)
+
+
+def big_model_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline: str) -> None:
+    size = weights.stat().st_size
+    old_root = baseline_tree(baseline, tmp)
+    print(f"\nVGG-16 size ({size / 1e6:.1f} MB of weights): old = {baseline}, new = this "
+          f"worktree, median of {repeat} alternating runs")  # fmt: skip
+    head = (f"{'output':14} {'floor s':>8} | {'old s':>7} {'x floor':>7} {'RSS/w':>6} | "
+            f"{'new s':>7} {'x floor':>7} {'RSS/w':>6} | {'old/new':>7} same bytes")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for label, name, flags in BIG_OUTPUTS:
+        runs: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
+        digests = {}
+        for _ in range(repeat):
+            for which, root in (("old", old_root), ("new", REPO)):
+                out = tmp / which / name
+                out.parent.mkdir(exist_ok=True)
+                args = ["--prototxt", str(proto), "--caffemodel", str(weights), *flags]
+                runs[which].append(run_convert([*args, "-o", str(out)], root))
+                files = [out, out.with_suffix(".bin")] if out.suffix == ".xml" else [out]
+                digests[which] = [_sha256(f) for f in files]
+        nbytes = _output_bytes(tmp / "new" / name)
+        floor = min(floor_io(weights, nbytes, tmp) for _ in range(repeat))
+        o = statistics.median(t for t, _ in runs["old"])
+        n = statistics.median(t for t, _ in runs["new"])
+        orss = max(r for _, r in runs["old"]) / size
+        nrss = max(r for _, r in runs["new"]) / size
+        same = "yes" if digests["old"] == digests["new"] else "NO"
+        print(f"{label:14} {floor:8.3f} | {o:7.2f} {o / floor:7.2f} {orss:6.2f} | "
+              f"{n:7.2f} {n / floor:7.2f} {nrss:6.2f} | {o / n:7.2f} {same}", flush=True)  # fmt: skip
+    print("(same bytes: sha256 of every output file, old vs new)")
+
+
 def baseline_python() -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import onnx, numpy"], check=True)
@@ -134,6 +202,8 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=REPO.parent / "shared" / "models")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-vgg", action="store_true")
+    ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--baseline", default="main", help="git ref to compare the big model with")
     ap.add_argument("--write-vgg", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.write_vgg:
@@ -143,7 +213,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         print(f"interpreter + `import onnx, numpy` alone: {baseline_python():.3f} s\n")
         print(f"{'model':22} {'weights MB':>10} {'median s':>9} {'min s':>7} {'peak RSS MB':>12}")
-        for name in REAL:
+        for name in [] if args.skip_real else REAL:
             proto, weights = args.models / f"{name}.prototxt", args.models / f"{name}.caffemodel"
             out = tmp / "out.onnx"
             runs = [run_convert(["--prototxt", str(proto), "--caffemodel", str(weights),
@@ -161,25 +231,7 @@ def main() -> None:
         # In a child process: Linux carries a parent's peak RSS into children it forks (the
         # high-water mark survives exec), so generating 550 MB here would inflate the figures.
         subprocess.run([sys.executable, __file__, "--write-vgg", str(weights)], check=True)
-        size = weights.stat().st_size
-        out = tmp / "vgg16.onnx"
-        runs = [run_convert(["--prototxt", str(proto), "--caffemodel", str(weights),
-                             "-o", str(out)]) for _ in range(args.repeat)]  # fmt: skip
-        times = [t for t, _ in runs]
-        peak = max(r for _, r in runs)
-        floor = min(floor_io(weights, out.stat().st_size, tmp) for _ in range(args.repeat))
-        print(
-            f"{'vgg16-synthetic':22} {size / 1e6:10.2f} {statistics.median(times):9.3f} "
-            f"{min(times):7.3f} {peak / 1e6:12.1f}"
-        )
-        print(
-            f"\nVGG-16 size: caffemodel {size / 1e6:.1f} MB, ONNX {out.stat().st_size / 1e6:.1f} MB"
-        )
-        print(f"peak RSS / weight bytes: {peak / size:.2f}x (target < 3x)")
-        print(
-            f"I/O floor (read caffemodel + write ONNX bytes): {floor:.3f} s; "
-            f"convert is {statistics.median(times) / floor:.1f}x the floor"
-        )
+        big_model_table(proto, weights, tmp, args.repeat, args.baseline)
 
 
 if __name__ == "__main__":

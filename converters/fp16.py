@@ -33,6 +33,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.io import FileRange, SplitModel
 from converters.passes.graph import check_graph, light_copy, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
@@ -151,6 +152,81 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
     """A float16 copy of ``model`` (see the module docstring for the rules)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    return _convert(out, keep_io_types, None)
+
+
+def to_fp16_split(split: SplitModel, keep_io_types: bool = True) -> SplitModel:
+    """``to_fp16`` of a ``SplitModel`` whose big weights stay out of memory.
+
+    The big tensors take part in the plan as header-only initializers; a big weight stored
+    as float16 is range-checked now (chunk by chunk) and converted while the file is written
+    (``HalfBytes``), so the float32 weights are never held whole and never twice.
+    """
+    light = onnx.ModelProto()
+    light.CopyFrom(split.light)  # small: the big tensors are not in it
+    sources = {}
+    for name, dtype, dims, raw in split.big:
+        light.graph.initializer.append(_header(name, dtype, dims))
+        sources[name] = raw
+    out = _convert(light, keep_io_types, sources)
+    big, kept = [], []
+    for t in out.graph.initializer:
+        if t.data_location == TP.EXTERNAL:
+            big.append((t.name, t.data_type, tuple(t.dims), sources[t.name]))
+        else:
+            kept.append(t)
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    return SplitModel(out, big)
+
+
+def _header(name: str, dtype: int, dims) -> onnx.TensorProto:
+    """An initializer with type and shape but no data: its bytes live elsewhere."""
+    t = TP(name=name, data_type=dtype, dims=dims)
+    t.data_location = TP.EXTERNAL
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "(held by zoomake)"
+    return t
+
+
+class HalfBytes:
+    """The float16 bytes of a float32 tensor given as raw bytes or a ``FileRange``,
+    converted chunk by chunk when written (``copy_to``) or read."""
+
+    CHUNK = 1 << 22  # float32 values per chunk (16 MiB)
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __len__(self) -> int:
+        return len(self.raw) // 2
+
+    def chunks(self):
+        step = self.CHUNK * 4
+        read = self.raw.read_at if isinstance(self.raw, FileRange) else None
+        for start in range(0, len(self.raw), step):
+            n = min(step, len(self.raw) - start)
+            data = read(start, n) if read else memoryview(self.raw)[start : start + n]
+            yield np.frombuffer(data, dtype="<f4")
+
+    def max_abs_finite(self) -> float:
+        best = 0.0
+        for a in self.chunks():
+            a = np.abs(a)
+            m = float(np.max(a, where=np.isfinite(a), initial=0.0))
+            best = max(best, m)
+        return best
+
+    def read(self) -> bytes:
+        return b"".join(a.astype("<f2").tobytes() for a in self.chunks())
+
+    def copy_to(self, out) -> None:
+        for a in self.chunks():
+            out.write(a.astype("<f2").tobytes())
+
+
+def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
+    """Convert ``out`` in place; ``sources``: bytes of header-only initializers (to_fp16_split)."""
     g = out.graph
     opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), 1)
     nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in g.node]
@@ -165,6 +241,17 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
             return np.zeros(arr.shape, np.float16)  # never used: the conversion will raise
         return arr.astype(np.float16)
 
+    def halved(t: onnx.TensorProto, name: str) -> onnx.TensorProto:
+        """The float16 version of initializer ``t``, named ``name``."""
+        if t.data_location != TP.EXTERNAL or sources is None or t.name not in sources:
+            return numpy_helper.from_array(half(t.name, numpy_helper.to_array(t)), name)
+        source = HalfBytes(sources[t.name])
+        peak = source.max_abs_finite()
+        if peak > FP16_MAX:
+            too_big.append(f"'{t.name}' (max |x| {peak:.6g})")
+        sources[name] = source
+        return _header(name, F16, t.dims)
+
     copies: dict[str, onnx.TensorProto] = {}
     casts: dict[tuple[str, int], onnx.NodeProto] = {}
     new_nodes: list[onnx.NodeProto] = []
@@ -174,8 +261,7 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
             return v
         if v in plan.inits and t == F16:  # a float16 copy beside the float32 weight
             if v not in copies:
-                arr = half(v, numpy_helper.to_array(plan.inits[v]))
-                copies[v] = numpy_helper.from_array(arr, f"{v}__fp16")
+                copies[v] = halved(plan.inits[v], f"{v}__fp16")
             return copies[v].name
         if (v, t) not in casts:
             name = f"{v}__to_fp{16 if t == F16 else 32}"
@@ -185,7 +271,7 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
 
     for name, t in plan.inits.items():
         if stored.get(name) == F16:
-            t.CopyFrom(numpy_helper.from_array(half(name, numpy_helper.to_array(t)), name))
+            t.CopyFrom(halved(t, name))
     for n in nodes:
         for i, v in enumerate(n.input):
             want = plan.wants(n, i, "in") if v in stored else None

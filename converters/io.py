@@ -87,11 +87,64 @@ def len_field(number: int, length: int) -> bytes:
     return varint(number << 3 | 2) + varint(length)
 
 
+class FileRange:
+    """``length`` bytes of file ``path`` from ``offset``: a big weight left where it is stored.
+
+    ``copy_to`` has the kernel copy them into the output file (``copy_file_range``), so they
+    never pass through this process's memory; ``read`` is one ``pread``. A file that changed
+    size since it was indexed is an error either way, never a short tensor.
+    """
+
+    def __init__(self, path: str | os.PathLike, offset: int, length: int):
+        self.path, self.offset, self.length = Path(path), offset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _changed(self) -> ConversionError:
+        return ConversionError(f"{self.path}: file changed while being read")
+
+    def read(self) -> bytes:
+        return self.read_at(0, self.length)
+
+    def read_at(self, start: int, n: int) -> bytes:
+        """``n`` of the bytes from ``start`` (relative to the range)."""
+        with open(self.path, "rb", buffering=0) as f:
+            data = os.pread(f.fileno(), n, self.offset + start)
+        if len(data) != n:
+            raise self._changed()
+        return data
+
+    def copy_to(self, out) -> None:
+        """Append the bytes to the open binary file ``out`` (flushed first)."""
+        out.flush()
+        with open(self.path, "rb", buffering=0) as src:
+            done = 0
+            while done < self.length:
+                try:
+                    n = os.copy_file_range(
+                        src.fileno(), out.fileno(), self.length - done, self.offset + done
+                    )
+                except OSError:  # a file system or kernel without it: plain chunked copy
+                    n = self._copy_chunk(src.fileno(), out, done)
+                if n == 0:
+                    raise self._changed()
+                done += n
+
+    def _copy_chunk(self, fd: int, out, done: int) -> int:
+        data = os.pread(fd, min(self.length - done, 1 << 24), self.offset + done)
+        out.write(data)
+        out.flush()
+        return len(data)
+
+
 class SplitModel:
     """An ONNX model whose large initializers are held as raw bytes beside the proto.
 
     ``light`` is a complete ``ModelProto`` except for the tensors in ``big``
-    (``(name, onnx dtype, dims, raw little-endian bytes)``). ``save`` streams those bytes to
+    (``(name, onnx dtype, dims, raw little-endian bytes)``; instead of ``bytes`` the data may
+    be an object with ``len``, ``read()`` and ``copy_to(file)``: a ``FileRange``, or
+    ``converters.fp16.HalfBytes``). ``save`` streams those bytes to
     the file without ever copying them into protobuf: the file is ``light`` serialized,
     followed by one more ``ModelProto.graph`` field (7) holding the big ``initializer`` entries
     (GraphProto field 5). Protobuf merges repeated occurrences of a message field, so every
@@ -111,7 +164,7 @@ class SplitModel:
             name, dtype, dims, raw = self.big.pop(0)
             t = model.graph.initializer.add()
             t.CopyFrom(TensorProto(name=name, data_type=dtype, dims=dims))
-            t.raw_data = raw
+            t.raw_data = raw if isinstance(raw, bytes) else raw.read()
             del raw
         return model
 
@@ -122,6 +175,41 @@ class SplitModel:
             header = TensorProto(name=name, data_type=dtype, dims=dims).SerializeToString()
             header += len_field(9, len(raw))  # TensorProto.raw_data
             yield header, raw
+
+    def save_external(self, path: str | os.PathLike) -> Path:
+        """Write the model to ``path`` with the big tensors as ONNX external data in
+        ``<name>.data`` beside it (each tensor at a 4 KiB-aligned offset, so a reader can map
+        them in place: OpenVINO does); returns the data file's path. Both files atomically."""
+        from onnx import TensorProto
+
+        path = Path(path)
+        data = path.with_name(path.name + ".data")
+        model = type(self.light)()
+        model.CopyFrom(self.light)  # small: the big tensors are not in it
+        with atomic_output(data) as tmp, open(tmp, "wb") as f:
+            offset = 0
+            for name, dtype, dims, raw in self.big:
+                pad = -offset % 4096
+                f.write(bytes(pad))
+                offset += pad
+                t = TensorProto(name=name, data_type=dtype, dims=dims)
+                t.data_location = TensorProto.EXTERNAL
+                for key, value in (
+                    ("location", data.name),
+                    ("offset", offset),
+                    ("length", len(raw)),
+                ):
+                    entry = t.external_data.add()
+                    entry.key, entry.value = key, str(value)
+                model.graph.initializer.append(t)
+                if isinstance(raw, bytes):
+                    f.write(raw)
+                else:
+                    raw.copy_to(f)
+                offset += len(raw)
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(model.SerializeToString())
+        return data
 
     def save(self, path: str | os.PathLike) -> None:
         head = self.light.SerializeToString()
@@ -139,4 +227,7 @@ class SplitModel:
                 for h, r in entries:
                     f.write(len_field(5, len(h) + len(r)))  # GraphProto.initializer
                     f.write(h)
-                    f.write(r)
+                    if isinstance(r, bytes):
+                        f.write(r)
+                    else:
+                        r.copy_to(f)

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 
 from converters.errors import ConversionError
-from converters.io import load_onnx, save_onnx
+from converters.io import SplitModel, load_onnx, save_onnx
 
 FORMAT_SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".prototxt": "caffe"}
 
@@ -133,10 +133,15 @@ def output_format(out: Path, fmt: str | None = None) -> str:
     return fmt
 
 
-def write_model(model: onnx.ModelProto, out: Path, fmt: str, precision: str = "fp32") -> list[Path]:
-    """Write ``model`` as ``fmt`` — the CLI's final step. ``precision`` matters for OpenVINO."""
+def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Path]:
+    """Write ``model`` as ``fmt`` — the CLI's final step. ``precision`` matters for OpenVINO.
+
+    ``model`` is an ``onnx.ModelProto`` or, for ONNX and OpenVINO output, a ``SplitModel``
+    whose big weights are still where the converter found them.
+    """
+    split = isinstance(model, SplitModel)
     if fmt == "onnx":
-        save_onnx(model, out)
+        model.save(out) if split else save_onnx(model, out)
         return [out]
     if fmt == "openvino":
         import tempfile
@@ -145,7 +150,10 @@ def write_model(model: onnx.ModelProto, out: Path, fmt: str, precision: str = "f
 
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "model.onnx"
-            save_onnx(model, src)
+            if split:  # weights as external data: OpenVINO maps them instead of parsing
+                model.save_external(src)
+            else:
+                save_onnx(model, src)
             export_openvino(src, out, precision)
         return [out, out.with_suffix(".bin")]
     if fmt == "caffe":

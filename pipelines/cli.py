@@ -141,11 +141,17 @@ def cmd_convert(args) -> int:
     fmt = build.output_format(args.output, args.to)
     inputs = {name: {"shape": shape} for name, shape in args.input_shape}
     spec = _preprocess_spec(args)
-    plain = fmt == "onnx" and not (spec or args.optimize or args.fp16)
+    # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
+    # (OpenVINO compresses to FP16 itself; to_fp16_split converts them as they are written).
+    plain = fmt in ("onnx", "openvino") and not (spec or args.optimize)
     model = build.convert_source(framework, files, inputs, args.outputs, args.opset, lazy=plain)
-    if isinstance(model, SplitModel):  # nothing to transform: stream the weights to the file
-        model.save(args.output)
-        print(args.output)
+    if isinstance(model, SplitModel):
+        if args.fp16 and fmt == "onnx":
+            from converters.fp16 import to_fp16_split
+
+            model = to_fp16_split(model, keep_io_types=True)
+        written = build.write_model(model, args.output, fmt, "fp16" if args.fp16 else "fp32")
+        print(" ".join(str(p) for p in written))
         return 0
     if spec:
         from converters.preprocess import embed_preprocessing

@@ -196,3 +196,73 @@ def test_cast_with_float32_and_float16_readers_leaves_no_chain():
     got = run_ort(half, {"x": x})
     np.testing.assert_array_equal(got["y"], x.astype(np.float32))
     np.testing.assert_array_equal(got["xf"], x.astype(np.float32))
+
+
+BIG_NET = """
+name: "big"
+input: "data"
+input_dim: 1 input_dim: 64 input_dim: 8 input_dim: 8
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 16 kernel_size: 1 } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 600 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def _big_net(tmp_path, scale=1.0):
+    from tests.caffe.helpers import write_net
+
+    rng = np.random.default_rng(3)
+    weights = {
+        "conv": [rng.normal(0, 0.1, (16, 64, 1, 1)).astype(np.float32), np.zeros(16, np.float32)],
+        "fc": [(rng.normal(0, 0.05, (600, 1024)) * scale).astype(np.float32),
+               rng.normal(0, 0.1, 600).astype(np.float32)],
+    }  # fmt: skip
+    return write_net(tmp_path, BIG_NET, weights)
+
+
+def test_split_model_fp16_equals_in_memory_fp16(tmp_path):
+    """--fp16 of a big Caffe model converts its 2.4 MB weight while writing the file, never
+    holding it whole: the file equals to_fp16 of the model materialized in memory (same nodes,
+    same initializers, same float16 values), and runs like it."""
+    from converters.caffe.convert import convert_caffe
+    from converters.fp16 import HalfBytes, to_fp16_split
+
+    proto, weights = _big_net(tmp_path)
+    split = to_fp16_split(convert_caffe(proto, weights))
+    (name, dtype, dims, raw), = split.big  # fmt: skip
+    assert (name, dtype, dims) == ("fc/W", TensorProto.FLOAT16, (600, 1024))
+    assert isinstance(raw, HalfBytes) and len(raw) == 600 * 1024 * 2
+    streamed = tmp_path / "streamed.onnx"
+    split.save(streamed)
+    want = to_fp16(convert_caffe(proto, weights).materialize())
+    got = onnx.load(streamed)
+    assert [n.SerializeToString() for n in got.graph.node] == [
+        n.SerializeToString() for n in want.graph.node
+    ]
+    g = {t.name: t for t in got.graph.initializer}
+    w = {t.name: t for t in want.graph.initializer}
+    assert list(g) == list(w)
+    for k in w:
+        assert g[k].data_type == w[k].data_type and list(g[k].dims) == list(w[k].dims), k
+        np.testing.assert_array_equal(numpy_helper.to_array(g[k]), numpy_helper.to_array(w[k]))
+    onnx.checker.check_model(got, full_check=True)
+    x = np.random.default_rng(0).standard_normal((1, 64, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(
+        run_ort(got, {"data": x})["prob"], run_ort(want, {"data": x})["prob"]
+    )
+
+
+def test_split_model_fp16_out_of_range_weight_is_named(tmp_path):
+    from converters.caffe.convert import convert_caffe
+    from converters.fp16 import to_fp16_split
+
+    proto, weights = _big_net(tmp_path, scale=3e6)
+    with pytest.raises(ConversionError) as err:
+        to_fp16_split(convert_caffe(proto, weights))
+    with pytest.raises(ConversionError) as ref:
+        to_fp16(convert_caffe(proto, weights).materialize())
+    assert str(err.value) == str(ref.value)
+    assert str(err.value).startswith("fp16: weight(s) outside the float16 range")
+    assert "'fc/W' (max |x| " in str(err.value)

@@ -10,6 +10,7 @@ import onnx
 import pytest
 
 from converters.caffe.convert import convert_caffe
+from converters.errors import ConversionError
 from converters.io import atomic_output, save_onnx
 from tests.caffe.helpers import run_opencv, run_ort, write_net
 
@@ -65,3 +66,50 @@ def test_streamed_save_equals_materialized_model(tmp_path):
     np.testing.assert_array_equal(got, run_ort(b, {"data": x})["prob"])
     want = run_opencv(proto, model, {"data": x}, ["prob"])["prob"]
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def _big_fc(tmp_path):
+    rng = np.random.default_rng(1)
+    weights = {"fc": [rng.normal(0, 0.05, (700, 4096)).astype(np.float32),
+                      rng.normal(0, 0.1, 700).astype(np.float32)]}  # fmt: skip
+    return write_net(tmp_path, BIG_FC, weights), weights
+
+
+def test_big_weights_are_copied_from_the_caffemodel_file(tmp_path, monkeypatch):
+    """The 11 MB weight is a range of the caffemodel, copied file to file by the kernel; the
+    saved file holds exactly the caffemodel's float32 values (read here with numpy), and the
+    plain read/write fallback for file systems without copy_file_range writes the same bytes."""
+    from converters.io import FileRange
+
+    (proto, model), weights = _big_fc(tmp_path)
+    split = convert_caffe(proto, model)
+    (name, _, dims, raw), = split.big  # fmt: skip
+    assert name == "fc/W" and dims == (700, 4096) and isinstance(raw, FileRange)
+    assert raw.path == model and len(raw) == 700 * 4096 * 4
+    fast = tmp_path / "fast.onnx"
+    split.save(fast)
+    loaded = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(fast).graph.initializer}
+    np.testing.assert_array_equal(loaded["fc/W"], weights["fc"][0])
+
+    def unsupported(*args, **kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    slow = tmp_path / "slow.onnx"
+    convert_caffe(proto, model).save(slow)
+    assert slow.read_bytes() == fast.read_bytes()
+
+
+def test_caffemodel_truncated_before_save_is_one_error_and_no_output(tmp_path):
+    (proto, model), _ = _big_fc(tmp_path)
+    split = convert_caffe(proto, model)
+    with open(model, "r+b") as f:
+        f.truncate(os.path.getsize(model) // 2)
+    out = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ConversionError) as err:
+        split.save(out)
+    assert str(err.value) == f"{model}: file changed while being read"
+    assert not out.exists() and list(out.parent.iterdir()) == []
+    with pytest.raises(ConversionError) as err:
+        split.materialize()
+    assert str(err.value) == f"{model}: file changed while being read"

@@ -12,6 +12,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from converters.errors import ConversionError
+from converters.io import FileRange
 from converters.names import unique_name
 
 BIG_TENSOR = 1 << 20  # bytes; larger initializers are kept out of the proto until saved
@@ -85,6 +86,19 @@ class LayerView:
 
     def blob(self, i: int, shape: tuple[int, ...] | None = None, what: str = "") -> np.ndarray:
         """Weight blob ``i`` as float32, reshaped to ``shape`` (its element count must match)."""
+        b = self._checked_blob(i, shape, what)
+        return b.array().reshape(shape) if shape is not None else b.array()
+
+    def stored_blob(self, i: int, shape: tuple[int, ...], what: str = ""):
+        """Blob ``i`` for a weight used as it is: a ``StoredTensor`` (bytes left in the file)
+        when the caffemodel holds it as one run of float32, else the array of ``blob``."""
+        b = self._checked_blob(i, shape, what)
+        where = b.file_range()
+        if where is None:
+            return b.array().reshape(shape)
+        return StoredTensor(FileRange(b.path, *where), tuple(int(d) for d in shape))
+
+    def _checked_blob(self, i: int, shape, what: str):
         label = f"blob {i}" + (f" ({what})" if what else "")
         if self._blobs is None:
             raise self.error(f"needs weights ({label}) but no caffemodel was given")
@@ -101,8 +115,21 @@ class LayerView:
                     f"weight {label} has {b.count} values (shape {list(b.shape)}), "
                     f"expected {expected} for shape {list(shape)}"
                 )
-            return b.array().reshape(shape)
-        return b.array()
+        return b
+
+
+class StoredTensor:
+    """A float32 weight whose little-endian bytes are a ``FileRange`` of the caffemodel."""
+
+    def __init__(self, where: FileRange, shape: tuple[int, ...]):
+        self.where, self.shape = where, shape
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.where)
+
+    def array(self) -> np.ndarray:
+        return np.frombuffer(self.where.read(), dtype="<f4").reshape(self.shape)
 
 
 class Context:
@@ -113,7 +140,7 @@ class Context:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
         # (name, onnx dtype, dims, raw bytes) of large weights, written straight to the file
-        self.big: list[tuple[str, int, tuple[int, ...], bytes]] = []
+        self.big: list[tuple[str, int, tuple[int, ...], bytes | FileRange]] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
         self._top_names = top_names  # (layer index, top index) -> ONNX name
@@ -163,6 +190,11 @@ class Context:
     # -- emitting ----------------------------------------------------------------------------
     def const(self, hint: str, value, dtype=np.float32) -> str:
         name = self.fresh(hint)
+        if isinstance(value, StoredTensor):
+            if value.nbytes > BIG_TENSOR:  # copied file to file when saved, never read here
+                self.big.append((name, TensorProto.FLOAT, value.shape, value.where))
+                return name
+            value = value.array()
         arr = np.asarray(value, dtype=dtype)
         if arr.nbytes > BIG_TENSOR:
             dt = helper.np_dtype_to_tensor_dtype(arr.dtype)

@@ -95,6 +95,12 @@ class Blob:
     segments: list[tuple[int, int]]  # (offset, byte length) runs in the file
     path: Path
 
+    def file_range(self) -> tuple[int, int] | None:
+        """``(offset, length)`` of the values in the file if they are one run of float32."""
+        if self.dtype == "<f4" and len(self.segments) == 1:
+            return self.segments[0]
+        return None
+
     def array(self) -> np.ndarray:
         """The values as a float32 array of ``shape`` (one read; no copy if stored as float32)."""
         fd = os.open(self.path, os.O_RDONLY)

@@ -265,7 +265,8 @@ def attr(node, name: str, default=None):
 
 
 def light_copy(model: onnx.ModelProto, limit: int = 1 << 16) -> onnx.ModelProto:
-    """The model with large initializers turned into graph inputs (same types, no bytes)."""
+    """The model with large (or external) initializers turned into graph inputs (same types,
+    no bytes)."""
     m = onnx.ModelProto()
     m.ir_version, m.producer_name = model.ir_version, model.producer_name
     m.opset_import.extend(model.opset_import)
@@ -278,7 +279,8 @@ def light_copy(model: onnx.ModelProto, limit: int = 1 << 16) -> onnx.ModelProto:
     for t in model.graph.initializer:
         if t.name in names:
             continue
-        if t.ByteSize() > limit:  # sized without copying the bytes out of protobuf
+        # sized without copying the bytes out of protobuf; external ones have theirs elsewhere
+        if t.ByteSize() > limit or t.data_location == onnx.TensorProto.EXTERNAL:
             g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
         else:
             g.initializer.append(t)

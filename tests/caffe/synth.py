@@ -82,12 +82,13 @@ def synthesize_weights(
         count = _BLOB_COUNT.get(self.type)
         return count(self.proto) if count else 0
 
-    saved = context.LayerView.blob, context.LayerView.num_blobs
-    context.LayerView.blob, context.LayerView.num_blobs = blob, property(num_blobs)
+    view = context.LayerView
+    saved = view.blob, view.stored_blob, view.num_blobs
+    view.blob, view.stored_blob, view.num_blobs = blob, blob, property(num_blobs)
     try:
         caffe_to_onnx(prototxt, None, input_shapes=input_shapes, outputs=outputs)
     finally:
-        context.LayerView.blob, context.LayerView.num_blobs = saved
+        view.blob, view.stored_blob, view.num_blobs = saved
 
     net = caffe_pb2.NetParameter()
     for name, (layer_type, blobs) in recorded.items():

@@ -25,7 +25,7 @@ def _geometry(layer, p):
 
 def _emit(layer, ctx, op: str, group: int, w_shape, out_shape, k, s, pads, d, p):
     x = ctx.input(layer)
-    w = ctx.const(f"{layer.name}/W", layer.blob(0, w_shape, "weights"))
+    w = ctx.const(f"{layer.name}/W", layer.stored_blob(0, w_shape, "weights"))
     inputs = [x, w]
     if p.bias_term:
         inputs.append(ctx.const(f"{layer.name}/B", layer.blob(1, (p.num_output,), "bias")))

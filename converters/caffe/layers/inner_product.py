@@ -27,9 +27,9 @@ def inner_product(layer, ctx):
     lead = list(shape[:axis])
     n = p.num_output
     if p.transpose:
-        w = ctx.const(f"{layer.name}/W", layer.blob(0, (k, n), "weights"))
+        w = ctx.const(f"{layer.name}/W", layer.stored_blob(0, (k, n), "weights"))
     else:
-        w = ctx.const(f"{layer.name}/W", layer.blob(0, (n, k), "weights"))
+        w = ctx.const(f"{layer.name}/W", layer.stored_blob(0, (n, k), "weights"))
     ins = [x if len(shape) == 2 and axis == 1 else None, w]
     if ins[0] is None:
         if axis == 1:
