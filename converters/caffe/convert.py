@@ -210,7 +210,8 @@ def convert_caffe(
     the caffemodel: peak memory about one copy of the weights, no protobuf re-serialization.
     """
     source = str(prototxt)
-    if not MIN_OPSET <= opset <= max_opset():
+    # max_opset() >= DEFAULT_OPSET: probe onnxruntime (an import and sessions) only above it
+    if opset < MIN_OPSET or (opset > DEFAULT_OPSET and opset > max_opset()):
         raise ConversionError(
             f"opset {opset} is not supported: expected {MIN_OPSET}..{max_opset()} "
             f"(the newest this onnxruntime loads)"
