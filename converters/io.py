@@ -91,12 +91,24 @@ class FileRange:
     """``length`` bytes of file ``path`` from ``offset``: a big weight left where it is stored.
 
     ``copy_to`` has the kernel copy them into the output file (``copy_file_range``), so they
-    never pass through this process's memory; ``read`` is one ``pread``. A file that changed
-    size since it was indexed is an error either way, never a short tensor.
+    never pass through this process's memory; ``read`` is one ``pread``. A file replaced,
+    rewritten or resized since the range was taken is an error, never a wrong or short tensor.
     """
 
     def __init__(self, path: str | os.PathLike, offset: int, length: int):
         self.path, self.offset, self.length = Path(path), offset, length
+        self._stamp = self._identity(os.stat(self.path))
+
+    @staticmethod
+    def _identity(st: os.stat_result) -> tuple[int, ...]:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _open(self):
+        f = open(self.path, "rb", buffering=0)  # noqa: SIM115 (the caller closes it: with)
+        if self._identity(os.fstat(f.fileno())) != self._stamp:
+            f.close()
+            raise self._changed()
+        return f
 
     def __len__(self) -> int:
         return self.length
@@ -109,7 +121,11 @@ class FileRange:
 
     def read_at(self, start: int, n: int) -> bytes:
         """``n`` of the bytes from ``start`` (relative to the range)."""
-        with open(self.path, "rb", buffering=0) as f:
+        try:
+            f = self._open()
+        except FileNotFoundError:
+            raise self._changed() from None
+        with f:
             data = os.pread(f.fileno(), n, self.offset + start)
         if len(data) != n:
             raise self._changed()
@@ -118,7 +134,11 @@ class FileRange:
     def copy_to(self, out) -> None:
         """Append the bytes to the open binary file ``out`` (flushed first)."""
         out.flush()
-        with open(self.path, "rb", buffering=0) as src:
+        try:
+            src = self._open()
+        except FileNotFoundError:
+            raise self._changed() from None
+        with src:
             done = 0
             while done < self.length:
                 try:
