@@ -113,3 +113,17 @@ def test_caffemodel_truncated_before_save_is_one_error_and_no_output(tmp_path):
     with pytest.raises(ConversionError) as err:
         split.materialize()
     assert str(err.value) == f"{model}: file changed while being read"
+
+
+def test_caffemodel_replaced_before_save_is_an_error(tmp_path):
+    """Same size, other bytes (a re-download renamed over it): never mixed into the output."""
+    (proto, model), _ = _big_fc(tmp_path)
+    split = convert_caffe(proto, model)
+    data = bytearray(model.read_bytes())
+    data[-100:] = bytes(100)
+    fresh = model.with_name("fresh.caffemodel")
+    fresh.write_bytes(bytes(data))
+    os.replace(fresh, model)
+    with pytest.raises(ConversionError, match=r"caffemodel: file changed while being read$"):
+        split.save(tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
