@@ -148,10 +148,18 @@ def _attr(node, name, default=None):
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
-def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelProto:
-    """A float16 copy of ``model`` (see the module docstring for the rules)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+def to_fp16(
+    model: onnx.ModelProto, keep_io_types: bool = True, *, copy: bool = True
+) -> onnx.ModelProto:
+    """A float16 copy of ``model`` (see the module docstring for the rules).
+
+    ``copy=False`` converts ``model`` itself (no second copy of its weights; a caller that
+    loaded it only to convert it), and leaves it unusable if the conversion fails.
+    """
+    out = model
+    if copy:
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
     return _convert(out, keep_io_types, None)
 
 
@@ -189,6 +197,15 @@ def _header(name: str, dtype: int, dims) -> onnx.TensorProto:
     return t
 
 
+def _max_abs_finite(values: np.ndarray, chunk: int = 1 << 22) -> float:
+    """max |x| over the finite values (0 if none), in chunks: no full-size temporaries."""
+    best = 0.0
+    for start in range(0, values.size, chunk):
+        a = np.abs(values[start : start + chunk])
+        best = max(best, float(np.max(a, where=np.isfinite(a), initial=0.0)))
+    return best
+
+
 class HalfBytes:
     """The float16 bytes of a float32 tensor given as raw bytes or a ``FileRange``,
     converted chunk by chunk when written (``copy_to``) or read."""
@@ -210,12 +227,7 @@ class HalfBytes:
             yield np.frombuffer(data, dtype="<f4")
 
     def max_abs_finite(self) -> float:
-        best = 0.0
-        for a in self.chunks():
-            a = np.abs(a)
-            m = float(np.max(a, where=np.isfinite(a), initial=0.0))
-            best = max(best, m)
-        return best
+        return max((_max_abs_finite(a) for a in self.chunks()), default=0.0)
 
     def read(self) -> bytes:
         return b"".join(a.astype("<f2").tobytes() for a in self.chunks())
@@ -235,9 +247,9 @@ def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
     too_big: list[str] = []
 
     def half(name: str, arr: np.ndarray) -> np.ndarray:
-        finite = np.abs(arr[np.isfinite(arr)])
-        if finite.size and finite.max() > FP16_MAX:
-            too_big.append(f"'{name}' (max |x| {finite.max():.6g})")
+        peak = _max_abs_finite(arr.reshape(-1))
+        if peak > FP16_MAX:
+            too_big.append(f"'{name}' (max |x| {peak:.6g})")
             return np.zeros(arr.shape, np.float16)  # never used: the conversion will raise
         return arr.astype(np.float16)
 

@@ -85,7 +85,7 @@ def export(model_path: Path, target: dict, out_dir: Path) -> list[Path]:
         if precision == "fp16":
             from converters.fp16 import to_fp16
 
-            model = to_fp16(model, keep_io_types=True)
+            model = to_fp16(model, keep_io_types=True, copy=False)  # loaded for this alone
         out = out_dir / "model.onnx"
         save_onnx(model, out)
         return [out]

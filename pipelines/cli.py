@@ -165,7 +165,7 @@ def cmd_convert(args) -> int:
     if args.fp16 and fmt == "onnx":
         from converters.fp16 import to_fp16
 
-        model = to_fp16(model, keep_io_types=True)
+        model = to_fp16(model, keep_io_types=True, copy=False)
     if args.fp16 and fmt == "caffe":
         raise ZoomakeError("--fp16 is not available for Caffe output (Caffe is float32)")
     written = build.write_model(model, args.output, fmt, precision)
