@@ -1,6 +1,7 @@
 """Whole-process `zoomake convert` time and peak RSS on the real models and a VGG-16-size model.
 
-Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg] [--baseline main]
+Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg] [--skip-real]
+                                    [--baseline main]
 
 Each conversion runs as its own process (`python -m pipelines convert ...`), exactly as a user
 types it; wall time is the median of ``--repeat`` runs and peak RSS is the child's ru_maxrss.
