@@ -3,7 +3,7 @@
 Subcommands:
   convert    one-shot conversion without a recipe (mmconvert / OpenVINO ``mo`` style)
   validate   check recipes against the schema, print every error one per line
-  build      build the zoo (runs doit with this project's dodo.py; extra args go to doit)
+  build      build the zoo in ./recipes (runs doit on pipelines.tasks; extra args go to doit)
   regress    compare a build's golden outputs with an earlier build's
   layers     list the supported Caffe layer types
 
@@ -14,14 +14,13 @@ exit 2 (argparse). A traceback means a bug in zoomake.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from converters.errors import ConversionError
 from converters.io import SplitModel
 from pipelines.errors import ZoomakeError
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _floats(text: str) -> list[float]:
@@ -182,11 +181,12 @@ def _image_input(model) -> str:
 
 
 def cmd_validate(args) -> int:
+    from pipelines.locations import recipes_dir
     from pipelines.recipes import validate_recipe_file
 
-    paths = args.recipes or sorted((REPO_ROOT / "recipes").glob("*.yaml"))
+    paths = args.recipes or sorted(recipes_dir().glob("*.yaml"))
     if not paths:
-        raise ZoomakeError("no recipes to validate")
+        raise ZoomakeError(f"no recipes to validate in {recipes_dir()}")
     errors = []
     for path in paths:
         errors.extend(validate_recipe_file(Path(path)))
@@ -203,15 +203,23 @@ def cmd_build(args) -> int:
     from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
+    from pipelines.locations import recipes_dir
+
+    if not recipes_dir().is_dir():
+        raise ZoomakeError(
+            f"{recipes_dir()}: recipes folder not found; run zoomake build in a zoo directory "
+            "(one with recipes/) or give --recipes DIR"
+        )
     from pipelines import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
 
     return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
 
 
 def cmd_regress(args) -> int:
+    from pipelines.locations import build_dir
     from pipelines.regress import regress
 
-    return regress(Path(args.build), Path(args.against))
+    return regress(build_dir(), Path(args.against))
 
 
 def cmd_layers(args) -> int:
@@ -222,18 +230,51 @@ def cmd_layers(args) -> int:
     return 0
 
 
+def _dirs_options(parser: argparse.ArgumentParser) -> None:
+    """--recipes/--build, on every subcommand (they set ZOOMAKE_RECIPES/ZOOMAKE_BUILD)."""
+    parser.add_argument(
+        "--recipes",
+        dest="recipes_dir",
+        type=Path,
+        help="the zoo's recipe folder (default: $ZOOMAKE_RECIPES or ./recipes)",
+    )
+    parser.add_argument(
+        "--build",
+        dest="build_dir",
+        type=Path,
+        help="the build folder (default: $ZOOMAKE_BUILD or ./build)",
+    )
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
+
+
 def make_parser() -> argparse.ArgumentParser:
+    from pipelines import version
+
     parser = argparse.ArgumentParser(prog="zoomake", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"zoomake {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_convert(sub)
     v = sub.add_parser("validate", help="validate recipes against the schema")
     v.add_argument("recipes", nargs="*", type=Path, help="recipe files (default: recipes/*.yaml)")
-    b = sub.add_parser("build", help="build the zoo with doit (arguments go to doit)")
-    b.add_argument("doit_args", nargs=argparse.REMAINDER)
+    # No positional arguments: everything zoomake does not know goes to doit, in order (see main).
+    b = sub.add_parser(
+        "build",
+        help="build the zoo with doit (other arguments go to doit)",
+        description="Run doit on the zoo in ./recipes (no dodo.py needed). Every argument "
+        "other than --recipes/--build goes to doit, e.g. zoomake build list, "
+        "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
+    )
     r = sub.add_parser("regress", help="compare golden outputs with an earlier build")
     r.add_argument("--against", required=True, help="the earlier build directory")
-    r.add_argument("--build", default="build", help="this build's directory (default: build)")
     sub.add_parser("layers", help="list supported Caffe layer types")
+    for p in sub.choices.values():
+        _dirs_options(p)
+        if p is not b:  # doit has its own -v/--verbosity
+            _log_options(p)
     return parser
 
 
@@ -241,8 +282,22 @@ COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build
             "regress": cmd_regress, "layers": cmd_layers}  # fmt: skip
 
 
+def _apply_dirs(args) -> None:
+    """--recipes/--build become the environment, seen by doit's workers and child processes."""
+    for attr, var in (("recipes_dir", "ZOOMAKE_RECIPES"), ("build_dir", "ZOOMAKE_BUILD")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            os.environ[var] = str(value.absolute())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "build":
+        args.doit_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _apply_dirs(args)
     try:
         return COMMANDS[args.command](args)
     except (ConversionError, ZoomakeError) as exc:

@@ -28,7 +28,9 @@ from pipelines.recipe_stages import (  # noqa: F401  (public API of this module)
 # YAML, jsonschema and the error translation are imported only when a recipe must really be
 # parsed: a warm load_zoo (every `doit list`) needs none of them (~140 ms of imports).
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "recipe.schema.json"
+# The schema is edited in schemas/recipe.schema.json; pipelines/recipe.schema.json links to it so
+# that it ships inside the package (package data) and is found the same way when installed.
+SCHEMA_PATH = Path(__file__).resolve().with_name("recipe.schema.json")
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 RECIPE_SUFFIX = ".yaml"
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,12 +35,13 @@ from pathlib import Path
 from doit.tools import config_changed
 
 from pipelines.errors import ZoomakeError
+from pipelines.locations import CODE_ROOT, build_dir, is_checkout, recipes_dir
 
-REPO = Path(__file__).resolve().parents[1]
-# ZOOMAKE_RECIPES / ZOOMAKE_BUILD point a build at another zoo or build directory (tests,
-# benchmarks, a CI job that builds a subset).
-RECIPES = Path(os.environ.get("ZOOMAKE_RECIPES", REPO / "recipes"))
-BUILD = Path(os.environ.get("ZOOMAKE_BUILD", REPO / "build"))
+REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or the build is
+# ./recipes and ./build of the current directory, or ZOOMAKE_RECIPES / ZOOMAKE_BUILD (tests,
+# benchmarks, a CI job that builds a subset; `zoomake build --recipes/--build` set them).
+RECIPES = recipes_dir()
+BUILD = build_dir()
 
 BUILD.mkdir(parents=True, exist_ok=True)  # doit opens its state database here before any task
 DOIT_CONFIG = {
@@ -241,6 +241,12 @@ def _guarded(fn):
 
 
 # -- task creators ---------------------------------------------------------------------------------
+def _schema_path() -> Path:
+    from pipelines.recipes import SCHEMA_PATH
+
+    return SCHEMA_PATH
+
+
 def task_validate():
     """Validate every recipe against the schema (all errors, one per line)."""
 
@@ -254,8 +260,7 @@ def task_validate():
 
     return {
         "actions": [validate],
-        "file_dep": [str(p) for p in sorted(RECIPES.glob("*.yaml"))]
-        + [str(REPO / "schemas" / "recipe.schema.json")],
+        "file_dep": [str(p) for p in sorted(RECIPES.glob("*.yaml"))] + [str(_schema_path())],
         "verbosity": 2,
     }
 
@@ -394,6 +399,8 @@ def task_report():
 
 def task_docs():
     """Regenerate docs/supported_layers.md (from the registries) and docs/recipe-reference.md."""
+    if not is_checkout():  # an installed zoomake has no docs/ of its own to regenerate
+        return
 
     def layers():
         from converters.caffe.supported import write_support_table

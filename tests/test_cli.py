@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 
@@ -154,12 +156,55 @@ def test_to_overrides_the_suffix(models_dir, tmp_path):
     onnx.checker.check_model(onnx.load(out), full_check=True)
 
 
-def test_build_runs_doit_on_the_zoo_from_anywhere(tmp_path):
-    r = zoomake("build", "list", cwd=tmp_path)
+def test_build_runs_doit_on_the_zoo_of_the_current_directory(repo_root, tmp_path):
+    shutil.copytree(repo_root / "recipes", tmp_path / "recipes")
+    r = zoomake("build", "list", "--all", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert {"fetch", "convert", "optimize", "export", "measure", "verify", "report"} <= {
         line.split()[0] for line in r.stdout.splitlines() if line.strip()
     }
+    ids = {p.stem for p in (repo_root / "recipes").glob("*.yaml")}
+    assert {line.split()[0] for line in r.stdout.splitlines() if line.startswith("convert:")} == {
+        f"convert:{i}" for i in ids
+    }
+    assert (tmp_path / "build" / ".doit.db").exists()  # the state lives in ./build
+
+
+def test_build_recipes_and_build_flags(repo_root, tmp_path):
+    (tmp_path / "zoo").mkdir()
+    shutil.copy(repo_root / "recipes" / "mtcnn-det2.yaml", tmp_path / "zoo")
+    r = zoomake("build", "--recipes", "zoo", "--build", "out", "list", "--all", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "convert:mtcnn-det2" in r.stdout.split() and "convert:mtcnn-det1" not in r.stdout
+    assert (tmp_path / "out" / ".doit.db").exists() and not (tmp_path / "build").exists()
+
+
+def test_build_without_recipes_folder_is_one_line(tmp_path):
+    r = zoomake("build", cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"zoomake: error: {tmp_path / 'recipes'}: recipes folder not found; run zoomake build "
+        "in a zoo directory (one with recipes/) or give --recipes DIR"
+    ]
+
+
+def test_validate_honours_zoomake_recipes_and_the_flag(repo_root, tmp_path):
+    (tmp_path / "zoo").mkdir()
+    shutil.copy(repo_root / "recipes" / "mtcnn-det2.yaml", tmp_path / "zoo")
+    env = {**os.environ, "ZOOMAKE_RECIPES": str(tmp_path / "zoo")}
+    r = subprocess.run([sys.executable, "-m", "pipelines", "validate"], cwd=repo_root, env=env,
+                       capture_output=True, text=True)  # fmt: skip
+    assert (r.returncode, r.stdout.strip()) == (0, "1 recipe(s) valid"), r.stderr
+    r = zoomake("validate", "--recipes", tmp_path / "zoo", cwd=repo_root)
+    assert (r.returncode, r.stdout.strip()) == (0, "1 recipe(s) valid"), r.stderr
+
+
+def test_version():
+    from pipelines import version
+
+    r = zoomake("--version")
+    assert (r.returncode, r.stdout.strip()) == (0, f"zoomake {version()}")
+    assert version()[0].isdigit()
 
 
 def test_validate_reports_every_error_and_exits_1(repo_root, tmp_path):
