@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from converters.errors import ConversionError
+from converters.optional import require
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -51,6 +52,7 @@ def export_openvino(
         raise ConversionError(f"{xml}: an OpenVINO IR file name must end in .xml")
     if not src.is_file():
         raise ConversionError(f"{src}: ONNX file not found")
+    require("openvino")  # before any directory is made: a missing extra leaves nothing behind
 
     created = not xml.parent.exists()
     xml.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +79,7 @@ def export_openvino(
 
 def convert_and_save(src: Path, xml: Path, precision: str) -> None:
     """ONNX -> deterministic ``ov.Model`` -> ``save_model`` (errors: ConversionError)."""
-    import openvino as ov
-
+    ov = require("openvino")
     try:
         model = convert_onnx(src)
     except Exception as exc:  # OpenVINO raises many unrelated types

@@ -116,8 +116,9 @@ class OpenVinoRunner(Runner):
     runtime = "openvino"
 
     def __init__(self, xml: Path, prefer: list[str] | None = None):
-        import openvino as ov
+        from converters.optional import require
 
+        ov = require("openvino")
         need_files(xml, xml.with_suffix(".bin"))
         core = ov.Core()
         try:
@@ -194,12 +195,19 @@ def versions() -> dict[str, str]:
     import cv2
     import onnx
     import onnxruntime
-    import openvino
 
+    from converters.optional import available
+
+    if available("openvino"):
+        import openvino
+
+        openvino_version = openvino.get_version()
+    else:
+        openvino_version = "not installed"
     return {
         "onnxruntime": onnxruntime.__version__,
         "opencv": cv2.__version__,
-        "openvino": openvino.get_version(),
+        "openvino": openvino_version,
         "numpy": np.__version__,
         "onnx": onnx.__version__,
         "python": platform.python_version(),

@@ -30,28 +30,46 @@ _NOT_SOURCE = shutil.ignore_patterns(
 )
 
 
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> dict:
-    base = tmp_path_factory.mktemp("install")
+def wheel(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("wheel")
     # Build from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
     src = base / "src"
     shutil.copytree(REPO_ROOT, src, ignore=_NOT_SOURCE, symlinks=True)
-    wheels = base / "wheels"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, src])
-    (wheel,) = wheels.glob("zoomake-*.whl")
+    run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", base, src])
+    (whl,) = base.glob("zoomake-*.whl")
+    return whl
 
+
+def _venv(base: Path, wheel: Path, hide: tuple[str, ...] = ()) -> dict:
+    """A fresh venv with the wheel; ``hide`` packages look uninstalled (an optional extra)."""
     venv = base / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", venv])
     python = venv / "bin" / "python"
-    run([*pip, "--python", python, "install", "--no-deps", "--no-index", wheel])
+    run([*PIP, "--python", python, "install", "--no-deps", "--no-index", wheel])
     fresh_site = Path(
         subprocess.check_output(
             [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
         ).strip()
     )
-    (fresh_site / "zz_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    lines = [sysconfig.get_paths()["purelib"]]
+    # sys.modules[name] = None makes the import fail and find_spec() say "not installed".
+    lines += [f"import sys; sys.modules[{name!r}] = None" for name in hide]
+    (fresh_site / "zz_test_deps.pth").write_text("\n".join(lines) + "\n")
     return {"base": base, "bin": venv / "bin", "site": fresh_site, "wheel": wheel}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, wheel) -> dict:
+    return _venv(tmp_path_factory.mktemp("install"), wheel)
+
+
+@pytest.fixture(scope="module")
+def installed_without_openvino(tmp_path_factory, wheel) -> dict:
+    return _venv(tmp_path_factory.mktemp("install-no-ov"), wheel, hide=("openvino",))
 
 
 def run(cmd, **kwargs) -> subprocess.CompletedProcess:
@@ -124,3 +142,25 @@ def test_build_in_a_zoo_dir_without_dodo(installed, zoo_dir, models_dir, tmp_pat
         assert (build / "mtcnn-det1" / target / "verify.json").is_file()
     assert (build / "report" / "index.html").is_file()
     assert not any((installed["site"]).glob("build")), "nothing may be written into site-packages"
+
+
+def test_openvino_is_an_extra(installed_without_openvino, models_dir, zoo_dir, tmp_path_factory):
+    inst = installed_without_openvino
+    proto, weights = models_dir / "mtcnn/det1.prototxt", models_dir / "mtcnn/det1.caffemodel"
+    src = ["--prototxt", proto, "--caffemodel", weights]
+    r = zoomake(inst, "convert", *src, "-o", "det1.onnx", cwd=zoo_dir)
+    assert r.returncode == 0, r.stderr  # ONNX needs no OpenVINO
+    r = zoomake(inst, "convert", *src, "-o", "det1.xml", cwd=zoo_dir)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "zoomake: error: OpenVINO IR (format: openvino, -o model.xml) needs openvino, which is "
+        'not installed: pip install "zoomake[openvino]"'
+    ]
+    assert not list(zoo_dir.glob("det1.xml")) and not list(zoo_dir.glob("det1.bin"))
+    env = {"ZOOMAKE_MIRROR": str(models_dir), "ZOOMAKE_OFFLINE": "1",
+           "ZOOMAKE_CACHE": str(tmp_path_factory.mktemp("cache"))}  # fmt: skip
+    r = zoomake(inst, "build", "--continue", cwd=zoo_dir, env=env)
+    assert r.returncode != 0
+    assert 'pip install "zoomake[openvino]"' in r.stderr and "Traceback" not in r.stderr
+    passed = zoo_dir / "build" / "mtcnn-det1" / "onnx" / "verify.json"
+    assert passed.is_file()  # the rest of the zoo still builds

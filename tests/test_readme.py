@@ -16,8 +16,20 @@ def _setup_lines() -> list[str]:
 def test_readme_has_exactly_two_setup_lines():
     lines = _setup_lines()
     assert len(lines) == 2
-    assert lines[0].endswith("pip install -e . && doit")
-    assert lines[1].endswith('pip install -e ".[test]" && pytest')
+    # [all]: the default zoo needs every optional runtime (OpenVINO targets on every model).
+    assert lines[0].endswith('pip install -e ".[all]" && doit')
+    assert lines[1].endswith('pip install -e ".[all,test]" && pytest')
+
+
+def test_all_extra_installs_every_optional_runtime():
+    import tomllib
+
+    from converters.optional import EXTRAS
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    assert extras["all"] == [f"zoomake[{','.join(sorted({e for e, _ in EXTRAS.values()}))}]"]
+    assert not any(d.startswith(tuple(EXTRAS)) for d in project["dependencies"])
 
 
 def test_ci_runs_the_readme_test_line():
