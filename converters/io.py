@@ -66,9 +66,14 @@ def load_onnx(path: str | os.PathLike):
     if not p.is_file():
         raise ConversionError(f"{p}: ONNX file not found")
     try:
-        return onnx.load(str(p))
+        # Binary protobuf whatever the suffix: onnx.load would parse a .prototxt as text format.
+        model = onnx.load(str(p), format="protobuf")
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ConversionError(f"{p}: not a readable ONNX model ({exc})") from None
+        raise ConversionError(f"{p}: not an ONNX model (unreadable: {exc})") from None
+    # Other protobufs (a .caffemodel) often decode as an empty ModelProto with unknown fields.
+    if model.ir_version <= 0 or not model.HasField("graph"):
+        raise ConversionError(f"{p}: not an ONNX model (no IR version or no graph)")
+    return model
 
 
 def varint(n: int) -> bytes:

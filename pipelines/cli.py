@@ -14,170 +14,34 @@ exit 2 (argparse). A traceback means a bug in zoomake.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 from converters.errors import ConversionError
-from converters.io import SplitModel
 from pipelines.errors import ZoomakeError
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got '{text}'"
-        ) from None
-
-
-def _shape_arg(text: str) -> tuple[str, list[int]]:
-    name, sep, dims = text.rpartition("=")
-    try:
-        shape = [int(d) for d in dims.replace("x", ",").split(",")]
-        if not sep or not name or any(d <= 0 for d in shape):
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=D1,D2,... with positive integers, got '{text}'"
-        ) from None
-    return name, shape
-
-
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
-
-
 def _add_convert(sub) -> None:
+    from pipelines import convert_cli
+
     p = sub.add_parser(
         "convert",
         help="convert one model without a recipe",
-        description="Convert a Caffe or ONNX model to ONNX, OpenVINO IR or Caffe. The output "
-        "format follows -o's suffix (.onnx, .xml, .prototxt) unless --to is given.",
+        description="Convert a Caffe or ONNX model to ONNX, OpenVINO IR or Caffe, verify the "
+        "result against the source model and print a summary. The output format follows "
+        "-o's suffix (.onnx, .xml, .prototxt) unless --to is given. Model Optimizer's and "
+        "mmconvert's flags are accepted with their own meaning (README, Migrating from "
+        "OpenVINO's Model Optimizer).",
     )
-    src = p.add_argument_group("source")
-    src.add_argument("--prototxt", type=Path, help="Caffe network definition (.prototxt)")
-    src.add_argument("--caffemodel", type=Path, help="Caffe weights (.caffemodel)")
-    src.add_argument("--onnx", type=Path, help="an ONNX model as the source")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file")
-    p.add_argument("--to", choices=["onnx", "openvino", "caffe"], help="output format")
-    p.add_argument(
-        "--input-shape",
-        type=_shape_arg,
-        action="append",
-        default=[],
-        metavar="NAME=N,C,H,W",
-        help="set an input's shape (repeatable)",
-    )
-    p.add_argument("--outputs", type=_names, help="cut the graph at these blobs (a,b,...)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    pre = p.add_argument_group("preprocessing baked into the model (see README)")
-    pre.add_argument(
-        "--input",
-        dest="pre_input",
-        help="input the preprocessing applies to (default: the only image input)",
-    )
-    pre.add_argument(
-        "--mean",
-        type=_floats,
-        help="mean, one value or one per channel (original model's channel order)",
-    )
-    scale = pre.add_mutually_exclusive_group()
-    scale.add_argument("--scale", type=_floats, help="multiply by this after the mean")
-    scale.add_argument("--std", type=_floats, help="divide by this after the mean")
-    pre.add_argument(
-        "--reverse-channels",
-        action="store_true",
-        help="the deployed model takes channels reversed (RGB<->BGR)",
-    )
-    pre.add_argument("--input-layout", choices=["NCHW", "NHWC"], help="deployed input layout")
-    pre.add_argument("--input-dtype", choices=["float32", "uint8"], help="deployed input dtype")
-    opt = p.add_argument_group("optimization")
-    opt.add_argument(
-        "--optimize",
-        nargs="?",
-        const="default",
-        type=str,
-        help="run the default passes, or the named ones (a,b)",
-    )
-    opt.add_argument("--fp16", action="store_true", help="float16 weights (I/O stay float32)")
-
-
-def _preprocess_spec(args) -> dict:
-    spec = {}
-    if args.mean is not None:
-        spec["mean"] = args.mean if len(args.mean) > 1 else args.mean[0]
-    if args.scale is not None:
-        spec["scale"] = args.scale if len(args.scale) > 1 else args.scale[0]
-    if args.std is not None:
-        spec["std"] = args.std if len(args.std) > 1 else args.std[0]
-    if args.reverse_channels:
-        spec["reverse_channels"] = True
-    if args.input_layout:
-        spec["layout"] = args.input_layout
-    if args.input_dtype:
-        spec["dtype"] = args.input_dtype
-    return spec
+    convert_cli.add_arguments(p)
 
 
 def cmd_convert(args) -> int:
-    from pipelines import build
+    from pipelines import convert_cli
 
-    if args.onnx and (args.prototxt or args.caffemodel):
-        raise ZoomakeError("give either --onnx or --prototxt/--caffemodel, not both")
-    if args.onnx:
-        framework, files = "onnx", {"onnx": args.onnx}
-    elif args.prototxt:
-        framework, files = "caffe", {"prototxt": args.prototxt}
-        if args.caffemodel:
-            files["caffemodel"] = args.caffemodel
-    else:
-        raise ZoomakeError("no source: give --prototxt P [--caffemodel W] or --onnx FILE")
-    for role, path in files.items():
-        if not path.is_file():
-            raise ZoomakeError(f"{path}: --{role} file not found")
-    fmt = build.output_format(args.output, args.to)
-    inputs = {name: {"shape": shape} for name, shape in args.input_shape}
-    spec = _preprocess_spec(args)
-    # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
-    # (OpenVINO compresses to FP16 itself; to_fp16_split converts them as they are written).
-    plain = fmt in ("onnx", "openvino") and not (spec or args.optimize)
-    model = build.convert_source(framework, files, inputs, args.outputs, args.opset, lazy=plain)
-    if isinstance(model, SplitModel):
-        if args.fp16 and fmt == "onnx":
-            from converters.fp16 import to_fp16_split
-
-            model = to_fp16_split(model, keep_io_types=True)
-        written = build.write_model(model, args.output, fmt, "fp16" if args.fp16 else "fp32")
-        print(" ".join(str(p) for p in written))
-        return 0
-    if spec:
-        from converters.preprocess import embed_preprocessing
-
-        target = args.pre_input or _image_input(model)
-        model = embed_preprocessing(model, {target: spec})
-    if args.optimize:
-        passes = None if args.optimize == "default" else _names(args.optimize)
-        model = build.optimize(model, passes)
-    precision = "fp16" if args.fp16 else "fp32"
-    if args.fp16 and fmt == "onnx":
-        from converters.fp16 import to_fp16
-
-        model = to_fp16(model, keep_io_types=True, copy=False)
-    if args.fp16 and fmt == "caffe":
-        raise ZoomakeError("--fp16 is not available for Caffe output (Caffe is float32)")
-    written = build.write_model(model, args.output, fmt, precision)
-    print(" ".join(str(p) for p in written))
-    return 0
-
-
-def _image_input(model) -> str:
-    images = [vi.name for vi in model.graph.input if len(vi.type.tensor_type.shape.dim) == 4]
-    if len(images) != 1:
-        names = ", ".join(vi.name for vi in model.graph.input)
-        raise ZoomakeError(f"the model has inputs {names}; say which one with --input NAME")
-    return images[0]
+    return convert_cli.run(args)
 
 
 def cmd_validate(args) -> int:
@@ -254,7 +118,10 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
 def make_parser() -> argparse.ArgumentParser:
     from pipelines import version
 
-    parser = argparse.ArgumentParser(prog="zoomake", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="zoomake",
+        description="Build a model zoo into verified artifacts, or convert one model.",
+    )
     parser.add_argument("--version", action="version", version=f"zoomake {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_convert(sub)
@@ -290,6 +157,18 @@ def _apply_dirs(args) -> None:
             os.environ[var] = str(value.absolute())
 
 
+def _setup_logging(args) -> None:
+    """Diagnostics go through logging to stderr: warnings by default, -v info, -vv debug,
+    -q errors only (what a command prints as its result is not a diagnostic)."""
+    verbose = getattr(args, "verbose", 0)
+    level = logging.WARNING
+    if getattr(args, "quiet", False):
+        level = logging.ERROR
+    elif verbose:
+        level = logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="zoomake: %(message)s", stream=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
@@ -298,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _apply_dirs(args)
+    _setup_logging(args)
     try:
         return COMMANDS[args.command](args)
     except (ConversionError, ZoomakeError) as exc:

@@ -78,7 +78,7 @@ def test_unknown_output_suffix(models_dir, tmp_path):
 def test_bad_input_shape_is_usage_error(models_dir, tmp_path):
     r = zoomake("convert", "--prototxt", models_dir / "mtcnn/det1.prototxt", "-o",
                 tmp_path / "x.onnx", "--input-shape", "data=1,3,x")  # fmt: skip
-    assert r.returncode == 2 and "NAME=D1,D2" in r.stderr
+    assert r.returncode == 2 and "NAME=1,3,224,224" in r.stderr
 
 
 def test_python_m_and_console_script_agree():
@@ -123,7 +123,7 @@ def test_preprocessing_optimize_fp16_flags(models_dir, tmp_path):
     proto, weights = models_dir / "mtcnn/det2.prototxt", models_dir / "mtcnn/det2.caffemodel"
     out = tmp_path / "det2.onnx"
     r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out,
-                "--mean", "127.5", "--scale", "0.0078125", "--input-layout", "NHWC",
+                "--mean", "127.5", "--multiply", "0.0078125", "--input-layout", "NHWC",
                 "--input-dtype", "uint8", "--optimize", "--fp16")  # fmt: skip
     assert r.returncode == 0, r.stderr
     model = onnx.load(out)
@@ -141,11 +141,22 @@ def test_preprocessing_optimize_fp16_flags(models_dir, tmp_path):
         np.testing.assert_allclose(got[name], want[name], atol=1e-2, err_msg=name)
 
 
-def test_scale_and_std_are_exclusive(models_dir, tmp_path):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scale", "2", "--std", "3"], "--std/--scale_values and --scale both set the std of "
+         "input (the image input): give one"),
+        (["--multiply", "2", "--std", "3"], "input (the image input): --multiply and a divisor "
+         "(--std/--scale/--scale_values) are mutually exclusive"),
+        (["--mean", "1", "--mean_values", "2"], "--mean/--mean_values is given twice for input "
+         "(the image input)"),
+    ],
+)  # fmt: skip
+def test_one_divisor_or_multiplier_per_input(models_dir, tmp_path, flags, message):
     r = zoomake("convert", "--prototxt", models_dir / "mtcnn/det1.prototxt", "-o",
-                tmp_path / "x.onnx", "--scale", "2", "--std", "3")  # fmt: skip
-    assert r.returncode == 2 and "not allowed with argument" in r.stderr
-    assert not (tmp_path / "x.onnx").exists()
+                tmp_path / "x.onnx", *flags)  # fmt: skip
+    assert (r.returncode, r.stderr) == (1, f"zoomake: error: {message}\n")
+    assert not list(tmp_path.iterdir())
 
 
 def test_to_overrides_the_suffix(models_dir, tmp_path):

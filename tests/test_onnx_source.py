@@ -139,7 +139,7 @@ def test_impossible_opset_conversion(tmp_path):
 def test_unreadable_and_missing_files(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07\x12\xff\xff")
-    with pytest.raises(ConversionError, match=r"bad.onnx: not a readable ONNX model"):
+    with pytest.raises(ConversionError, match=r"bad.onnx: not an ONNX model"):
         load_onnx_source(bad)
     with pytest.raises(ConversionError, match=r"nope.onnx: ONNX file not found"):
         load_onnx_source(tmp_path / "nope.onnx")

@@ -131,6 +131,14 @@ def _net_inputs(net, source: str) -> list[tuple[str, list[int] | None]]:
     return [(n, None) for n in names]
 
 
+def net_input_names(prototxt: str | os.PathLike) -> list[str]:
+    """The net's inputs as ``convert_caffe`` takes them (``--input-shape`` names), in order."""
+    net = parse_prototxt(prototxt)
+    layers = _layer_views(net, str(prototxt), None)
+    tops = {t for lyr in layers if _is_input_layer(lyr) for t in _input_tops(lyr)}
+    return [n for n, _ in _net_inputs(net, str(prototxt))] + sorted(tops)
+
+
 def _select(layers: list[LayerView], outputs: list[str] | None, input_blobs: set[str], source):
     """Layers needed for ``outputs`` (all when None), in net order."""
     if not outputs:
