@@ -100,12 +100,14 @@ def _dirs_options(parser: argparse.ArgumentParser) -> None:
         "--recipes",
         dest="recipes_dir",
         type=Path,
+        metavar="DIR",
         help="the zoo's recipe folder (default: $ZOOMAKE_RECIPES or ./recipes)",
     )
     parser.add_argument(
         "--build",
         dest="build_dir",
         type=Path,
+        metavar="DIR",
         help="the build folder (default: $ZOOMAKE_BUILD or ./build)",
     )
 

@@ -411,6 +411,9 @@ def _preprocessing(args, req: Request) -> None:
         for name, values in (item for g in groups for item in g):
             put(name, key, values, flag)
     if args.mo_scale is not None:
+        if 0 < abs(args.mo_scale) < 1:  # zoomake's old --scale multiplied: 0.0078125 was 1/128
+            log.warning("--scale %g divides (Model Optimizer's meaning); to multiply by it, use "
+                        "--multiply %g", args.mo_scale, args.mo_scale)  # fmt: skip
         put(None, "std", [args.mo_scale], "--scale")
     for name, spec in req.specs.items():
         if "std" in spec and "scale" in spec:
