@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -243,3 +245,133 @@ def test_validate_default_zoo(repo_root):
     assert (
         r.stdout.strip() == f"{len(list((repo_root / 'recipes').glob('*.yaml')))} recipe(s) valid"
     )
+
+
+# -- summary, verification, provenance -----------------------------------------------------------
+REAL_CAFFE = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4", "ultraface/RFB-320",
+              "ultraface/slim-320"]  # fmt: skip
+
+
+def _summary(stdout: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        key, _, rest = line.partition(" ")
+        out.setdefault(key, []).append(rest.strip())
+    return out
+
+
+@pytest.mark.parametrize("std", [None, "0.5"], ids=["plain", "wrong-std"])
+@pytest.mark.parametrize("model", REAL_CAFFE)
+def test_convert_summary_and_verification_on_real_models(models_dir, tmp_path, model, std):
+    proto, weights = models_dir / f"{model}.prototxt", models_dir / f"{model}.caffemodel"
+    out = tmp_path / "m.onnx"
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out,
+                *(["--std", std] if std else []))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = _summary(r.stdout)
+    assert set(summary) == {"source", "input", "output", "verify", "wrote", "done"}, r.stdout
+    assert summary["source"] == [f"caffe: {proto} + {weights}"]
+    onnx_model = onnx.load(out)
+    (inp,) = onnx_model.graph.input
+    dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    pre = f"model sees x / {std}" if std else "none"
+    assert summary["input"] == [f"{inp.name}: float32{dims} NCHW, preprocessing: {pre}"]
+    names = [o.name for o in onnx_model.graph.output]
+    assert [line.split(":")[0] for line in summary["output"]] == names
+    (verify,) = summary["verify"]
+    assert verify.startswith("passed: onnxruntime vs opencv (caffe) on 1 seeded input: ")
+    errors = re.findall(r"(\S+) max \|err\| (\S+?),? ", verify + " ")
+    assert [n for n, _ in errors] == names and all(float(e) <= 1e-3 for _, e in errors), verify
+    (wrote,) = summary["wrote"]
+    m = re.fullmatch(rf"{re.escape(str(out))} \(([\d.]+) (kB|MB)\)", wrote)
+    assert m, wrote
+    unit = {"kB": 1e3, "MB": 1e6}[m.group(2)]
+    assert abs(float(m.group(1)) * unit - out.stat().st_size) <= 0.05 * unit
+    meta = {
+        p.key: json.loads(p.value) for p in onnx_model.metadata_props if p.key != "zoomake.version"
+    }
+    assert meta["zoomake.preprocess"] == ({inp.name: {"std": float(std)}} if std else {})
+
+
+def test_failed_verification_writes_nothing(models_dir, tmp_path):
+    """FP16 weights cannot hold P-Net's response to inputs scaled by 128: the check catches it."""
+    proto, weights = models_dir / "mtcnn/det2.prototxt", models_dir / "mtcnn/det2.caffemodel"
+    out = tmp_path / "sub" / "m.onnx"
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out,
+                "--std", "0.0078125", "--fp16")  # fmt: skip
+    assert r.returncode == 1
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("zoomake: error: verification failed, no output written: FAILED output")
+    assert line.endswith("(--no-verify writes it anyway)")
+    assert not (tmp_path / "sub").exists()
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out,
+                "--std", "0.0078125", "--fp16", "--no-verify")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "verify   skipped" in r.stdout and out.is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.onnx"]  # no temporary left
+
+
+def test_quiet_and_unverifiable(models_dir, tmp_path):
+    proto = models_dir / "mtcnn/det1.prototxt"
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", models_dir / "mtcnn/det1.caffemodel",
+                "-o", tmp_path / "a.onnx", "-q")  # fmt: skip
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    weightless = tmp_path / "pool.prototxt"  # a net without weights needs no caffemodel
+    weightless.write_text('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+                          'layer { name: "p" type: "Pooling" bottom: "data" top: "p" '
+                          'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n')  # fmt: skip
+    r = zoomake("convert", "--prototxt", weightless, "-o", tmp_path / "b.onnx")
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.stderr == "zoomake: not verified: the Caffe reference needs the weights (--caffemodel)\n"
+    )
+    assert "verify   skipped" in r.stdout
+
+
+def test_provenance_in_onnx_and_openvino_ir(models_dir, tmp_path):
+    import hashlib
+
+    import openvino as ov
+
+    from pipelines import version
+
+    proto, weights = models_dir / "mtcnn/det1.prototxt", models_dir / "mtcnn/det1.caffemodel"
+    flags = ["--mean", "[127.5,127.5,127.5]", "--scale", "128", "--reverse-channels"]
+    for out in (tmp_path / "m.onnx", tmp_path / "m.xml"):
+        r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o", out, *flags)
+        assert r.returncode == 0, r.stderr
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert meta["zoomake.version"] == version()
+    source = json.loads(meta["zoomake.source"])
+    assert source["framework"] == "caffe"
+    for role, path in (("prototxt", proto), ("caffemodel", weights)):
+        assert source["files"][role] == {"name": path.name, "size": path.stat().st_size,
+                                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}  # fmt: skip
+    assert json.loads(meta["zoomake.preprocess"]) == {
+        "data": {"mean": [127.5, 127.5, 127.5], "std": 128.0, "reverse_channels": True}
+    }
+    options = json.loads(meta["zoomake.options"])
+    assert options["format"] == "onnx" and options["precision"] == "fp32" and options["opset"] == 17
+    ir = ov.Core().read_model(str(tmp_path / "m.xml"))
+    for key in ("zoomake.version", "zoomake.source", "zoomake.preprocess"):
+        assert ir.get_rt_info(["framework", key]).astype(str) == meta[key], key
+    assert json.loads(ir.get_rt_info(["framework", "zoomake.options"]).astype(str))["format"] == (
+        "openvino"
+    )
+
+
+@pytest.mark.parametrize("name", ["mtcnn/det1.prototxt", "mtcnn/det1.caffemodel"])
+def test_onnx_flag_refuses_other_files(models_dir, tmp_path, name):
+    r = zoomake("convert", "--onnx", models_dir / name, "-o", tmp_path / "x.onnx")
+    assert r.returncode == 1
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"zoomake: error: {models_dir / name}: not an ONNX model")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", [[], ["convert"], ["validate"], ["build"], ["regress"],
+                                     ["layers"]])  # fmt: skip
+def test_help_is_plain_text(command):
+    r = zoomake(*command, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "`" not in r.stdout and "``" not in r.stdout and ":func:" not in r.stdout
