@@ -34,6 +34,7 @@ from pathlib import Path
 
 from doit.tools import config_changed
 
+from pipelines.doit_reporter import ZooReporter
 from pipelines.errors import ZoomakeError
 from pipelines.locations import CODE_ROOT, build_dir, is_checkout, recipes_dir
 
@@ -48,6 +49,8 @@ DOIT_CONFIG = {
     "dep_file": str(BUILD / ".doit.db"),
     "backend": "sqlite3",
     "verbosity": 1,
+    # Executed tasks and one closing line for the zoo (`--reporter console`: doit's own output).
+    "reporter": ZooReporter,
     "default_tasks": ["fetch", "convert", "optimize", "export", "measure", "verify", "report"],
 }
 

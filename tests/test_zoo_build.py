@@ -81,6 +81,13 @@ def test_build_from_nothing_verifies_every_artifact(zoo):
 def test_second_run_does_nothing(zoo):
     r = run_doit(zoo["env"])
     assert executed(r) == set(), r.stdout
+    n = len(recipe_targets(zoo["recipes"]))
+    report = zoo["build"] / "report" / "index.html"
+    assert r.stdout.splitlines() == [
+        f"zoo: {n} targets, {n} passed, 0 failed, report: {report} (all up to date)"
+    ]
+    verbose = run_doit(zoo["env"], "--reporter", "console")  # doit's own output stays available
+    assert sum(line.startswith("-- ") for line in verbose.stdout.splitlines()) >= n
 
 
 def test_verify_change_reruns_only_that_models_verification(zoo):
@@ -177,6 +184,11 @@ def test_broken_artifact_fails_its_verify_and_report_shows_it(zoo):
     assert re.search(r"FAILED output '(prob1|conv4-2)'", out), out
     ran = executed(r)
     assert "report" in ran
+    n = len(recipe_targets(zoo["recipes"]))
+    report_html = zoo["build"] / "report" / "index.html"
+    assert r.stdout.splitlines()[-1] == (
+        f"zoo: {n} targets, {n - 1} passed, 1 failed, report: {report_html}"
+    )
     report = json.loads((zoo["build"] / "report" / "report.json").read_text())
     status = {(m["id"], t["name"]): t["passed"] for m in report["models"] for t in m["targets"]}
     assert status[("mtcnn-det1", "onnx")] is False
