@@ -2,8 +2,10 @@
 
 The shared material (real Caffe models, MANIFEST.yaml) lives next to the repository:
 ``<X>/p`` is the clone and ``<X>/shared`` the data, in CI as on developer machines.
-``ZOOMAKE_SHARED`` overrides the location. Missing data is a failure, not a skip: CI always
-has it, and a silently skipped numerical test proves nothing.
+One variable is enough to point elsewhere: ``ZOOMAKE_SHARED`` (the shared folder) or
+``ZOOMAKE_MIRROR`` (its ``models/``, the build's mirror); each is derived from the other.
+Missing data is a failure, not a skip: CI always has it, and a silently skipped numerical test
+proves nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_path() -> Path:
+    """$ZOOMAKE_SHARED, else the parent of the $ZOOMAKE_MIRROR entry holding MANIFEST.yaml,
+    else ``../shared`` next to the repository."""
+    if os.environ.get("ZOOMAKE_SHARED"):
+        return Path(os.environ["ZOOMAKE_SHARED"]).resolve()
+    for entry in (os.environ.get("ZOOMAKE_MIRROR") or "").split(os.pathsep):
+        if entry and (Path(entry) / "MANIFEST.yaml").is_file():
+            return Path(entry).resolve().parent
+    return (REPO_ROOT.parent / "shared").resolve()
+
+
+# The builds the tests run find the model files through the mirror, as CI sets it.
+os.environ.setdefault("ZOOMAKE_MIRROR", str(shared_path() / "models"))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository's top directory (where dodo.py and recipes/ are)."""
@@ -29,12 +46,12 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """``../shared`` next to the repository, or ``$ZOOMAKE_SHARED``."""
-    path = Path(os.environ.get("ZOOMAKE_SHARED") or REPO_ROOT.parent / "shared").resolve()
+    """``../shared`` next to the repository, or as ``$ZOOMAKE_SHARED``/``$ZOOMAKE_MIRROR`` say."""
+    path = shared_path()
     if not (path / "models" / "MANIFEST.yaml").is_file():
         pytest.fail(
             f"shared test data not found: {path}/models/MANIFEST.yaml is missing "
-            "(clone the repository next to shared/ or set ZOOMAKE_SHARED)",
+            "(clone the repository next to shared/, or set ZOOMAKE_SHARED or ZOOMAKE_MIRROR)",
             pytrace=False,
         )
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from tests.conftest import REPO_ROOT
@@ -36,3 +37,21 @@ def test_ci_runs_the_readme_test_line():
     ci = (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == _setup_lines()[1]
     assert "ZOOMAKE_MIRROR" in "\n".join(ci)
+
+
+def test_one_variable_locates_the_shared_data(tmp_path, monkeypatch):
+    from tests.conftest import shared_path
+
+    (tmp_path / "elsewhere" / "models").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "models" / "MANIFEST.yaml").write_text("files: []\n")
+    monkeypatch.delenv("ZOOMAKE_SHARED", raising=False)
+    mirror = f"{tmp_path / 'nothing'}{os.pathsep}{tmp_path / 'elsewhere' / 'models'}"
+    monkeypatch.setenv("ZOOMAKE_MIRROR", mirror)
+    assert shared_path() == (tmp_path / "elsewhere").resolve()
+    monkeypatch.setenv("ZOOMAKE_SHARED", str(tmp_path / "other"))
+    assert shared_path() == (tmp_path / "other").resolve()
+    monkeypatch.delenv("ZOOMAKE_SHARED")
+    monkeypatch.delenv("ZOOMAKE_MIRROR")
+    assert shared_path() == (REPO_ROOT.parent / "shared").resolve()
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "either `ZOOMAKE_SHARED=/path/shared` or\n`ZOOMAKE_MIRROR=/path/shared/models`" in readme

@@ -6,9 +6,7 @@ their prototxts, and the wire format against OpenCV's own Caffe importer.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,11 +16,10 @@ from converters.caffe.proto import caffe_pb2
 from converters.caffe.proto._protoparse import ProtoSchemaError, parse_proto
 from converters.caffe.prototxt import parse_prototxt, parse_prototxt_text, pooling_ceil_mode
 from converters.errors import ConversionError
+from tests.conftest import shared_path
 
-# Same location rule as tests/conftest.py (shared_dir); needed at collection time for ids.
-SHARED = Path(
-    os.environ.get("ZOOMAKE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared"
-)
+# The conftest's location rule (shared_dir); needed at collection time for ids.
+SHARED = shared_path()
 MODELS = SHARED / "models"
 assert MODELS.is_dir(), f"shared models not found at {MODELS}"
 PROTOTXTS = sorted(MODELS.glob("*/*.prototxt"))
