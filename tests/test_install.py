@@ -26,7 +26,14 @@ from tests.conftest import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 _NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"
+    ".git",
+    ".venv",
+    "build",
+    ".setuptools-build",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
 )
 
 
@@ -36,11 +43,12 @@ PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wheel")
-    # Build from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    # Build from a copy: setuptools writes its scratch space and *.egg-info into the tree.
     src = base / "src"
     shutil.copytree(REPO_ROOT, src, ignore=_NOT_SOURCE, symlinks=True)
     run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", base, src])
     (whl,) = base.glob("zoomake-*.whl")
+    assert not (src / "build").exists(), "setuptools must not write into the zoo's build/"
     return whl
 
 
