@@ -627,8 +627,32 @@ def _verify(req: Request, out_dir: Path) -> dict | None:
     for name, spec in req.specs.items():
         if spec.get("mean_file"):
             sources[f"mean_file:{name}"] = Path(spec["mean_file"])
+    if req.framework == "onnx" and req.shapes:
+        sources["onnx"] = _reshaped_onnx(req.files["onnx"], req.shapes, out_dir / "source.onnx")
     log.info("verifying %s against the source model", req.out.name)
     return measure(req.out.stem, recipe, "convert", sources, out_dir)
+
+
+def _reshaped_onnx(src: Path, shapes: dict[str, list[int]], dest: Path) -> Path:
+    """The source ONNX graph unchanged but for the requested input shapes (onnxruntime refuses
+    other shapes than an input declares). Inner and output shapes are dropped: they are
+    annotations onnxruntime would check against the old input shape."""
+    import onnx
+
+    from converters.io import load_onnx
+
+    model = load_onnx(src)
+    for vi in model.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for d in shapes[vi.name]:
+                dims.add().dim_value = d
+    del model.graph.value_info[:]
+    for vi in model.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    onnx.save(model, str(dest))
+    return dest
 
 
 # -- the summary -----------------------------------------------------------------------------

@@ -375,3 +375,29 @@ def test_help_is_plain_text(command):
     r = zoomake(*command, "--help")
     assert r.returncode == 0, r.stderr
     assert "`" not in r.stdout and "``" not in r.stdout and ":func:" not in r.stdout
+
+
+def test_onnx_source_with_a_new_input_shape_verifies(models_dir, tmp_path):
+    import cv2
+
+    src = models_dir / "ultraface/version-slim-320_without_postprocessing.onnx"
+    out = tmp_path / "small.onnx"
+    r = zoomake("convert", "--onnx", src, "-o", out, "--input-shape", "1,3,120,160")
+    assert r.returncode == 0, r.stderr
+    assert "verify   passed: onnxruntime vs onnxruntime (onnx)" in r.stdout
+    x = np.random.default_rng(4).uniform(-1, 1, (1, 3, 120, 160)).astype(np.float32)
+    got = run_ort(onnx.load(out), {"input": x})
+    net = cv2.dnn.readNetFromONNX(str(src))  # OpenCV runs the original at any input size
+    net.setInput(x, "input")
+    want = dict(
+        zip(
+            net.getUnconnectedOutLayersNames(),
+            net.forward(net.getUnconnectedOutLayersNames()),
+            strict=True,
+        )
+    )
+    assert got["scores"].shape == (1, 1118, 2)
+    for name in got:
+        np.testing.assert_allclose(
+            got[name], want[name].reshape(got[name].shape), atol=1e-4, err_msg=name
+        )
