@@ -264,6 +264,7 @@ class Request:
     shapes: dict[str, list[int]] = field(default_factory=dict)
     specs: dict[str | None, dict] = field(default_factory=dict)  # None: the default image input
     inputs: list[str] = field(default_factory=list)  # --input names, in order
+    outputs: list[str] | None = None  # cut points (--outputs / --output)
 
 
 def _source(args) -> tuple[str, dict[str, Path]]:
@@ -369,7 +370,7 @@ def make_request(args) -> Request:
     out, fmt = _output(args, files)
     if (args.fp16 and fmt == "caffe") or (args.data_type in ("FP16", "half") and fmt == "caffe"):
         raise ZoomakeError("--fp16 is not available for Caffe output (Caffe is float32)")
-    req = Request(framework, files, out, fmt, _precision(args))
+    req = Request(framework, files, out, fmt, _precision(args), outputs=args.outputs)
     listed = [(n, s) for group in args.input for n, s in group]
     req.inputs = [n for n, _ in listed]
     needs_names = any(n is None for g in args.input_shape for n, _ in g) or listed
@@ -620,6 +621,7 @@ def _verify(req: Request, out_dir: Path) -> dict | None:
     recipe = {
         "source": {"framework": req.framework},
         "inputs": {n: {"preprocess": s} for n, s in req.specs.items()},
+        "outputs": req.outputs,
         "targets": {"convert": {"format": req.fmt, "precision": req.precision}},
         "verify": {"samples": _VERIFY_SAMPLES, "seed": _VERIFY_SEED},
     }

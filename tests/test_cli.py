@@ -401,3 +401,14 @@ def test_onnx_source_with_a_new_input_shape_verifies(models_dir, tmp_path):
         np.testing.assert_allclose(
             got[name], want[name].reshape(got[name].shape), atol=1e-4, err_msg=name
         )
+
+
+def test_cut_conversion_verifies_the_cut_outputs(models_dir, tmp_path):
+    proto, weights = models_dir / "mtcnn/det1.prototxt", models_dir / "mtcnn/det1.caffemodel"
+    r = zoomake("convert", "--prototxt", proto, "--caffemodel", weights, "-o",
+                tmp_path / "cut.xml", "--output", "conv3")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (verify,) = [line for line in r.stdout.splitlines() if line.startswith("verify")]
+    assert verify.startswith(
+        "verify   passed: openvino vs opencv (caffe) on 1 seeded input: conv3 "
+    )
