@@ -32,16 +32,32 @@ def _verdict(verify_json: Path) -> bool | None:
     return passed if isinstance(passed, bool) else None
 
 
+def _report_verdicts(build: Path) -> dict[tuple[str, str], bool | None]:
+    """Each target's status in report.json (the gate's recheck, see pipelines.report)."""
+    try:
+        report = json.loads((build / "report" / "report.json").read_text(encoding="utf-8"))
+        return {
+            (m["id"], t["name"]): {"passed": True, "failed": False}.get(t.get("status"))
+            for m in report["models"]
+            for t in m["targets"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def zoo_line(zoo: dict[str, dict], build: Path, failed_tasks: set[str], executed: int) -> str:
-    """The closing line. A target failed when its verify.json says so or when a task it depends
-    on failed in this run (a stale verify.json of an older artifact must not count as passed)."""
+    """The closing line: the report's verdicts (verify.json where the report has none), and a
+    target whose tasks failed in this run counts as failed whatever an older file says."""
     total = passed = failed = missing = 0
+    reported = {} if "report" in failed_tasks else _report_verdicts(build)
     for model_id, recipe in zoo.items():
         model_failed = any(f"{s}:{model_id}" in failed_tasks for s in _MODEL_STAGES)
         for name in recipe.get("targets") or {}:
             total += 1
             own_failed = any(f"{s}:{model_id}:{name}" in failed_tasks for s in _TARGET_STAGES)
-            verdict = _verdict(build / model_id / name / "verify.json")
+            verdict = reported.get(
+                (model_id, name), _verdict(build / model_id / name / "verify.json")
+            )
             if model_failed or own_failed or verdict is False:
                 failed += 1
             elif verdict:
