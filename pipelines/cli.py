@@ -59,7 +59,8 @@ def cmd_validate(args) -> int:
     if errors:
         print(f"{len(errors)} error(s) in {len(paths)} recipe(s)", file=sys.stderr)
         return 1
-    print(f"{len(paths)} recipe(s) valid")
+    if not args.quiet:
+        print(f"{len(paths)} recipe(s) valid")
     return 0
 
 
