@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from converters.io import SplitModel
 from pipelines.errors import ZoomakeError
 
 log = logging.getLogger("zoomake.convert")
@@ -461,9 +462,18 @@ def _convert(req: Request, args):
     from pipelines import build
 
     inputs = {n: {"shape": s} for n, s in req.shapes.items()}
-    plain = req.fmt == "onnx" and not (req.specs or args.optimize or req.precision == "fp16")
+    # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
+    # (OpenVINO compresses to FP16 itself; to_fp16_split converts them as they are written).
+    plain = req.fmt in ("onnx", "openvino") and not (req.specs or args.optimize)
     model = build.convert_source(req.framework, req.files, inputs, args.outputs, args.opset,
                                  lazy=plain)  # fmt: skip
+    if isinstance(model, SplitModel):
+        if req.precision == "fp16" and req.fmt == "onnx":
+            from converters.fp16 import to_fp16_split
+
+            model = to_fp16_split(model, keep_io_types=True)
+        _stamp(model, req, args)
+        return model
     if req.specs:
         from converters.preprocess import embed_preprocessing
 
@@ -486,7 +496,7 @@ def _convert(req: Request, args):
     if req.precision == "fp16" and req.fmt == "onnx":
         from converters.fp16 import to_fp16
 
-        model = to_fp16(model, keep_io_types=True)
+        model = to_fp16(model, keep_io_types=True, copy=False)
     _stamp(model, req, args)
     return model
 
@@ -511,7 +521,7 @@ def _stamp(model, req: Request, args) -> None:
     """Provenance in ``metadata_props`` (OpenVINO copies them into the IR's rt_info)."""
     from pipelines import version
 
-    proto = model.light if hasattr(model, "light") else model
+    proto = model.light if isinstance(model, SplitModel) else model
     files = dict(req.files)
     for name, spec in req.specs.items():
         if spec.get("mean_file"):
@@ -570,7 +580,7 @@ def _ports(values) -> list[Port]:
 
 
 def _describe(model, req: Request) -> dict:
-    graph = (model.light if hasattr(model, "light") else model).graph
+    graph = (model.light if isinstance(model, SplitModel) else model).graph
     weights = {t.name for t in graph.initializer}
     return {"inputs": _ports(vi for vi in graph.input if vi.name not in weights),
             "outputs": _ports(graph.output)}  # fmt: skip
@@ -586,10 +596,7 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
     tmp = Path(tempfile.mkdtemp(prefix=f".{req.out.name}.", suffix=".tmp", dir=parent))
     try:
         main_file = tmp / _FILES[req.fmt][-1][0]
-        if hasattr(model, "light"):  # a plain Caffe -> ONNX conversion: stream the weights
-            model.save(main_file)
-        else:
-            build.write_model(model, main_file, req.fmt, req.precision)
+        build.write_model(model, main_file, req.fmt, req.precision)  # a SplitModel streams
         report = _verify(req, tmp) if verify else None
         if report is not None and not report["passed"]:
             raise ZoomakeError(
