@@ -6,6 +6,8 @@ Subcommands:
   build      build the zoo in ./recipes (runs doit on pipelines.tasks; extra args go to doit)
   regress    compare a build's golden outputs with an earlier build's
   layers     list the supported Caffe layer types
+  setup-runtime  create a side runtime's environment (real Caffe, MXNet) and check it
+  doctor     list the reference and artifact runtimes available, with versions
 
 Errors in the user's input print one line ``zoomake: error: ...`` and exit 1; usage errors
 exit 2 (argparse). A traceback means a bug in zoomake.
@@ -118,6 +120,21 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
 
+def cmd_setup_runtime(args) -> int:
+    from pipelines.runtime_setup import setup_runtime
+
+    setup_runtime(args.framework, args.from_dir)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from pipelines.runtime_setup import doctor
+
+    lines, healthy = doctor()
+    print("\n".join(lines))
+    return 0 if healthy else 1
+
+
 def make_parser() -> argparse.ArgumentParser:
     from pipelines import version
 
@@ -141,6 +158,21 @@ def make_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("regress", help="compare golden outputs with an earlier build")
     r.add_argument("--against", required=True, help="the earlier build directory")
     sub.add_parser("layers", help="list supported Caffe layer types")
+    s = sub.add_parser(
+        "setup-runtime",
+        help="set up a side runtime (its own Python environment) for verification",
+        description="Create the environment of a reference framework that cannot share "
+        "zoomake's (under the zoomake cache dir), or use ZOOMAKE_<FW>_PYTHON and "
+        "ZOOMAKE_<FW>_PYTHONPATH when set; then check it with a tiny model.",
+    )
+    s.add_argument("framework", choices=["caffe", "mxnet"])
+    s.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        help="caffe: the prebuilt pycaffe directory (default: ../shared/tools/caffe)",
+    )
+    sub.add_parser("doctor", help="list available reference and artifact runtimes")
     for p in sub.choices.values():
         _dirs_options(p)
         if p is not b:  # doit has its own -v/--verbosity
@@ -149,7 +181,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build,
-            "regress": cmd_regress, "layers": cmd_layers}  # fmt: skip
+            "regress": cmd_regress, "layers": cmd_layers,
+            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor}  # fmt: skip
 
 
 def _apply_dirs(args) -> None:

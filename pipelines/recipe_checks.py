@@ -128,6 +128,19 @@ def _check_verify_outputs(recipe: dict) -> list[tuple[str, str]]:
     ]
 
 
+def _check_reference(recipe: dict, framework) -> list[tuple[str, str]]:
+    verify = recipe.get("verify")
+    choice = verify.get("reference") if isinstance(verify, dict) else None
+    if framework == "onnx" and choice in ("caffe", "opencv"):
+        return [
+            (
+                "/verify/reference",
+                f"expected auto for an ONNX source (run by onnxruntime), got '{choice}'",
+            )
+        ]
+    return []
+
+
 def check(recipe: dict) -> list[tuple[str, str]]:
     """Cross-field problems of a (possibly schema-invalid) recipe."""
     out: list[tuple[str, str]] = []
@@ -140,4 +153,5 @@ def check(recipe: dict) -> list[tuple[str, str]]:
                 out.extend(_check_input(name, spec, framework))
     out.extend(_check_file_names(recipe))
     out.extend(_check_verify_outputs(recipe))
+    out.extend(_check_reference(recipe, framework))
     return out

@@ -93,7 +93,7 @@ def _verify_view(recipe: dict, precision: str) -> dict:
     # Only what verifying a target of this precision reads: the other precision's
     # tolerances, or top-k for a detector, must not rerun it.
     verify = recipe.get("verify", {})
-    picked = {k: verify.get(k) for k in ("samples", "seed", "files")}
+    picked = {k: verify.get(k) for k in ("samples", "seed", "files", "reference")}
     picked["tolerance"] = verify.get("tolerances", {}).get(precision)
     picked["output_tolerances"] = {
         name: per[precision] for name, per in verify.get("outputs", {}).items() if precision in per

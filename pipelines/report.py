@@ -69,6 +69,7 @@ def target_entry(
         "worst_error": {},
         "failed_outputs": [],
         "latency_ms": None,
+        "reference": None,
     }
     verify_path = out_dir / "verify.json"
     data = _json(verify_path)
@@ -90,6 +91,7 @@ def target_entry(
             k for k, v in outputs.items() if isinstance(v, dict) and not v.get("passed")
         ],
         latency_ms=((data.get("candidate") or {}).get("latency_ms") or {}).get("median"),
+        reference=(data.get("reference") or {}).get("runtime"),
         verify_seconds=data.get("seconds"),
     )
     if entry["passed"] and recipe is not None:

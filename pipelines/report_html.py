@@ -80,6 +80,8 @@ def _cell(t: dict | None, prefix: str) -> str:
         )
         parts.append(f'<table class="err"><caption>max abs error</caption>{rows}</table>')
     facts = []
+    if t.get("reference"):
+        facts.append(f'<span class="reference">vs {escape(t["reference"])}</span>')
     if t["latency_ms"] is not None:
         facts.append(f'<span class="latency">latency {_num(t["latency_ms"])} ms</span>')
     if t["conversion_seconds"] is not None:

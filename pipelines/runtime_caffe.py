@@ -170,3 +170,32 @@ class OpenCvCaffeRunner(Runner):
         except cv2.error as exc:
             raise ZoomakeError(f"OpenCV DNN failed to run the Caffe model: {exc}") from None
         return {n: np.asarray(results[self.writers[n][0]][self.writers[n][1]]) for n in names}
+
+
+class RealCaffeRunner(Runner):
+    """The model in real Caffe (pycaffe in its own environment, ``pipelines.side_runtime``).
+
+    Any blob of the net can be asked for, including intermediate ones; an in-place layer's
+    blob holds the value after the last layer that writes it, as in OpenCV's addressing.
+    """
+
+    runtime = "caffe"
+
+    def __init__(self, prototxt: Path, caffemodel: Path | None):
+        from pipelines.side_runtime import SideModel
+
+        need_files(prototxt, *([caffemodel] if caffemodel else []))
+        files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}
+        self.model = SideModel("caffe", files)
+        self.version = self.model.proc.info.get("version", "")
+        self.build = self.model.proc.env.build
+        # Caffe filters the TEST phase itself; the same rule gives the final blobs here.
+        net = deploy_net(prototxt)[0]
+        self.writers, self.outputs = caffe_blob_writers(net)
+        self.inputs = caffe_inputs(net)
+
+    def has_output(self, name: str) -> bool:
+        return name in self.model.blobs
+
+    def run(self, feeds, outputs=None):
+        return self.model.run(feeds, list(outputs or self.outputs))

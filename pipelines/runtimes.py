@@ -6,7 +6,9 @@ model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {n
 - ONNX: onnxruntime, CPU provider, every graph optimization on (what a deployment gets).
 - OpenVINO IR: OpenVINO runtime on CPU with ``INFERENCE_PRECISION_HINT f32``; without the hint
   recent CPUs silently run bf16/fp16 arithmetic, which is how wrong FP16 conversions went unseen.
-- Caffe: OpenCV DNN 4.x (``DNN_BACKEND_OPENCV``, CPU), see ``pipelines.runtime_caffe``.
+- Caffe: real Caffe (pycaffe in its own environment, ``pipelines.side_runtime``) as the
+  reference when set up, else OpenCV DNN 4.x (``DNN_BACKEND_OPENCV``, CPU), which also runs Caffe
+  artifacts; see ``pipelines.runtime_caffe`` and ``caffe_reference``.
 """
 
 from __future__ import annotations
@@ -170,16 +172,47 @@ def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> R
     raise ZoomakeError(f"{out_dir}: unknown artifact format '{fmt}' (onnx, openvino, caffe)")
 
 
-def open_reference(framework: str, sources: dict[str, Path], outputs: list[str]) -> Runner:
+REFERENCES = ("auto", "caffe", "opencv")
+
+
+def caffe_reference(choice: str = "auto") -> str:
+    """Which runtime runs a Caffe source: ``verify.reference`` resolved (``auto``: real Caffe
+    when its side runtime is set up, else OpenCV). A missing requested runtime is an error."""
+    from pipelines.side_runtime import available, setup_command
+
+    if choice not in REFERENCES:
+        raise ZoomakeError(
+            f"verify.reference: expected one of {', '.join(REFERENCES)}, got '{choice}'"
+        )
+    if choice == "opencv":
+        return "opencv"
+    if available("caffe"):
+        return "caffe"
+    if choice == "caffe":
+        raise ZoomakeError(
+            "verify.reference is 'caffe' but the Caffe runtime is not set up: "
+            f"run `{setup_command('caffe')}` (or set verify.reference: auto)"
+        )
+    return "opencv"
+
+
+def open_reference(
+    framework: str, sources: dict[str, Path], outputs: list[str], choice: str = "auto"
+) -> Runner:
     """The SOURCE model in its own framework's runtime, able to produce ``outputs``."""
     if framework == "caffe":
-        from pipelines.runtime_caffe import OpenCvCaffeRunner
+        from pipelines.runtime_caffe import OpenCvCaffeRunner, RealCaffeRunner
 
         for role in ("prototxt", "caffemodel"):
             if role not in sources:
                 raise ZoomakeError(f"the Caffe reference needs the source {role} (not fetched)")
-        return OpenCvCaffeRunner(Path(sources["prototxt"]), Path(sources["caffemodel"]))
+        files = Path(sources["prototxt"]), Path(sources["caffemodel"])
+        if caffe_reference(choice) == "caffe":
+            return RealCaffeRunner(*files)
+        return OpenCvCaffeRunner(*files)
     if framework == "onnx":
+        if choice != "auto":
+            raise ZoomakeError(f"verify.reference '{choice}' applies to Caffe sources only")
         if "onnx" not in sources:
             raise ZoomakeError("the ONNX reference needs the source onnx file (not fetched)")
         path = Path(sources["onnx"])

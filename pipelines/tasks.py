@@ -63,6 +63,7 @@ _STAGE_CODE = {
     "export": ["converters/fp16.py", "converters/openvino_export.py", "converters/onnx2caffe",
                "converters/io.py", "pipelines/build.py"],
     "measure": ["pipelines/verify.py", "pipelines/runtimes.py", "pipelines/runtime_caffe.py",
+                "pipelines/side_runtime.py", "pipelines/side_runners",
                 "pipelines/samples.py", "pipelines/metrics.py", "pipelines/golden.py",
                 "pipelines/reference_preprocess.py", "converters/caffe/proto"],
     "report": ["pipelines/report.py", "pipelines/report_html.py", "pipelines/verify.py",
@@ -338,7 +339,10 @@ def task_measure():
                 "actions": [(_guarded(act_measure), [model_id, recipe, name, str(out_dir)])],
                 "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
-                "uptodate": [_uptodate(recipe, "verify", name, code="measure")],
+                "uptodate": [
+                    _uptodate(recipe, "verify", name, code="measure"),
+                    config_changed(_reference_config(recipe)),
+                ],
             }
 
 
@@ -363,6 +367,18 @@ class golden_unchanged:
     def __call__(self, task, values):
         self.state = self._state()
         return values.get("_golden_files") == self.state
+
+
+def _reference_config(recipe: dict) -> dict:
+    """The reference runtime a Caffe source's measure would use (verify.reference: auto picks
+    real Caffe once it is set up, which must rerun measure)."""
+    if recipe["source"]["framework"] != "caffe":
+        return {}
+    from pipelines.side_runtime import identity
+
+    caffe = identity("caffe")
+    choice = (recipe.get("verify") or {}).get("reference", "auto")
+    return {"reference": "opencv" if choice == "opencv" or not caffe else "caffe", **caffe}
 
 
 def task_verify():

@@ -1,8 +1,8 @@
 """Prove a built artifact numerically equal to its source model (``measure``) and gate on it.
 
-Reference: the SOURCE model in its own framework's runtime (OpenCV DNN for Caffe, onnxruntime for
-ONNX), fed the recipe's preprocessing computed in numpy by a transcription of its own
-(``pipelines.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
+Reference: the SOURCE model in its own framework's runtime (real Caffe when its side runtime is
+set up, else OpenCV DNN, as ``verify.reference`` says; onnxruntime for ONNX), fed the recipe's
+preprocessing computed in numpy by a transcription of its own (``pipelines.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
 ``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.samples`` for their
 ranges and seeds). The artifact must produce exactly the expected outputs (the recipe's, else
 the source model's), each compared with the rule of ``pipelines.metrics``. ``measure`` records
@@ -170,7 +170,8 @@ def measure(
     sources = {k: Path(v) for k, v in sources.items()}
     # A stale verify.json must not outlive a failed re-measure (the report would show it).
     (out_dir / "verify.json").unlink(missing_ok=True)
-    reference = open_reference(framework, sources, recipe.get("outputs") or [])
+    choice = setting(recipe, "reference")
+    reference = open_reference(framework, sources, recipe.get("outputs") or [], choice)
     expected, origin = expected_outputs(recipe, reference.outputs)
     candidate = open_artifact(fmt, out_dir, prefer=expected)
     # What the artifact gives: its outputs, and expected ones it can return beyond them (a Caffe
@@ -242,6 +243,9 @@ def measure(
         "reference": {
             "framework": framework,
             "runtime": reference.runtime,
+            "requested": choice,
+            "version": getattr(reference, "version", None) or versions().get(reference.runtime),
+            "build": getattr(reference, "build", None) or None,
             "files": {role: Path(p).name for role, p in sources.items()},
         },
         "candidate": {"runtime": candidate.runtime, "latency_ms": latency},
