@@ -38,6 +38,22 @@ def shared_path() -> Path:
 os.environ.setdefault("ZOOMAKE_MIRROR", str(shared_path() / "models"))
 
 
+def _pin_side_runtimes() -> None:
+    """Name the side runtimes set up in the zoomake cache by environment variable, so tests
+    that point ZOOMAKE_CACHE elsewhere (zoo builds in a temp dir) still find them."""
+    from pipelines.side_runtime import locate
+
+    for framework in ("caffe", "mxnet"):
+        var = f"ZOOMAKE_{framework.upper()}_PYTHON"
+        env = None if os.environ.get(var) else locate(framework)
+        if env is not None:
+            os.environ[var] = env.python
+            os.environ[f"{var}PATH"] = os.pathsep.join(env.pythonpath)
+
+
+_pin_side_runtimes()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository's top directory (where dodo.py and recipes/ are)."""

@@ -270,6 +270,7 @@ def test_defaults_are_filled(tmp_path):
         "outputs": {},
         "files": [],
         "topk": 5,
+        "reference": "auto",
     }
     assert "optimize" not in recipe and "outputs" not in recipe  # absent = converter defaults
 

@@ -20,7 +20,7 @@ from pipelines.golden import golden_sets, read_set
 from pipelines.recipes import load_recipe
 from pipelines.reference_preprocess import preprocess
 from pipelines.verify import gate, measure
-from tests.caffe.helpers import run_opencv
+from tests.caffe.helpers import caffe_available, run_caffe, run_opencv
 from tests.verify_helpers import (
     build_sources,
     corrupt,
@@ -65,7 +65,9 @@ def test_det1_passes_and_records_everything(det1):
     assert data["inputs"]["deployed"][0]["values"] == "uniform [0, 255]"
     assert {"onnxruntime", "opencv", "openvino", "numpy"} <= set(data["runtimes"])
     assert data["candidate"]["latency_ms"]["median"] > 0
-    assert data["reference"]["runtime"] == "opencv"
+    # verify.reference: auto = real Caffe once it is set up (CI sets it up).
+    assert data["reference"]["runtime"] == ("caffe" if caffe_available() else "opencv")
+    assert data["reference"]["requested"] == "auto"
     assert [p.name for p in golden_sets(out_dir)] == [f"test_data_set_{i}" for i in range(3)]
     assert gate("mtcnn-det1", "onnx", out_dir / "verify.json", recipe, sources) is True
 
@@ -118,7 +120,8 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     idx = tuple(worst["index"])
     assert outputs["prob1"][idx] == pytest.approx(worst["candidate"], abs=0)
     spec = recipe["inputs"]["data"]["preprocess"]
-    ref = run_opencv(
+    run_reference = run_caffe if caffe_available() else run_opencv
+    ref = run_reference(
         sources["prototxt"],
         sources["caffemodel"],
         {"data": preprocess(inputs["data"], spec)},

@@ -41,7 +41,10 @@ def encode(header: dict, arrays: dict | None = None) -> bytes:
     if names:
         buf = io.BytesIO()
         # Uncompressed: zlib would cost more than the pipe saves for float tensors.
-        np.savez(buf, **{f"a{i}": np.ascontiguousarray(arrays[n]) for i, n in enumerate(names)})
+        # np.require, not np.ascontiguousarray: that one turns a 0-d tensor into shape (1,).
+        np.savez(
+            buf, **{f"a{i}": np.require(arrays[n], requirements="C") for i, n in enumerate(names)}
+        )
         body = buf.getvalue()
     return _LEN.pack(len(head)) + head + _LEN.pack(len(body)) + body
 

@@ -1,15 +1,34 @@
-"""Build tiny Caffe nets in code, run them in OpenCV DNN and in onnxruntime, compare.
+"""Build tiny Caffe nets in code, run them in real Caffe, OpenCV DNN and onnxruntime, compare.
 
-OpenCV's DNN module (4.x) is the reference Caffe runtime here. ``write_net`` writes the prototxt
-text as given and a ``.caffemodel`` serialized with our own schema, so every layer test also
-proves our schema is wire-compatible with what OpenCV reads.
+References: real Caffe (pycaffe in its own environment, driven through zoomake's side runtime;
+one runner process per test worker serves every test) and OpenCV's DNN module (4.x), a
+reimplementation. ``write_net`` writes the prototxt text as given and a ``.caffemodel``
+serialized with our own schema, so every layer test also proves our schema is wire-compatible
+with what Caffe and OpenCV read.
+
+Real-Caffe API (stable, other test modules use it)::
+
+    caffe_available() -> bool              # the side runtime is set up
+    require_caffe()                        # skip (fail under CI=true) when it is not
+    caffe_layer_types() -> frozenset[str]  # layer types this Caffe build registers
+    caffe_can_run(prototxt) -> bool        # set up, and it knows every layer type and field
+    run_caffe(prototxt, caffemodel, feeds, outputs=None) -> {blob: array}
+        # outputs: blob names (any blob, also intermediate ones), None = the net's outputs,
+        # "all" = every blob; requires the runtime (skips like require_caffe)
+    convert_and_compare(..., opencv=True, caffe=True)  # see below
+
+Without the runtime, tests that need it skip with the setup command as the reason; with
+``CI`` set they fail instead (CI sets the runtime up: ``.ci/run``).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from converters.caffe.proto import caffe_pb2
 
@@ -24,6 +43,7 @@ def write_net(
     """Write ``<name>.prototxt`` and ``<name>.caffemodel``; weights keyed by layer name."""
     from google.protobuf import text_format
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     proto_path = tmp_path / f"{name}.prototxt"
     proto_path.write_text(prototxt)
     net = text_format.Parse(prototxt, caffe_pb2.NetParameter())
@@ -31,8 +51,11 @@ def write_net(
     weights = weights or {}
     v1 = bool(net.layers)
     for layer in net.layers if v1 else net.layer:
+        # Name, type and blobs only: runtimes take the parameters from the prototxt, and fork
+        # parameters that share a field number with another fork's (this Caffe's
+        # psroi_pooling_param is 149, our upsample_param) would make the binary unreadable.
         dst = out.layers.add() if v1 else out.layer.add()
-        dst.CopyFrom(layer)
+        dst.name, dst.type = layer.name, layer.type
         for arr in weights.get(layer.name, []):
             blob = dst.blobs.add()
             arr = np.asarray(arr, dtype=np.float32)
@@ -40,6 +63,7 @@ def write_net(
                 dims = [1] * (4 - arr.ndim) + list(arr.shape)
                 blob.num, blob.channels, blob.height, blob.width = dims
             else:
+                blob.shape.SetInParent()  # a 0-d blob (channel-shared slopes) has an empty shape
                 blob.shape.dim.extend(arr.shape)
             blob.data.extend(arr.ravel().tolist())
     model_path = tmp_path / f"{name}.caffemodel"
@@ -110,6 +134,69 @@ def run_opencv(
     return {o: np.asarray(r) for o, r in zip(outputs, results, strict=True)}
 
 
+def caffe_available() -> bool:
+    from pipelines.side_runtime import available
+
+    return available("caffe")
+
+
+def require_caffe() -> None:
+    if caffe_available():
+        return
+    reason = "real Caffe is not set up: run `zoomake setup-runtime caffe`"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must set it up, see .ci/run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@functools.cache
+def caffe_layer_types() -> frozenset[str]:
+    from pipelines.side_runtime import process
+
+    require_caffe()
+    return frozenset(process("caffe").info["layers"])
+
+
+def caffe_can_run(prototxt: Path) -> bool:
+    """Whether real Caffe is set up and this build can run the net: it has every layer type
+    and knows every field (fork layers and fork fields are what it lacks; for those the tests'
+    numpy transcriptions stay the reference)."""
+    from pipelines.errors import ZoomakeError
+    from pipelines.side_runtime import process
+
+    if not caffe_available():
+        return False
+    try:
+        process("caffe").request({"op": "check", "files": {"prototxt": str(prototxt)}})
+    except ZoomakeError as exc:
+        if "this Caffe" in str(exc):
+            return False
+        raise
+    return True
+
+
+def run_caffe(
+    prototxt: Path,
+    caffemodel: Path | None,
+    feeds: dict[str, np.ndarray],
+    outputs: list[str] | str | None = None,
+) -> dict[str, np.ndarray]:
+    """The net in real Caffe (TEST phase, CPU); inputs reshaped to the feeds' shapes."""
+    from pipelines.side_runtime import SideModel
+
+    require_caffe()
+    files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}
+    return SideModel("caffe", files).run(feeds, outputs)
+
+
+def _assert_close(got, want, atol, rtol, who: str) -> None:
+    for name in got:
+        assert got[name].shape == want[name].shape, (who, name, got[name].shape, want[name].shape)
+        np.testing.assert_allclose(
+            got[name], want[name], atol=atol, rtol=rtol, err_msg=f"{name} vs {who}"
+        )
+
+
 def uniform_feeds(model, seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs uniform in [-1, 1]: about the range image networks see after their
     authors' preprocessing."""
@@ -144,10 +231,15 @@ def convert_and_compare(
     opset: int = 17,
     outputs: list[str] | None = None,
     legacy_blobs: bool = False,
+    opencv: bool = True,
+    caffe: bool = True,
 ):
-    """Convert the net, run both runtimes on the same seeded input, assert allclose.
+    """Convert the net, run it in onnxruntime and in the references on the same seeded input,
+    assert allclose against each: real Caffe (when set up; ``caffe=False`` for a net this Caffe
+    cannot run) and OpenCV (``opencv=False`` where OpenCV is known to be wrong, e.g.
+    InnerProduct ``transpose``). A test that turns OpenCV off needs real Caffe.
 
-    Returns ``(model, onnx_results, opencv_results)`` for further assertions.
+    Returns ``(model, onnx_results, reference_results)`` (OpenCV's when it ran, else Caffe's).
     """
     import onnx
 
@@ -167,8 +259,12 @@ def convert_and_compare(
     got = run_ort(model, feeds)
     expected = list(outputs) if outputs else final_blobs(proto_path)
     assert_same_outputs(got, expected)
-    want = run_opencv(proto_path, model_path, feeds, expected)
-    for name in expected:
-        assert got[name].shape == want[name].shape, (name, got[name].shape, want[name].shape)
-        np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=rtol, err_msg=name)
+    want = None
+    if caffe and (caffe_can_run(proto_path) or not opencv):
+        want = run_caffe(proto_path, model_path, feeds, expected)
+        _assert_close(got, want, atol, rtol, "real Caffe")
+    if opencv:
+        want = run_opencv(proto_path, model_path, feeds, expected)
+        _assert_close(got, want, atol, rtol, "OpenCV")
+    assert want is not None, "convert_and_compare: no reference runtime asked for"
     return model, got, want

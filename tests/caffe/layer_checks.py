@@ -1,7 +1,9 @@
 """Test support for layer families OpenCV DNN cannot run, and for error-path assertions.
 
-``convert_and_run`` converts a tiny net and runs it in onnxruntime only; the test then compares
-against a numpy implementation of Caffe's forward pass written in the test module itself.
+``convert_and_run`` converts a tiny net and runs it in onnxruntime, and in real Caffe whenever
+this Caffe build has every layer type of the net (asserting agreement at ``caffe_atol`` /
+``caffe_rtol``); the test then compares against a numpy implementation of Caffe's forward pass
+written in the test module itself where Caffe lacks the layer (Interp, ShuffleChannel, ...).
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import numpy as np
 import pytest
 
 from converters.errors import ConversionError
-from tests.caffe.helpers import run_ort, write_net
+from tests.caffe.helpers import (
+    _assert_close,
+    assert_same_outputs,
+    caffe_can_run,
+    final_blobs,
+    run_caffe,
+    run_ort,
+    write_net,
+)
 
 
 def convert_and_run(
@@ -24,8 +34,13 @@ def convert_and_run(
     seed: int = 0,
     opset: int = 17,
     legacy_blobs: bool = False,
+    caffe_atol: float = 1e-5,
+    caffe_rtol: float = 1e-5,
+    caffe: bool = True,
 ):
-    """Convert and run in onnxruntime; returns ``(model, outputs, feeds)``."""
+    """Convert and run in onnxruntime (and real Caffe, see the module docstring; ``caffe=False``
+    where this Caffe build is known to differ from the dialect under test); returns
+    ``(model, outputs, feeds)``."""
     import onnx
 
     from converters.caffe.convert import caffe_to_onnx
@@ -41,7 +56,12 @@ def convert_and_run(
             ).astype(np.float32)
             for vi in model.graph.input
         }
-    return model, run_ort(model, feeds), feeds
+    got = run_ort(model, feeds)
+    if caffe and caffe_can_run(proto_path):
+        want = run_caffe(proto_path, model_path, feeds, final_blobs(proto_path))
+        assert_same_outputs(got, list(want))
+        _assert_close(got, want, caffe_atol, caffe_rtol, "real Caffe")
+    return model, got, feeds
 
 
 def expect_error(tmp_path: Path, prototxt: str, weights, layer: str, *fragments: str) -> str:

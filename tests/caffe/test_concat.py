@@ -52,8 +52,8 @@ def test_concat(tmp_path, param, shapes, out_shape):
 
 @pytest.mark.parametrize(
     ("param", "axis"),
-    [("concat_param { concat_dim: 2 }", 2), ("concat_param { axis: 1 concat_dim: 3 }", 3)],
-    ids=["concat_dim", "concat_dim-wins-over-axis"],
+    [("concat_param { concat_dim: 2 }", 2), ("concat_param { concat_dim: 3 }", 3)],
+    ids=["concat_dim", "concat_dim-3"],
 )
 def test_concat_legacy_dim(tmp_path, param, axis):
     """numpy reference: OpenCV ignores concat_dim (see module docstring)."""
@@ -97,12 +97,26 @@ def test_slice_legacy_dim(tmp_path):
     """numpy reference: OpenCV ignores slice_dim (see module docstring)."""
     net = _inputs(data=(2, 6, 4, 5)) + (
         'layer { name: "sl" type: "Slice" bottom: "data" top: "s0" top: "s1" top: "s2" '
-        "slice_param { axis: 1 slice_dim: 3 slice_point: 1 slice_point: 3 } }"
+        "slice_param { slice_dim: 3 slice_point: 1 slice_point: 3 } }"
     )
     _, got, feeds = convert_and_run(tmp_path, net)
     want = np.split(feeds["data"], [1, 3], axis=3)
     for i in range(3):
         np.testing.assert_array_equal(got[f"s{i}"], want[i])
+
+
+@pytest.mark.parametrize(
+    ("layer", "param", "legacy"),
+    [("Concat", "concat_param { axis: 1 concat_dim: 3 }", "concat_dim"),
+     ("Slice", "slice_param { axis: 1 slice_dim: 3 }", "slice_dim")],
+    ids=["concat", "slice"],
+)  # fmt: skip
+def test_axis_and_legacy_dim_together_are_refused(tmp_path, layer, param, legacy):
+    # Real Caffe: "Either axis or concat_dim should be specified; not both." (a CHECK abort).
+    net = _inputs(data=(2, 6, 4, 5)) + (
+        f'layer {{ name: "l" type: "{layer}" bottom: "data" top: "t0" {param} }}'
+    )
+    expect_error(tmp_path, net, None, "l", f"({layer})", f"sets both axis and the legacy {legacy}")
 
 
 V1_NET = """

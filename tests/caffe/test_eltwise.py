@@ -70,19 +70,34 @@ def test_max_ignores_coeff(tmp_path):
 
 def test_in_place_chain(tmp_path):
     # Residual block shape: the sum is written in place over its first bottom, then ReLU'd.
+    # Real Caffe zeroes the top (= bottom 0's memory) before accumulating, so bottom 0 drops
+    # out: y = relu(0.5 * b). OpenCV computes 3 * x + 0.5 * b instead, so Caffe only.
+    net = (
+        _inputs("ab")
+        + """
+layer { name: "ra" type: "ReLU" bottom: "a" top: "x" }
+layer { name: "sum" type: "Eltwise" bottom: "x" bottom: "b" top: "x"
+        eltwise_param { coeff: 3 coeff: 0.5 } }
+layer { name: "relu" type: "ReLU" bottom: "x" top: "x" }
+"""
+    )
+    feeds = _feeds("ab", seed=3)
+    _, got, _ = convert_and_compare(tmp_path, net, feeds=feeds, opencv=False)
+    np.testing.assert_allclose(got["x"], np.maximum(0.5 * feeds["b"], 0), atol=1e-6)
+
+
+def test_in_place_over_a_blob_read_twice_is_refused(tmp_path):
+    # Real Caffe: "Top blob 'x' produced by multiple sources" (reading x twice inserts a Split,
+    # after which the sum is no longer in place).
     net = (
         _inputs("ab")
         + """
 layer { name: "ra" type: "ReLU" bottom: "a" top: "x" }
 layer { name: "sum" type: "Eltwise" bottom: "x" bottom: "b" bottom: "x" top: "x"
         eltwise_param { coeff: 1 coeff: 0.5 coeff: 2 } }
-layer { name: "relu" type: "ReLU" bottom: "x" top: "x" }
 """
     )
-    feeds = _feeds("ab", seed=3)
-    _, got, _ = convert_and_compare(tmp_path, net, feeds=feeds)
-    ra = np.maximum(feeds["a"], 0)
-    np.testing.assert_allclose(got["x"], np.maximum(3 * ra + 0.5 * feeds["b"], 0), atol=1e-5)
+    expect_error(tmp_path, net, None, "sum", "(Eltwise)", "produced by multiple sources")
 
 
 V1_NET = (

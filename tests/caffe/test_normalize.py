@@ -53,11 +53,19 @@ def _caffe_normalize(x, scale, across_spatial, eps):
     ],
     ids=["defaults", "ssd-conv4_3", "per-pixel-shared", "per-pixel-eps", "across-eps"],
 )
-def test_against_opencv(tmp_path, param, shared):
+def test_against_caffe_and_opencv(tmp_path, param, shared):
     weights = {"norm": [_scale(shared)]}
-    model, got, _ = convert_and_compare(tmp_path, _net(param), weights, rtol=1e-6)
+    # A shared scale is a 0-d blob in Caffe, a (1,) blob for OpenCV (which cannot read 0-d
+    # blobs; real Caffe refuses (1,) with "shape mismatch"): each reference gets its own.
+    model, got, _ = convert_and_compare(tmp_path, _net(param), weights, rtol=1e-6, caffe=not shared)
     assert op_types(model) == ["ReduceSumSquare", "Add", "Sqrt", "Div", "Mul"]
     assert got["out"].shape == SHAPE
+    if shared:
+        weights = {"norm": [_scale(shared).reshape(())]}
+        _, again, _ = convert_and_compare(
+            tmp_path / "0d", _net(param), weights, rtol=1e-6, opencv=False
+        )
+        np.testing.assert_array_equal(again["out"], got["out"])
 
 
 def test_conv4_3_norm_reference_values(tmp_path):

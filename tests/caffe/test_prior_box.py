@@ -150,14 +150,18 @@ CAFFE_ONLY_CASES = {
 @pytest.mark.parametrize("case", list(CAFFE_ONLY_CASES))
 def test_opencv_divergences_vs_caffe_reference(tmp_path, case):
     param, fmap, image = CAFFE_ONLY_CASES[case]
-    _, got, _ = convert_and_run(tmp_path, _net([param], [fmap], image))
+    # This Caffe build's PriorBox defaults clip to true; SSD's caffe.proto (weiliu89/caffe,
+    # whose models these are) to false, so the default-clip case is SSD's numpy forward only.
+    caffe = "clip" in param
+    _, got, _ = convert_and_run(tmp_path, _net([param], [fmap], image), caffe=caffe)
     np.testing.assert_allclose(got["pb0"], _reference([param], [fmap], image), atol=1e-6, rtol=0)
 
 
 def test_clip_default_is_false(tmp_path):
     # Boxes of 40 * sqrt(3) around centres near the border stick out of [0, 1] unclipped.
+    # SSD's default (not this Caffe build's, see above): no real-Caffe comparison.
     _, got, _ = convert_and_run(
-        tmp_path, _net(["min_size: 40 aspect_ratio: 3"], [(3, 3)], (64, 64))
+        tmp_path, _net(["min_size: 40 aspect_ratio: 3"], [(3, 3)], (64, 64)), caffe=False
     )
     assert got["pb0"][0, 0].min() < 0 and got["pb0"][0, 0].max() > 1
 

@@ -66,10 +66,22 @@ def test_prelu_per_channel(tmp_path, shape):
 
 
 def test_prelu_channel_shared(tmp_path):
+    # Caffe stores the shared slope as a 0-d blob, which OpenCV cannot read: real Caffe only.
     feeds = _feeds()
     net = _prelu_net(SHAPE, "prelu_param { channel_shared: true }")
     model, got, _ = convert_and_compare(
-        tmp_path, net, {"prelu": [np.array([0.3], np.float32)]}, feeds=feeds
+        tmp_path, net, {"prelu": [np.array(0.3, np.float32)]}, feeds=feeds, opencv=False
+    )
+    np.testing.assert_allclose(got["out"], _leaky(feeds["data"], np.float32(0.3)), atol=1e-7)
+    assert list(model.graph.initializer[0].dims) in ([], [1])  # a scalar slope either way
+
+
+def test_prelu_channel_shared_1d_blob(tmp_path):
+    # The (1,) blob OpenCV reads (real Caffe refuses it: "shape mismatch"); accepted as well.
+    feeds = _feeds()
+    net = _prelu_net(SHAPE, "prelu_param { channel_shared: true }")
+    model, got, _ = convert_and_compare(
+        tmp_path, net, {"prelu": [np.array([0.3], np.float32)]}, feeds=feeds, caffe=False
     )
     np.testing.assert_allclose(got["out"], _leaky(feeds["data"], np.float32(0.3)), atol=1e-7)
     assert list(model.graph.initializer[0].dims) == [1]

@@ -13,7 +13,12 @@ def canonical_axis(layer, axis: int, ndim: int, field: str) -> int:
 
 
 def legacy_axis(layer, param, legacy_field: str, field_name: str, ndim: int) -> int:
-    """Concat/Slice axis: the old ``concat_dim``/``slice_dim`` wins when present, as in Caffe."""
+    """Concat/Slice axis: ``axis`` or the old ``concat_dim``/``slice_dim``; real Caffe refuses a
+    layer that sets both ("Either axis or concat_dim should be specified; not both")."""
+    if param.HasField(legacy_field) and param.HasField(field_name):
+        raise layer.error(
+            f"sets both {field_name} and the legacy {legacy_field}; Caffe refuses that, keep one"
+        )
     if param.HasField(legacy_field):
         return canonical_axis(layer, int(getattr(param, legacy_field)), ndim, legacy_field)
     return canonical_axis(layer, int(param.axis), ndim, field_name)

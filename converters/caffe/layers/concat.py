@@ -1,7 +1,7 @@
 """Concat and Slice: joining and cutting blobs along one axis.
 
-Both take the axis from ``axis`` (default 1) unless the pre-2015 alias (``concat_dim`` /
-``slice_dim``) is present, which Caffe lets win. Slice cuts at ``slice_point`` (N-1 increasing
+Both take the axis from ``axis`` (default 1) or the pre-2015 alias (``concat_dim`` /
+``slice_dim``); Caffe refuses a layer that sets both. Slice cuts at ``slice_point`` (N-1 increasing
 points for N tops) or, without points, into equal parts that must divide the axis evenly.
 """
 

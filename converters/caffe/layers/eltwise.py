@@ -4,6 +4,10 @@ Eltwise: Caffe requires identical bottom shapes (no broadcasting) and at least t
 ``coeff`` (one per bottom) weights a SUM: ``y = sum(c_i * x_i)``; Caffe refuses coeff on PROD
 and ignores it on MAX, and so do we. Two inputs use the binary Add/Mul/Max (easiest for the
 optimizer to fold); more use the variadic Sum/Max, and PROD a chain of Mul. ``[1, -1]`` is a Sub.
+A SUM written in place over its first bottom (``top == bottom[0]``) drops that bottom, as real
+Caffe computes it: ``EltwiseLayer::Forward_cpu`` zeroes the top before accumulating, and the top
+is bottom 0's memory. Reading the in-place blob again (``bottom: x ... bottom: x top: x``) is
+refused, as Caffe refuses it (the Split it inserts leaves ``x`` with two producers).
 
 Axpy (SENet fork): ``top = a * x + y`` with ``a`` of shape (N, C) or (N, C, 1, 1) from bottom 0,
 ``x`` bottom 1 and ``y`` bottom 2 of equal shape (N, C, ...).
@@ -44,7 +48,19 @@ def eltwise(layer, ctx):
         raise layer.error(f"{len(coeffs)} coeff value(s) for {len(xs)} bottoms; give one each")
     out = ctx.top_name(layer)
     if p.operation == SUM:
-        y = _sum(layer, ctx, xs, coeffs or [1.0] * len(xs), out)
+        coeffs = coeffs or [1.0] * len(xs)
+        if layer.tops and layer.tops[0] == layer.bottoms[0]:
+            if layer.bottoms[0] in layer.bottoms[1:]:
+                raise layer.error(
+                    f"writes '{layer.tops[0]}' in place but also reads it as a later bottom; "
+                    "Caffe refuses this net (top blob produced by multiple sources)"
+                )
+            xs, coeffs = xs[1:], coeffs[1:]  # Caffe zeroes bottom 0 (= the top) first
+        if len(xs) == 1:
+            c = ctx.const(f"{layer.name}/coeff1", coeffs[0])
+            y = ctx.node("Mul", [xs[0], c], out)
+        else:
+            y = _sum(layer, ctx, xs, coeffs, out)
     elif p.operation == PROD:
         if coeffs:
             raise layer.error("coeff applies to SUM only (Caffe refuses it for PROD)")

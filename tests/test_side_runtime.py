@@ -1,0 +1,372 @@
+"""Side runtimes (pipelines.side_runtime, side_runners/): the protocol, failure modes, setup,
+doctor, verify.reference, and real Caffe / MXNet as references.
+
+The failure-mode tests run a fake ``caffe`` package in zoomake's own Python (the runner only
+needs ``import caffe``), so they run everywhere; the real-framework tests need
+``zoomake setup-runtime caffe`` / ``mxnet`` and skip without it (CI sets both up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines import side_runtime
+from pipelines.errors import ZoomakeError
+from pipelines.side_runners import sideproto
+from tests.caffe.helpers import caffe_available, require_caffe, run_caffe, run_opencv, run_ort
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_protocol_round_trip_keeps_names_dtypes_and_0d():
+    import io
+
+    arrays = {
+        "file": np.arange(6, dtype=np.float32).reshape(2, 3),  # np.savez's own argument name
+        "scalar": np.array(2.5, np.float32),
+        "conv4-2/x": np.ones((1, 0, 3), np.float64),
+        "ints": np.array([1, 2], np.int64),
+    }
+    frame = sideproto.encode({"op": "run", "model": "1"}, arrays)
+    header, got = sideproto.read_frame(io.BytesIO(frame))
+    assert header["op"] == "run" and header["arrays"] == list(arrays)
+    for name, value in arrays.items():
+        assert got[name].dtype == value.dtype and got[name].shape == value.shape
+        np.testing.assert_array_equal(got[name], value)
+    assert sideproto.read_frame(io.BytesIO(frame[:-1])) is None  # a cut frame is end of file
+
+
+FAKE_CAFFE = """
+import os, sys, time
+__version__ = "0.0-fake"
+TEST = 1
+def set_mode_cpu(): pass
+def layer_type_list(): return ["Input", "Power"]
+class Net:
+    def __init__(self, prototxt, phase, weights=None):
+        mode = os.environ.get("FAKE_CAFFE_MODE", "")
+        if mode == "abort":
+            sys.stderr.write("F20261201 12:00:00.000000 1234 net.cpp:42] Check failed: fake (1 vs. 0)\\n")
+            sys.stderr.write("*** Check failure stack trace: ***\\n")
+            sys.stderr.flush()
+            os.abort()
+        if mode == "hang":
+            time.sleep(3600)
+        self.inputs, self.outputs, self.blobs = [], [], {}
+"""
+
+
+@pytest.fixture
+def fake_caffe(tmp_path, monkeypatch):
+    """ZOOMAKE_CAFFE_PYTHON = this Python with a fake ``caffe`` package on its path."""
+    pkg = tmp_path / "fake" / "caffe"
+    (pkg / "proto").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(FAKE_CAFFE)
+    (pkg / "proto" / "__init__.py").write_text("")
+    (pkg / "proto" / "caffe_pb2.py").write_text(
+        "from converters.caffe.proto.caffe_pb2 import *  # noqa\n"
+    )
+    monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHON", sys.executable)
+    monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHONPATH", os.pathsep.join([str(pkg.parent), str(REPO)]))
+    monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+    proto = tmp_path / "net.prototxt"
+    proto.write_text('input: "data"\ninput_shape { dim: 1 }\n')
+    yield proto
+    for proc in side_runtime._PROCESSES.values():
+        proc.close(kill=True)
+
+
+def test_crash_is_one_line_with_the_fatal_reason(fake_caffe, monkeypatch):
+    monkeypatch.setenv("FAKE_CAFFE_MODE", "abort")
+    with pytest.raises(ZoomakeError) as err:
+        side_runtime.SideModel("caffe", {"prototxt": fake_caffe})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("caffe runtime crashed (exit code -6) loading ")
+    assert msg.endswith(": Check failed: fake (1 vs. 0)")
+    # The next call starts a fresh runner instead of talking to the dead one.
+    monkeypatch.setenv("FAKE_CAFFE_MODE", "")
+    assert side_runtime.process("caffe").alive
+
+
+def test_a_hung_runtime_times_out_and_is_killed(fake_caffe, monkeypatch):
+    monkeypatch.setenv("FAKE_CAFFE_MODE", "hang")
+    monkeypatch.setenv("ZOOMAKE_SIDE_TIMEOUT", "1.5")
+    proc = side_runtime.process("caffe")
+    t0 = time.monotonic()
+    with pytest.raises(ZoomakeError) as err:
+        side_runtime.SideModel("caffe", {"prototxt": fake_caffe})
+    assert time.monotonic() - t0 < 10
+    assert "did not answer within 1.5 s loading" in str(err.value)
+    assert "ZOOMAKE_SIDE_TIMEOUT" in str(err.value)
+    assert not proc.alive
+
+
+def test_runner_dies_with_its_parent(fake_caffe, tmp_path):
+    # A parent that starts a runner and is then SIGKILLed (no atexit, no closed pipes first).
+    script = textwrap.dedent(
+        """
+        import os, sys, time
+        from pipelines.side_runtime import process
+        print(process("caffe").proc.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    try:
+        runner_pid = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(runner_pid):
+        time.sleep(0.05)
+    assert not _alive(runner_pid), "the runner outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_unknown_layer_is_a_clean_error_not_a_crash(fake_caffe):
+    proto = fake_caffe.with_name("odd.prototxt")
+    proto.write_text('input: "data"\nlayer { name: "i" type: "Interp" bottom: "data" top: "y" }\n')
+    with pytest.raises(ZoomakeError, match="layer 'i': this Caffe has no layer type 'Interp'"):
+        side_runtime.SideModel("caffe", {"prototxt": proto})
+    assert side_runtime.process("caffe").alive  # refused before caffe.Net could abort
+
+
+def _no_runtimes(monkeypatch, tmp_path):
+    for fw in ("CAFFE", "MXNET"):
+        monkeypatch.delenv(f"ZOOMAKE_{fw}_PYTHON", raising=False)
+        monkeypatch.delenv(f"ZOOMAKE_{fw}_PYTHONPATH", raising=False)
+    monkeypatch.setenv("ZOOMAKE_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+
+
+def test_missing_runtime_names_the_setup_command(monkeypatch, tmp_path):
+    from pipelines.runtimes import caffe_reference
+
+    _no_runtimes(monkeypatch, tmp_path)
+    with pytest.raises(ZoomakeError) as err:
+        side_runtime.process("caffe")
+    assert str(err.value) == "the caffe runtime is not set up: run `zoomake setup-runtime caffe`"
+    assert caffe_reference("auto") == "opencv" and caffe_reference("opencv") == "opencv"
+    with pytest.raises(ZoomakeError, match=r"run `zoomake setup-runtime caffe`"):
+        caffe_reference("caffe")
+
+
+def test_measure_fails_in_one_line_when_the_requested_caffe_is_missing(monkeypatch, tmp_path):
+    from pipelines.verify import measure
+    from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
+
+    _no_runtimes(monkeypatch, tmp_path)
+    sources = write_tiny(tmp_path / "src")
+    recipe = make_recipe(verify={"samples": 1, "seed": 0, "reference": "caffe"})
+    out_dir = fake_build(tmp_path / "build", "tiny", sources, recipe)
+    with pytest.raises(ZoomakeError) as err:
+        measure("tiny", recipe, "onnx", build_sources(tmp_path / "build", "tiny", sources), out_dir)
+    assert "\n" not in str(err.value)
+    assert "verify.reference is 'caffe' but the Caffe runtime is not set up" in str(err.value)
+    assert "zoomake setup-runtime caffe" in str(err.value)
+    assert not (out_dir / "verify.json").exists()
+
+
+def test_doctor_without_side_runtimes(monkeypatch, tmp_path, capsys):
+    from pipelines.cli import main
+
+    _no_runtimes(monkeypatch, tmp_path)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "not set up (run `zoomake setup-runtime caffe`)" in out
+    assert "not set up (run `zoomake setup-runtime mxnet`)" in out
+    import cv2
+
+    assert f"available: OpenCV {cv2.__version__}" in out
+
+
+def test_setup_runtime_refuses_a_dir_without_pycaffe(monkeypatch, tmp_path, capsys):
+    from pipelines.cli import main
+
+    _no_runtimes(monkeypatch, tmp_path)
+    assert main(["setup-runtime", "caffe", "--from", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"zoomake: error: {tmp_path}: no pycaffe here (expected {tmp_path}/python/caffe/"
+        "__init__.py); give --from DIR with the prebuilt Caffe"
+    )
+    assert not (tmp_path / "empty-cache" / "runtimes" / "caffe" / "runtime.json").exists()
+
+
+def test_setup_runtime_with_a_python_that_lacks_caffe(monkeypatch, tmp_path, capsys):
+    from pipelines.cli import main
+
+    _no_runtimes(monkeypatch, tmp_path)
+    monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHON", sys.executable)
+    monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHONPATH", str(tmp_path))
+    assert main(["setup-runtime", "caffe"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith("zoomake: error: caffe runtime crashed (exit code 1) starting: ")
+    assert "No module named 'caffe'" in err
+
+
+def test_onnx_source_refuses_a_caffe_reference(tmp_path):
+    from pipelines.recipe_checks import check
+
+    recipe = {"source": {"framework": "onnx"}, "verify": {"reference": "caffe"}}
+    assert check(recipe) == [
+        ("/verify/reference", "expected auto for an ONNX source (run by onnxruntime), got 'caffe'")
+    ]
+
+
+# --- real Caffe ---------------------------------------------------------------------------
+
+TRANSPOSED_IP = """
+name: "tip"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 2 dim: 2 }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+        inner_product_param { num_output: 5 transpose: true } }
+"""
+
+
+def _transposed_ip(tmp_path):
+    from tests.verify_helpers import write_tiny
+
+    rng = np.random.default_rng(4)
+    weights = {"fc": [rng.standard_normal((12, 5)) * 0.05, rng.standard_normal(5)]}
+    return write_tiny(tmp_path / "src", TRANSPOSED_IP, weights)
+
+
+@pytest.mark.parametrize("reference", ["caffe", "opencv"])
+def test_transposed_inner_product_artifact_matches_caffe_not_opencv(tmp_path, reference):
+    """OpenCV ignores inner_product_param.transpose: measured against it, zoomake's correct
+    artifact fails; against real Caffe it passes, and verify.json says which one ran."""
+    from pipelines.verify import measure
+    from tests.verify_helpers import build_sources, fake_build, make_recipe
+
+    require_caffe()
+    sources = _transposed_ip(tmp_path)
+    recipe = make_recipe(
+        task="face_detection",
+        inputs={"data": {"shape": [1, 3, 2, 2], "preprocess": {"mean": 127.5, "scale": 0.01}}},
+        verify={"samples": 3, "seed": 0, "reference": reference},
+    )
+    out_dir = fake_build(tmp_path / "build", "tip", sources, recipe)
+    report = measure(
+        "tip", recipe, "onnx", build_sources(tmp_path / "build", "tip", sources), out_dir
+    )
+    data = json.loads((out_dir / "verify.json").read_text())
+    assert data["reference"]["runtime"] == reference and data["reference"]["requested"] == reference
+    fc = report["outputs"]["fc"]
+    if reference == "caffe":
+        assert report["passed"] and fc["max_abs_error"] < 1e-5
+        assert data["reference"]["version"] == "1.0.0"
+        assert "9b89154" in data["reference"]["build"]
+    else:
+        assert not report["passed"] and fc["max_abs_error"] > 0.1
+
+
+def test_transposed_inner_product_layer_level(tmp_path):
+    """The same at layer level: the converted model equals Caffe and numpy, OpenCV differs."""
+    from converters.caffe.convert import caffe_to_onnx
+
+    require_caffe()
+    sources = _transposed_ip(tmp_path)
+    model = caffe_to_onnx(sources["prototxt"], sources["caffemodel"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(np.float32)
+    got = run_ort(model, {"data": x})["fc"]
+    caffe = run_caffe(sources["prototxt"], sources["caffemodel"], {"data": x}, ["fc"])["fc"]
+    opencv = run_opencv(sources["prototxt"], sources["caffemodel"], {"data": x}, ["fc"])["fc"]
+    np.testing.assert_allclose(got, caffe, atol=1e-6)
+    assert np.abs(opencv - caffe).max() > 0.05
+
+
+def test_one_runner_serves_many_models_and_returns_blobs(models_dir):
+    require_caffe()
+    proc = side_runtime.process("caffe")
+    proto, weights = (
+        models_dir / "mtcnn" / "det1.prototxt",
+        models_dir / "mtcnn" / "det1.caffemodel",
+    )
+    a = side_runtime.SideModel("caffe", {"prototxt": proto, "caffemodel": weights})
+    b = side_runtime.SideModel("caffe", {"prototxt": proto, "caffemodel": weights})
+    assert a.proc is b.proc is proc and a.key != b.key
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 24, 30)).astype(np.float32)  # reshaped
+    final = a.run({"data": x})
+    assert set(final) == {"conv4-2", "prob1"} and final["prob1"].shape == (1, 2, 7, 10)
+    every = b.run({"data": x}, "all")
+    assert {"conv1", "conv2", "conv3", "conv4-2", "prob1"} <= set(every)
+    for name, value in final.items():
+        np.testing.assert_array_equal(every[name], value)
+
+
+def test_doctor_shows_caffe_with_version_and_commit(capsys):
+    from pipelines.cli import main
+
+    require_caffe()
+    assert main(["doctor"]) == 0
+    caffe_line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.split()[0] == "caffe")
+    assert "available: Caffe 1.0.0" in caffe_line and "BVLC commit 9b89154" in caffe_line
+
+
+# --- MXNet ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("net", "shape", "pairs"),
+    [
+        ("det2", (1, 3, 24, 24), {"conv5_2_output": "conv5-2", "prob1_output": "prob1",
+                                  "conv5_1_output": "conv5-1"}),
+        ("det3", (1, 3, 48, 48), {"conv6_2_output": "conv6-2", "conv6_3_output": "conv6-3",
+                                  "prob1_output": "prob1", "conv6_1_output": "conv6-1"}),
+    ],
+)  # fmt: skip
+def test_mxnet_runner_matches_caffe_on_the_shared_mtcnn(models_dir, net, shape, pairs):
+    """MXNet's own converter output (models/mxnet/README.md: its first conv takes RGB, so it
+    is fed the Caffe input with channels reversed; the SoftmaxOutput label is bound to zeros)."""
+    if not side_runtime.available("mxnet"):
+        reason = "MXNet is not set up: run `zoomake setup-runtime mxnet`"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    require_caffe()
+    mx = models_dir / "mxnet"
+    model = side_runtime.SideModel(
+        "mxnet",
+        {"symbol": mx / f"mtcnn-{net}-symbol.json", "params": mx / f"mtcnn-{net}-0000.params"},
+    )
+    assert [name for name, _ in model.inputs] == ["data"]
+    pre_softmax = {"conv5_1_output", "conv6_1_output"}  # internal: asked for by name
+    assert set(model.outputs) == set(pairs) - pre_softmax
+    x = (np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32) - 127.5) / 128
+    got = model.run({"data": np.ascontiguousarray(x[:, ::-1])}, list(pairs))
+    mtcnn = models_dir / "mtcnn"
+    want = run_caffe(mtcnn / f"{net}.prototxt", mtcnn / f"{net}.caffemodel", {"data": x},
+                     list(pairs.values()))  # fmt: skip
+    for mx_name, caffe_name in pairs.items():
+        ref = want[caffe_name]
+        err = float(np.abs(got[mx_name] - ref).max()) / max(1.0, float(np.abs(ref).max()))
+        assert err <= 1e-4, f"{net} {mx_name}: relative error {err}"
+
+
+def test_caffe_available_is_what_ci_set_up():
+    if os.environ.get("CI"):
+        assert caffe_available(), "CI must set up real Caffe (.ci/run)"
+        assert side_runtime.available("mxnet"), "CI must set up MXNet (.ci/run)"
