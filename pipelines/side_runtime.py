@@ -32,6 +32,7 @@ import selectors
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -100,13 +101,23 @@ def available(framework: str) -> bool:
     return locate(framework) is not None
 
 
-def identity(framework: str) -> dict:
-    """What a task's result depends on about this runtime (cheap: no process is started)."""
+def reference_config(recipe: dict) -> dict:
+    """What a Caffe source's measure depends on about its reference runtime (cheap, for doit's
+    config_changed: no process is started). ``verify.reference: auto`` picks real Caffe once
+    it is set up, which must rerun measure."""
+    if (recipe.get("source") or {}).get("framework") != "caffe":
+        return {}
+    choice = (recipe.get("verify") or {}).get("reference", "auto")
+    if choice == "opencv":
+        return {"reference": "opencv"}
     try:
-        env = locate(framework)
+        env = locate("caffe")
     except ZoomakeError as exc:
-        return {"error": str(exc)}
-    return {"python": env.python, "pythonpath": env.pythonpath, "build": env.build} if env else {}
+        return {"reference": "caffe", "error": str(exc)}
+    if env is None:  # auto falls back to OpenCV; a requested caffe fails measure
+        return {"reference": "opencv" if choice == "auto" else "caffe (not set up)"}
+    return {"reference": "caffe", "python": env.python, "pythonpath": env.pythonpath,
+            "build": env.build}  # fmt: skip
 
 
 def build_note(framework: str, pythonpath: list[str]) -> str:
@@ -260,21 +271,26 @@ def _frame_size(buf: bytearray) -> int | None:
     return 16 + hlen + _LEN.unpack_from(buf, 8 + hlen)[0]
 
 
-_PROCESSES: dict[str, SideProcess] = {}
+_PROCESSES: dict[tuple[str, int], SideProcess] = {}
 
 
 def process(framework: str) -> SideProcess:
-    """The runner process for ``framework``, started on first use and kept for the session
-    (a new one after a fork or a crash: a pipe must have one owner)."""
-    proc = _PROCESSES.get(framework)
-    if proc is not None and proc.pid == os.getpid() and proc.alive:
-        return proc
+    """The runner process for ``framework``, started on first use and kept for the session.
+
+    One per thread (``doit -P thread``; a pipe must have one owner, and the runner's death
+    signal follows the thread that started it) and a new one after a fork or a crash."""
+    key = (framework, threading.get_ident())
     env = locate(framework)
     if env is None:
         raise ZoomakeError(
             f"the {framework} runtime is not set up: run `{setup_command(framework)}`"
         )
-    _PROCESSES[framework] = proc = SideProcess(env)
+    proc = _PROCESSES.get(key)
+    if proc is not None and proc.pid == os.getpid() and proc.alive and proc.env == env:
+        return proc
+    if proc is not None and proc.pid == os.getpid():
+        proc.close()  # set up anew since it started: the old environment goes
+    _PROCESSES[key] = proc = SideProcess(env)
     return proc
 
 

@@ -103,12 +103,17 @@ def zoo() -> dict[str, dict]:
         raise SystemExit(1) from None
 
 
-def _uptodate(recipe: dict, stage: str, target: str | None = None, code: str | None = None):
+def _uptodate(
+    recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
+):
     from pipelines.recipes import stage_config
 
-    return config_changed(
-        {"recipe": stage_config(recipe, stage, target), "code": code_fingerprint(code or stage)}
-    )
+    # One config_changed per task: doit keeps a single saved value for all of them.
+    config = {
+        "recipe": stage_config(recipe, stage, target),
+        "code": code_fingerprint(code or stage),
+    }
+    return config_changed({**config, **({"extra": extra} if extra else {})})
 
 
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
@@ -328,6 +333,12 @@ def task_export():
             }
 
 
+def _reference_config(recipe: dict) -> dict:
+    from pipelines.side_runtime import reference_config
+
+    return reference_config(recipe)
+
+
 def task_measure():
     """Run each artifact and its source-framework reference; write verify.json and golden data."""
     for model_id, recipe in zoo().items():
@@ -340,8 +351,7 @@ def task_measure():
                 "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
                 "uptodate": [
-                    _uptodate(recipe, "verify", name, code="measure"),
-                    config_changed(_reference_config(recipe)),
+                    _uptodate(recipe, "verify", name, "measure", _reference_config(recipe))
                 ],
             }
 
@@ -367,18 +377,6 @@ class golden_unchanged:
     def __call__(self, task, values):
         self.state = self._state()
         return values.get("_golden_files") == self.state
-
-
-def _reference_config(recipe: dict) -> dict:
-    """The reference runtime a Caffe source's measure would use (verify.reference: auto picks
-    real Caffe once it is set up, which must rerun measure)."""
-    if recipe["source"]["framework"] != "caffe":
-        return {}
-    from pipelines.side_runtime import identity
-
-    caffe = identity("caffe")
-    choice = (recipe.get("verify") or {}).get("reference", "auto")
-    return {"reference": "opencv" if choice == "opencv" or not caffe else "caffe", **caffe}
 
 
 def task_verify():

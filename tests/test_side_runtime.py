@@ -370,3 +370,17 @@ def test_caffe_available_is_what_ci_set_up():
     if os.environ.get("CI"):
         assert caffe_available(), "CI must set up real Caffe (.ci/run)"
         assert side_runtime.available("mxnet"), "CI must set up MXNet (.ci/run)"
+
+
+def test_measure_reruns_when_the_chosen_reference_changes(monkeypatch, tmp_path, fake_caffe):
+    """auto picks real Caffe once it is set up: the measure task's config says so."""
+    from pipelines.side_runtime import reference_config as _reference_config
+
+    caffe_recipe = {"source": {"framework": "caffe"}, "verify": {"reference": "auto"}}
+    with_caffe = _reference_config(caffe_recipe)
+    assert with_caffe["reference"] == "caffe" and with_caffe["python"] == sys.executable
+    opencv = {"source": {"framework": "caffe"}, "verify": {"reference": "opencv"}}
+    assert _reference_config(opencv)["reference"] == "opencv"
+    assert _reference_config({"source": {"framework": "onnx"}}) == {}
+    _no_runtimes(monkeypatch, tmp_path)
+    assert _reference_config(caffe_recipe) == {"reference": "opencv"}

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.caffe.helpers import caffe_available
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +74,13 @@ def test_build_from_nothing_verifies_every_artifact(zoo):
         assert report["passed"] is True, (model_id, target)
         assert next(iter(report)) == "passed"
         assert (zoo["build"] / model_id / target / "test_data_set_0" / "input_0.pb").is_file()
+        if (
+            yaml.safe_load((zoo["recipes"] / f"{model_id}.yaml").read_text())["source"]["framework"]
+            == "caffe"
+        ):
+            # verify.reference: auto -> real Caffe when set up (CI does; see test_side_runtime).
+            expected = "caffe" if caffe_available() else "opencv"
+            assert report["reference"]["runtime"] == expected, (model_id, target)
     for name in ("report.json", "junit.xml", "index.html"):
         assert (zoo["build"] / "report" / name).is_file()
     report = json.loads((zoo["build"] / "report" / "report.json").read_text())

@@ -1,4 +1,4 @@
-"""Real deploy architectures with synthesized weights, against OpenCV DNN.
+"""Real deploy architectures with synthesized weights, against real Caffe and OpenCV DNN.
 
 Tolerance: max abs error <= 1e-4 x the reference output's max magnitude (deep nets accumulate
 float32 rounding differently in the two runtimes; the scale-relative bound keeps the check
@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
-from tests.caffe.helpers import assert_same_outputs, final_blobs, run_opencv, run_ort
+from tests.caffe.helpers import assert_same_outputs, final_blobs, run_caffe, run_opencv, run_ort
 from tests.caffe.synth import synthesize_weights
 
 # (prototxt, input shape override for a fast test, cut points)
@@ -31,8 +31,9 @@ ARCHITECTURES = {
 }
 
 
+@pytest.mark.parametrize("reference", ["caffe", "opencv"])
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_architecture_matches_opencv(arch, models_dir, tmp_path):
+def test_architecture_matches_reference(arch, reference, models_dir, tmp_path):
     proto_name, shape, outputs = ARCHITECTURES[arch]
     proto = models_dir / "architectures" / proto_name
     input_name = _input_name(proto)
@@ -48,14 +49,17 @@ def test_architecture_matches_opencv(arch, models_dir, tmp_path):
     got = run_ort(model, feeds)
     expected = list(outputs) if outputs else final_blobs(proto)
     assert_same_outputs(got, expected)
-    want = run_opencv(proto, weights, feeds, expected)
+    run = run_caffe if reference == "caffe" else run_opencv
+    want = run(proto, weights, feeds, expected)
     for name in expected:
         assert got[name].shape == want[name].shape, (arch, name, got[name].shape, want[name].shape)
         ref = want[name]
         scale = float(np.abs(ref).max())
         assert scale > 0, f"{arch} {name}: reference output is all zeros (bad synthetic weights)"
         err = float(np.abs(got[name] - ref).max())
-        assert err <= 1e-4 * scale, f"{arch} {name}: max abs error {err} vs scale {scale}"
+        assert err <= 1e-4 * scale, (
+            f"{arch} {name} vs {reference}: max abs error {err} vs scale {scale}"
+        )
 
 
 def _input_name(proto) -> str:

@@ -1,5 +1,5 @@
-"""The six real Caffe models with their published weights, against OpenCV DNN and the
-publisher's own ONNX exports (UltraFace)."""
+"""The six real Caffe models with their published weights, against real Caffe, OpenCV DNN and
+the publisher's own ONNX exports (UltraFace)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import onnx
 import pytest
 
 from converters.caffe.convert import caffe_to_onnx
-from tests.caffe.helpers import assert_same_outputs, final_blobs, run_opencv, run_ort, uniform_feeds
+from tests.caffe.helpers import (
+    assert_same_outputs,
+    final_blobs,
+    run_caffe,
+    run_opencv,
+    run_ort,
+    uniform_feeds,
+)
 
 REAL_MODELS = ["mtcnn/det1", "mtcnn/det2", "mtcnn/det3", "mtcnn/det4",
                "ultraface/RFB-320", "ultraface/slim-320"]  # fmt: skip
@@ -27,14 +34,16 @@ def test_checker_full(converted):
     assert model.opset_import[0].version == 17
 
 
+@pytest.mark.parametrize("reference", ["caffe", "opencv"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_opencv(converted, seed):
+def test_matches_reference(converted, seed, reference):
     name, proto, weights, model = converted
     feeds = uniform_feeds(model, seed)
     got = run_ort(model, feeds)
     expected = final_blobs(proto)
     assert_same_outputs(got, expected)
-    want = run_opencv(proto, weights, feeds, expected)
+    run = run_caffe if reference == "caffe" else run_opencv
+    want = run(proto, weights, feeds, expected)
     for out in expected:
         assert got[out].shape == want[out].shape, out
         err = float(np.abs(got[out] - want[out]).max())
