@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -188,8 +189,12 @@ class SideProcess:
             raise ZoomakeError(
                 f"{env.framework} runtime: cannot start {env.python}: {exc}"
             ) from None
-        os.set_blocking(self.proc.stdin.fileno(), False)
-        os.set_blocking(self.proc.stdout.fileno(), False)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            os.set_blocking(pipe.fileno(), False)
+            # A 1 MiB pipe moves an image tensor in one go instead of 16 wake-ups of 64 KiB
+            # (Linux F_SETPIPE_SZ; the default size works too, only slower).
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
         reply, _ = self.request({"op": "hello"}, timeout=START_TIMEOUT_S, what="starting")
         self.info = {k: v for k, v in reply.items() if k not in ("ok", "seconds", "arrays")}
 
