@@ -1,28 +1,16 @@
-"""Tile (converters/caffe/layers/tile.py) against a numpy version of Caffe's forward pass.
+"""Tile (converters/caffe/layers/tile.py) against real Caffe, exactly.
 
 OpenCV 4.14 cannot run Caffe's Tile layer ("Tile: repeats needs to be treated as parameter but
-it is missing"), so the reference is Caffe's TileLayer::Forward_cpu written in numpy: for each of
-the ``count(0, axis)`` outer indices, the ``count(axis)`` inner block is copied ``tiles`` times.
+it is missing"). Caffe copies, for each of the ``count(0, axis)`` outer indices, the whole
+``count(axis)`` inner block ``tiles`` times (abcabc, not np.repeat's aabbcc).
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 
-from tests.caffe.layer_checks import convert_and_run, expect_error, op_types
-
-
-def caffe_tile(x: np.ndarray, axis: int, tiles: int) -> np.ndarray:
-    axis %= x.ndim
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis:])
-    blocks = x.reshape(outer, inner)
-    out_shape = list(x.shape)
-    out_shape[axis] *= tiles
-    return np.concatenate([blocks] * tiles, axis=1).reshape(out_shape)
-
+from tests.caffe.helpers import convert_and_compare
+from tests.caffe.layer_checks import expect_error, op_types
 
 NET = """
 input: "data"
@@ -44,17 +32,11 @@ layer { name: "relu" type: "ReLU" bottom: "tile" top: "tile" }
     ids=["default-axis", "axis0", "axis2", "axis-neg", "one-tile"],
 )
 def test_tile(tmp_path, param, axis, tiles):
-    model, got, feeds = convert_and_run(tmp_path, NET % param)
-    want = np.maximum(caffe_tile(feeds["data"], axis, tiles), 0)
-    assert got["tile"].shape == want.shape
-    np.testing.assert_array_equal(got["tile"], want)
+    model, got, _ = convert_and_compare(tmp_path, NET % param, atol=0, opencv=False)
+    shape = [2, 3, 4, 5]
+    shape[axis] *= tiles
+    assert list(got["tile"].shape) == shape
     assert op_types(model) == ["Tile", "Relu"]
-
-
-def test_reference_is_not_np_repeat():
-    # Guard on the reference itself: whole blocks repeat (abcabc), elements do not (aabbcc).
-    x = np.arange(6, dtype=np.float32).reshape(1, 3, 2)
-    np.testing.assert_array_equal(caffe_tile(x, 1, 2).ravel(), np.r_[np.arange(6), np.arange(6)])
 
 
 @pytest.mark.parametrize(
