@@ -85,6 +85,14 @@ def test_build_from_nothing_verifies_every_artifact(zoo):
         assert (zoo["build"] / "report" / name).is_file()
     report = json.loads((zoo["build"] / "report" / "report.json").read_text())
     assert {m["id"] for m in report["models"]} == {p.stem for p in zoo["recipes"].glob("*.yaml")}
+    # The report says which reference ran for each target.
+    caffe_ref = "caffe" if caffe_available() else "opencv"
+    refs = {t["reference"] for m in report["models"] for t in m["targets"]}
+    assert refs == {caffe_ref, "onnxruntime"}, refs
+    assert (
+        f'<span class="reference">vs {caffe_ref}</span>'
+        in (zoo["build"] / "report" / "index.html").read_text()
+    )
 
 
 def test_second_run_does_nothing(zoo):
