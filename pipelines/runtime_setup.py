@@ -168,6 +168,12 @@ def doctor() -> tuple[list[str], bool]:
     lines.append(f"  {'onnxruntime':12} {'ONNX sources':30} available: {v['onnxruntime']}")
     lines.append("artifact runtimes (run the built target):")
     lines.append(f"  {'onnxruntime':12} {'onnx targets':30} available: {v['onnxruntime']}")
-    lines.append(f"  {'openvino':12} {'openvino targets':30} available: {v['openvino']}")
+    ov = v["openvino"]
+    ov = (
+        "not installed (pip install zoomake[openvino])"
+        if ov == "not installed"
+        else f"available: {ov}"
+    )
+    lines.append(f"  {'openvino':12} {'openvino targets':30} {ov}")
     lines.append(f"  {'opencv':12} {'caffe targets':30} available: OpenCV {v['opencv']}")
     return lines, healthy
