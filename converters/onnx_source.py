@@ -19,7 +19,7 @@ import onnx
 from onnx import helper
 
 from converters.errors import ConversionError
-from converters.io import load_onnx
+from converters.io import load_onnx, onnx_errors
 
 
 def load_onnx_source(
@@ -40,12 +40,8 @@ def load_onnx_source(
         model = _cut(model, list(outputs), where)
         model = _infer(model, where)
     _drop_unused_initializers(model)
-    try:
+    with onnx_errors(where, "the model fails the ONNX checker"):
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ConversionError(
-            f"{where}: the model fails the ONNX checker: {_first_line(exc)}"
-        ) from None
     return model
 
 
