@@ -325,6 +325,14 @@ def _fold_into_conv(graph, conv, chain: _Chain, rev, multiplier, mean) -> None:
     inits = {t.name: t for t in graph.initializer}
     old = [i for i in conv.input[1:] if i]
     scaled = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+    if scaled.ndim != 4 or scaled.shape[1] != len(multiplier):
+        # ONNX shape inference does not compare Conv's channels with its weights, so an input
+        # shape with the wrong channel count gets this far.
+        raise ConversionError(
+            f"input '{chain.prefix.removesuffix('/preprocess')}' has {len(multiplier)} "
+            f"channel(s), but the Conv "
+            f"'{conv.name or conv.output[0]}' reading it has weights of shape {list(scaled.shape)}"
+        )
     scaled *= multiplier[None, :, None, None]
     conv.input[1] = chain.const("conv_weights", scaled[:, rev])
     if mean is not None and np.any(mean):

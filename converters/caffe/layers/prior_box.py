@@ -79,6 +79,12 @@ def _check(layer, p) -> None:
     for field in ("offset_h", "offset_w", "width", "height"):
         if len(getattr(p, field)):
             raise layer.error(f"prior_box_param.{field} (an OpenCV extension) is not supported")
+    for field in ("min_size", "max_size", "aspect_ratio", "variance", "offset", "step",
+                  "step_h", "step_w", "img_size", "img_h", "img_w"):  # fmt: skip
+        values = getattr(p, field)
+        values = list(values) if hasattr(values, "__len__") else [values]
+        if not all(math.isfinite(v) for v in values):  # folded with int() and float maths
+            raise layer.error(f"prior_box_param.{field} must be finite, got {values}")
     if not p.min_size:
         raise layer.error("prior_box_param needs at least one min_size")
     if any(not v > 0 for v in p.min_size):
