@@ -35,10 +35,12 @@ def check_build_dir(build: Path, db_name: str = ".doit.db") -> None:
     if db.exists():
         try:
             # Read-only open: the probe must not create or change anything.
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as conn:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             conn.close()
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                return  # another build is writing it: readable, and not this check's business
             raise ZoomakeError(
                 f"{db}: doit's state database is unreadable ({exc}); delete it (the next "
                 f"build redoes every task)"

@@ -121,6 +121,16 @@ def test_convolution_stride_zero(tmp_path, capsys, stride, where):
     assert where in line and "stride must be at least 1" in line
 
 
+def test_convolution_group_zero(tmp_path, capsys):
+    # Found by bench/fuzz.py (seed 1): ZeroDivisionError from `c % group`.
+    proto = tmp_path / "t.prototxt"
+    proto.write_text(CONV_PRELU.replace("STRIDE", "group: 0"))
+    weights = _caffemodel(tmp_path / "t.caffemodel", {"conv1": GOOD_CONV, "prelu1": [([4], 4)]})
+    line = one_line(["convert", "--prototxt", proto, "--caffemodel", weights, "-o",
+                     tmp_path / "m.onnx"], capsys)  # fmt: skip
+    assert "'conv1' (Convolution): group must be at least 1, got 0" in line
+
+
 def test_pooling_stride_zero(tmp_path, capsys):
     # Was: ZeroDivisionError in caffe_pool_size (converters/caffe/layers/pooling.py).
     proto = tmp_path / "t.prototxt"
@@ -155,6 +165,21 @@ def test_pooling_on_a_2d_blob(tmp_path, capsys):
     )
     line = one_line(["convert", "--prototxt", proto, "-o", tmp_path / "m.onnx"], capsys)
     assert "'pool' (Pooling)" in line and "shape [2, 6]" in line
+
+
+def test_prior_box_of_a_runaway_input_shape(tmp_path, capsys):
+    # A mutated input shape made PriorBox allocate 28.8 G float32 values (MemoryError or the
+    # OOM killer) while folding its constant.
+    proto = tmp_path / "t.prototxt"
+    proto.write_text(
+        'input: "data" input_shape { dim: 1 dim: 4 dim: 60000 dim: 60000 }\n'
+        'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool"\n'
+        "        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n"
+        'layer { name: "prior" type: "PriorBox" bottom: "pool" bottom: "data" top: "prior"\n'
+        "        prior_box_param { min_size: 4 max_size: 8 aspect_ratio: 2 } }\n"
+    )
+    line = one_line(["convert", "--prototxt", proto, "-o", tmp_path / "m.onnx"], capsys)
+    assert "layer 'prior' (PriorBox)" in line and "28800000000 values" in line
 
 
 # -- ONNX --------------------------------------------------------------------------------------------

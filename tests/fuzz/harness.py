@@ -371,6 +371,13 @@ class Result:
         return self.verdict in FAILURES
 
 
+def _odd_shape(rng: random.Random, name: str) -> str:
+    dims = [rng.choice([1, 1, 2]), rng.choice([1, 3, 3, 4, 5]), *rng.choices(range(1, 41), k=2)]
+    if rng.random() < 0.2:
+        dims = dims[: rng.randint(1, 3)] if rng.random() < 0.5 else [*dims, 2]
+    return f"{name}={','.join(map(str, dims))}"
+
+
 def _prepare(kind: str, rng: random.Random, seeds: Seeds, work: Path, out: Path) -> list[str]:
     if kind == "prototxt":
         name, text, weights = rng.choice(seeds.prototxts)
@@ -379,6 +386,8 @@ def _prepare(kind: str, rng: random.Random, seeds: Seeds, work: Path, out: Path)
         argv = ["convert", "--prototxt", str(src)]
         if weights is not None:
             argv += ["--caffemodel", str(weights)]
+        if rng.random() < 0.3:  # odd sizes reach the handlers' shape arithmetic
+            argv += ["--input-shape", _odd_shape(rng, "input" if name == "slim" else "data")]
         suffix = rng.choice([".onnx", ".onnx", ".onnx", ".prototxt"])
         return [*argv, "-o", str(out / f"model{suffix}")]
     if kind == "caffemodel":
@@ -390,7 +399,10 @@ def _prepare(kind: str, rng: random.Random, seeds: Seeds, work: Path, out: Path)
         src = work / "model.onnx"
         src.write_bytes(mutate_onnx(rng, rng.choice(seeds.onnx_models)))
         suffix = rng.choice([".onnx", ".prototxt"])
-        return ["convert", "--onnx", str(src), "-o", str(out / f"model{suffix}")]
+        argv = ["convert", "--onnx", str(src), "-o", str(out / f"model{suffix}")]
+        if rng.random() < 0.2:
+            argv += ["--input-shape", _odd_shape(rng, "data")]
+        return argv
     if kind == "recipe":
         name, text = rng.choice(seeds.recipes)
         src = work / name

@@ -49,6 +49,8 @@ def convolution(layer, ctx):
     n, c, h, w = ctx.in_shape4(layer)
     k, s, pads, d = _geometry(layer, p)
     group = c if layer.type == "ConvolutionDepthwise" else p.group
+    if group < 1:
+        raise layer.error(f"group must be at least 1, got {group}")
     if c % group or p.num_output % group:
         raise layer.error(
             f"group {group} must divide input channels {c} and num_output {p.num_output}"
@@ -66,6 +68,8 @@ def deconvolution(layer, ctx):
     n, c, h, w = ctx.in_shape4(layer)
     k, s, pads, d = _geometry(layer, p)
     group = p.group
+    if group < 1:
+        raise layer.error(f"group must be at least 1, got {group}")
     if c % group or p.num_output % group:
         raise layer.error(
             f"group {group} must divide input channels {c} and num_output {p.num_output}"

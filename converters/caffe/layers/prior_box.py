@@ -103,6 +103,11 @@ def _check(layer, p) -> None:
                           f"got {list(p.variance)}")  # fmt: skip
 
 
+# The folded constant lives in the ONNX proto (2 GiB limit); real SSD heads need well under a
+# million values (SSD300: 8732 priors = 69,856), so 2**27 only stops runaway input shapes.
+MAX_VALUES = 1 << 27
+
+
 def prior_boxes(p, feature_hw, image_hw, img_hw, step_hw) -> np.ndarray:
     """The (1, 2, H*W*num_priors*4) float32 PriorBox output for these shapes."""
     fh, fw = feature_hw
@@ -141,6 +146,13 @@ def prior_box(layer, ctx):
     feature, image = ctx.in_shape(layer, 0), ctx.in_shape(layer, 1)
     if len(feature) != 4 or len(image) != 4:
         raise layer.error(f"bottoms must be 4-D, got shapes {list(feature)} and {list(image)}")
+    per_cell = len(_box_sizes(p.min_size, p.max_size, _aspect_ratios(p.aspect_ratio, p.flip)))
+    values = 2 * feature[2] * feature[3] * per_cell * 4
+    if values > MAX_VALUES:
+        raise layer.error(
+            f"the prior boxes of a {feature[2]}x{feature[3]} feature map ({per_cell} per cell) "
+            f"would be a constant of {values} values, over the {MAX_VALUES} this converter folds"
+        )
     priors = prior_boxes(p, feature[2:], image[2:], img_hw, step_hw)
     value = numpy_helper.from_array(priors, "value")
     y = ctx.node("Constant", [], ctx.top_name(layer), value=value)
