@@ -1,8 +1,10 @@
 """Seeded fuzzing of zoomake's five input kinds through the real CLI, in this process.
 
 A case is ``(kind, index)``; its input is derived from the seeds with ``random.Random`` seeded by
-``"<seed>:<kind>:<index>"``, so any failure is reproduced by its case name alone
-(``python bench/fuzz.py --kind caffemodel --index 123``). Kinds:
+``"<seed>:<kind>:<index>"``, so any failure is reproduced by its case name and the run's seed
+(``python bench/fuzz.py --kind caffemodel --index 123 --seed 0``). ``bench/fuzz.py`` also
+seeds from Ultra-Light-Fast's slim-320 (Caffe and ONNX); the suite keeps to the small models.
+Kinds:
 
 - ``prototxt``: mutated network text (numbers swapped for zeros, negatives, huge or fractional
   values and words; layers deleted, duplicated or swapped; lines dropped or repeated; types,
@@ -13,7 +15,8 @@ A case is ``(kind, index)``; its input is derived from the seeds with ``random.R
   opset, deleted or duplicated nodes, renamed values, bad UTF-8) or as bytes, converted to ONNX
   or to Caffe;
 - ``recipe``: the zoo's recipes, mutated as YAML values (wrong types, zeros, negatives, huge
-  numbers, missing and unknown keys) or as text, run through ``zoomake validate``;
+  numbers, missing and unknown keys) or as text, run through ``zoomake validate`` and, when
+  valid, through every doit task creator (what ``doit list`` reads);
 - ``cli``: random ``zoomake convert`` flag combinations and values on the real models.
 
 Each case runs ``pipelines.cli.main`` with its output in an empty directory and is judged:
@@ -88,6 +91,9 @@ class Seeds:
             caffe_to_onnx(det1_proto, det1_model).SerializeToString(),
             caffe_to_onnx(layers).SerializeToString(),
         ]
+        if with_slim:  # a PyTorch export (shape subgraphs, Transpose/Reshape heads)
+            name = "ultraface/version-slim-320_without_postprocessing.onnx"
+            onnx_models.append((models_dir() / name).read_bytes())
         recipes = [(p.name, p.read_text()) for p in sorted((REPO / "recipes").glob("*.yaml"))]
         return cls(prototxts, det1_proto, det1_model, det1_model.read_bytes(), onnx_models,
                    recipes)  # fmt: skip
