@@ -535,8 +535,12 @@ def test_read_only_build_dir_probe(tmp_path, monkeypatch):
 def _can_mount_read_only() -> bool:
     if not shutil.which("unshare"):
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount --bind / /mnt 2>/dev/null; true"],
-                           capture_output=True, timeout=30)  # fmt: skip
+    import tempfile
+
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && ! touch "$1/x" 2>/dev/null'
+    with tempfile.TemporaryDirectory() as d:
+        probe = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", d],
+                               capture_output=True, timeout=30)  # fmt: skip
     return probe.returncode == 0
 
 
