@@ -13,12 +13,13 @@ user feeds.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 
 import onnx
 from onnx import helper
 
-from converters.errors import ConversionError
+from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError
 from converters.io import load_onnx, onnx_errors
 
 
@@ -113,6 +114,11 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
             if any(d <= 0 for d in want):
                 raise ConversionError(
                     f"{where}: input '{name}': shape {want} has a non-positive dim"
+                )
+            if math.prod(want) > MAX_TENSOR_ELEMENTS:
+                raise ConversionError(
+                    f"{where}: input '{name}': shape {want} has {math.prod(want)} elements, "
+                    f"more than the {MAX_TENSOR_ELEMENTS} any runtime can hold"
                 )
             if tt.HasField("shape") and len(tt.shape.dim) != len(want):
                 raise ConversionError(

@@ -185,9 +185,22 @@ class _Chain:
         return unique_name(hint, self.used)
 
     def const(self, hint: str, arr, dtype=np.float32) -> str:
-        t = numpy_helper.from_array(
-            np.asarray(arr, dtype=dtype), self.fresh(f"{self.prefix}/{hint}")
-        )
+        if not np.issubdtype(dtype, np.floating):
+            t = numpy_helper.from_array(np.asarray(arr, dtype), self.fresh(f"{self.prefix}/{hint}"))
+            self.graph.initializer.append(t)
+            return t.name
+        wide = np.asarray(arr, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = wide.astype(dtype)
+        if not np.all(np.isfinite(value)):
+            # e.g. mean 1e30 with scale 1e30: finite recipe values whose folded product is not
+            # a float32; the model would compute inf/nan for every input.
+            raise ConversionError(
+                f"preprocess of '{self.prefix.removesuffix('/preprocess')}': {hint} "
+                f"(max |x| {np.nanmax(np.abs(wide)):.6g}) does not fit in {value.dtype}; "
+                f"check mean/scale/std"
+            )
+        t = numpy_helper.from_array(value, self.fresh(f"{self.prefix}/{hint}"))
         self.graph.initializer.append(t)
         return t.name
 

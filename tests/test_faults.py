@@ -182,6 +182,36 @@ def test_prior_box_of_a_runaway_input_shape(tmp_path, capsys):
     assert "layer 'prior' (PriorBox)" in line and "28800000000 values" in line
 
 
+@pytest.mark.parametrize("source", ["caffe", "onnx"])
+def test_input_shape_beyond_any_runtime(models_dir, tmp_path, capsys, source):
+    # bench/fuzz.py seed 2: an input dim of 2**63-1 overflowed int64 in a handler's Reshape
+    # constant (OverflowError); for an ONNX source protobuf refused the dim (ValueError).
+    mtcnn = models_dir / "mtcnn"
+    src = ["--prototxt", mtcnn / "det1.prototxt", "--caffemodel", mtcnn / "det1.caffemodel"]
+    if source == "onnx":
+        assert main(["convert", *map(str, src), "-o", str(tmp_path / "d1.onnx")]) == 0
+        src = ["--onnx", tmp_path / "d1.onnx"]
+    big = 2**63 + 7
+    line = one_line(["convert", *src, "--input-shape", f"data=1,3,{big},12", "-o",
+                     tmp_path / "m.onnx"], capsys)  # fmt: skip
+    assert f"input 'data': shape [1, 3, {big}, 12] has" in line
+    assert "more than the 1099511627776 any runtime can hold" in line
+
+
+def test_preprocessing_that_overflows_float32(models_dir, tmp_path, capfd):
+    # bench/fuzz.py seed 2: mean 1e30 and scale 1e30 are finite, their folded product is not a
+    # float32: numpy printed an overflow warning (a second stderr line) and, without --fp16,
+    # the model was written with inf weights.
+    mtcnn = models_dir / "mtcnn"
+    code = main(["convert", "--prototxt", str(mtcnn / "det1.prototxt"), "--caffemodel",
+                 str(mtcnn / "det1.caffemodel"), "--mean", "1e30", "--scale", "1e30", "-o",
+                 str(tmp_path / "m.onnx")])  # fmt: skip
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, lines
+    assert "preprocess of 'data'" in lines[0] and "does not fit in float32" in lines[0]
+    only(tmp_path)
+
+
 # -- ONNX --------------------------------------------------------------------------------------------
 def _add_model(path: Path) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from converters.errors import ConversionError
+from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError
 from converters.io import FileRange
 from converters.names import unique_name
 
@@ -140,6 +140,13 @@ class StoredTensor:
         return np.frombuffer(self.where.read(), dtype="<f4").reshape(self.shape)
 
 
+MAX_ELEMENTS = MAX_TENSOR_ELEMENTS
+
+
+def _too_big(shape) -> str:
+    return f"has {math.prod(shape)} elements, more than the {MAX_ELEMENTS} any runtime can hold"
+
+
 def _need_top(layer: LayerView, i: int) -> None:
     if i >= len(layer.tops):
         raise layer.error(f"expected at least {i + 1} top blob(s), got {len(layer.tops)}")
@@ -203,13 +210,22 @@ class Context:
         shape = tuple(int(d) for d in shape)
         if any(d <= 0 for d in shape):
             raise layer.error(f"output shape {list(shape)} has a non-positive dimension")
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise layer.error(f"output shape {list(shape)} {_too_big(shape)}")
         self.shapes[name] = shape
         self.blob_map[layer.tops[i]] = name
 
-    def define_input(self, blob: str, shape) -> str:
+    def define_input(self, blob: str, shape, where: str = "") -> str:
+        """A graph input; ``where`` (the file, or the layer) prefixes errors."""
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ConversionError(
+                f"{where}: input '{blob}': shape {list(shape)} {_too_big(shape)}; "
+                f"give --input-shape {blob}=N,C,H,W"
+            )
         self._used.add(blob)
         self.blob_map[blob] = blob
-        self.shapes[blob] = tuple(int(d) for d in shape)
+        self.shapes[blob] = shape
         return blob
 
     # -- emitting ----------------------------------------------------------------------------

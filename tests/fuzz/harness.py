@@ -31,6 +31,7 @@ timeout).
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import random
@@ -144,9 +145,15 @@ def _layer_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def _layer_types() -> list[str]:
+    from converters.caffe.registry import supported_types
+
+    return [info.type_name for info in supported_types()]
+
+
 def mutate_prototxt(rng: random.Random, text: str) -> str:
     for _ in range(rng.choice([1, 1, 2, 3])):
-        op = rng.randrange(10)
+        op = rng.randrange(12)
         numbers = list(re.finditer(r"(?<=: )-?[0-9][0-9.e+-]*", text))
         spans = _layer_spans(text)
         if op <= 2 and numbers:  # the most productive one: a number becomes something odd
@@ -180,6 +187,19 @@ def mutate_prototxt(rng: random.Random, text: str) -> str:
         elif op == 8 and numbers:  # an enum or word where a number was
             m = rng.choice(numbers)
             text = text[: m.start()] + rng.choice(_WORDS) + text[m.end() :]
+        elif op == 9:  # a layer becomes another supported type, keeping its bottoms and params
+            types = list(re.finditer(r'type: "([^"]*)"', text))
+            if types:
+                m = rng.choice(types)
+                text = text[: m.start(1)] + rng.choice(_layer_types()) + text[m.end(1) :]
+        elif op == 10 and spans:  # a new layer of any supported type reading existing blobs
+            blobs = sorted(set(re.findall(r'top: "([^"]*)"', text)) | {"data"})
+            picked = rng.sample(blobs, min(len(blobs), rng.randint(1, 2)))
+            bottoms = " ".join(f'bottom: "{b}"' for b in picked)
+            layer = (f'\nlayer {{ name: "fz" type: "{rng.choice(_layer_types())}" {bottoms} '
+                     f'top: "fz" }}\n')  # fmt: skip
+            at = rng.choice(spans)[1]
+            text = text[:at] + layer + text[at:]
         else:
             raw = mutate_bytes(rng, text.encode("utf-8", errors="surrogateescape"), rounds=1)
             text = raw.decode("utf-8", errors="surrogateescape")
@@ -258,6 +278,12 @@ _YAML_VALUES = [None, 0, -1, 1, 2**31, 2**64, 1e308, -0.5, "", "x", "a" * 300, T
                 [1, 2, 3], {}, {"k": 1}, "../../etc/passwd", "file:///dev/null", [1, 3, 0, 12]]  # fmt: skip
 
 
+def _yaml_value(rng: random.Random):
+    # A copy: a shared list or dict would be mutated by later steps and could come to hold
+    # itself (a cyclic document).
+    return copy.deepcopy(rng.choice(_YAML_VALUES))
+
+
 def _paths(obj, prefix=()):
     yield prefix
     if isinstance(obj, dict):
@@ -287,11 +313,9 @@ def mutate_recipe(rng: random.Random, text: str) -> str:
         if op == 0 and isinstance(parent, dict):
             del parent[last]
         elif op == 1 and isinstance(parent, dict):
-            parent[rng.choice(["extra", "shape", "url", "size", "format"])] = rng.choice(
-                _YAML_VALUES
-            )
+            parent[rng.choice(["extra", "shape", "url", "size", "format"])] = _yaml_value(rng)
         else:
-            parent[last] = rng.choice(_YAML_VALUES)
+            parent[last] = _yaml_value(rng)
     return yaml.safe_dump(doc, sort_keys=False)
 
 
