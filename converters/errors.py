@@ -12,3 +12,8 @@ class ConversionError(Exception):
 
 class UnsupportedError(ConversionError):
     """The input is valid but uses something this converter cannot express."""
+
+
+# No runtime holds a tensor of 2**40 elements (4 TiB of float32). Input shapes beyond it are
+# refused, which keeps every shape product and int64 shape constant far from overflow.
+MAX_TENSOR_ELEMENTS = 1 << 40

@@ -27,6 +27,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
     final = Path(path)
+    refuse_directories([final])
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)
@@ -39,6 +40,17 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def refuse_directories(paths) -> None:
+    """Fail before any work if an output path is an existing directory (a file's rename over
+    it fails only at the very end, after a whole conversion, with an EISDIR traceback)."""
+    for p in map(Path, paths):
+        if p.is_dir():
+            raise ConversionError(
+                f"{p}: is an existing directory, the output must be a file name "
+                f"(e.g. {p / 'model'}{p.suffix or '.onnx'})"
+            )
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
@@ -68,12 +80,75 @@ def load_onnx(path: str | os.PathLike):
     try:
         # Binary protobuf whatever the suffix: onnx.load would parse a .prototxt as text format.
         model = onnx.load(str(p), format="protobuf")
+    except onnx.checker.ValidationError as exc:
+        # onnx.load resolves external data and refuses locations outside the model's folder
+        # (absolute paths, ``..``): a model file must not make us read arbitrary files.
+        raise ConversionError(f"{p}: external data refused: {first_line(exc)}") from None
+    except OSError as exc:  # an external data file that is missing or unreadable
+        raise ConversionError(f"{p}: cannot read the model's external data ({exc})") from None
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise ConversionError(f"{p}: not an ONNX model (unreadable: {exc})") from None
+        raise ConversionError(f"{p}: not an ONNX model (unreadable: {first_line(exc)})") from None
     # Other protobufs (a .caffemodel) often decode as an empty ModelProto with unknown fields.
     if model.ir_version <= 0 or not model.HasField("graph"):
         raise ConversionError(f"{p}: not an ONNX model (no IR version or no graph)")
+    _check_utf8(model.graph, p)
     return model
+
+
+def _check_utf8(graph, path: Path) -> None:
+    """Refuse names and string attributes that are not UTF-8, which ONNX requires.
+
+    Protobuf's Python runtime hands such proto2 strings over as ``bytes`` instead of ``str``;
+    every later step (handlers, messages, onnx's C++ checker) would trip over them somewhere
+    else. The walk touches names only, never tensor data.
+    """
+
+    def bad(value, what: str) -> None:
+        if isinstance(value, bytes):
+            raise ConversionError(
+                f"{path}: {what} {value[:40]!r} is not valid UTF-8 (ONNX strings must be)"
+            )
+
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        bad(vi.name, "value name")
+    for t in graph.initializer:
+        bad(t.name, "initializer name")
+    for node in graph.node:
+        label = node.name if isinstance(node.name, str) else "?"
+        for what in ("name", "op_type", "domain"):
+            bad(getattr(node, what), f"node '{label}' {what}")
+        for value in [*node.input, *node.output]:
+            bad(value, f"node '{label}' input/output")
+        for attr in node.attribute:
+            bad(attr.name, f"node '{label}' attribute name")
+            for sub in [attr.g, *attr.graphs] if attr.type in (5, 10) else []:
+                _check_utf8(sub, path)  # AttributeProto.GRAPH = 5, GRAPHS = 10
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (ONNX errors span many lines)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def onnx_errors(where: str, what: str) -> Iterator[None]:
+    """Turn what onnx's checker and shape inference raise on a bad model into one line.
+
+    Besides their own error types they raise ``UnicodeDecodeError`` when a name or string
+    attribute is not UTF-8 (protobuf keeps the bytes, the C++ -> Python hand-over fails).
+    """
+    import onnx
+
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ConversionError(
+            f"{where}: {what}: a name or string in the model is not valid UTF-8 "
+            f"(byte {exc.object[exc.start : exc.start + 1]!r} in {exc.object[:40]!r})"
+        ) from None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ConversionError(f"{where}: {what}: {first_line(exc)}") from None
 
 
 def varint(n: int) -> bytes:

@@ -13,13 +13,14 @@ user feeds.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 
 import onnx
 from onnx import helper
 
-from converters.errors import ConversionError
-from converters.io import load_onnx
+from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError
+from converters.io import load_onnx, onnx_errors
 
 
 def load_onnx_source(
@@ -40,12 +41,8 @@ def load_onnx_source(
         model = _cut(model, list(outputs), where)
         model = _infer(model, where)
     _drop_unused_initializers(model)
-    try:
+    with onnx_errors(where, "the model fails the ONNX checker"):
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ConversionError(
-            f"{where}: the model fails the ONNX checker: {_first_line(exc)}"
-        ) from None
     return model
 
 
@@ -117,6 +114,11 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
             if any(d <= 0 for d in want):
                 raise ConversionError(
                     f"{where}: input '{name}': shape {want} has a non-positive dim"
+                )
+            if math.prod(want) > MAX_TENSOR_ELEMENTS:
+                raise ConversionError(
+                    f"{where}: input '{name}': shape {want} has {math.prod(want)} elements, "
+                    f"more than the {MAX_TENSOR_ELEMENTS} any runtime can hold"
                 )
             if tt.HasField("shape") and len(tt.shape.dim) != len(want):
                 raise ConversionError(

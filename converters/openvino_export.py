@@ -34,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from converters.errors import ConversionError
+from converters.io import refuse_directories
 from converters.optional import require
 
 PRECISIONS = ("fp32", "fp16")
@@ -53,6 +54,7 @@ def export_openvino(
     if not src.is_file():
         raise ConversionError(f"{src}: ONNX file not found")
     require("openvino")  # before any directory is made: a missing extra leaves nothing behind
+    refuse_directories([xml, xml.with_suffix(".bin")])
 
     created = not xml.parent.exists()
     xml.parent.mkdir(parents=True, exist_ok=True)

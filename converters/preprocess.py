@@ -185,9 +185,22 @@ class _Chain:
         return unique_name(hint, self.used)
 
     def const(self, hint: str, arr, dtype=np.float32) -> str:
-        t = numpy_helper.from_array(
-            np.asarray(arr, dtype=dtype), self.fresh(f"{self.prefix}/{hint}")
-        )
+        if not np.issubdtype(dtype, np.floating):
+            t = numpy_helper.from_array(np.asarray(arr, dtype), self.fresh(f"{self.prefix}/{hint}"))
+            self.graph.initializer.append(t)
+            return t.name
+        wide = np.asarray(arr, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = wide.astype(dtype)
+        if not np.all(np.isfinite(value)):
+            # e.g. mean 1e30 with scale 1e30: finite recipe values whose folded product is not
+            # a float32; the model would compute inf/nan for every input.
+            raise ConversionError(
+                f"preprocess of '{self.prefix.removesuffix('/preprocess')}': {hint} "
+                f"(max |x| {np.nanmax(np.abs(wide)):.6g}) does not fit in {value.dtype}; "
+                f"check mean/scale/std"
+            )
+        t = numpy_helper.from_array(value, self.fresh(f"{self.prefix}/{hint}"))
         self.graph.initializer.append(t)
         return t.name
 
@@ -325,6 +338,14 @@ def _fold_into_conv(graph, conv, chain: _Chain, rev, multiplier, mean) -> None:
     inits = {t.name: t for t in graph.initializer}
     old = [i for i in conv.input[1:] if i]
     scaled = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+    if scaled.ndim != 4 or scaled.shape[1] != len(multiplier):
+        # ONNX shape inference does not compare Conv's channels with its weights, so an input
+        # shape with the wrong channel count gets this far.
+        raise ConversionError(
+            f"input '{chain.prefix.removesuffix('/preprocess')}' has {len(multiplier)} "
+            f"channel(s), but the Conv "
+            f"'{conv.name or conv.output[0]}' reading it has weights of shape {list(scaled.shape)}"
+        )
     scaled *= multiplier[None, :, None, None]
     conv.input[1] = chain.const("conv_weights", scaled[:, rev])
     if mean is not None and np.any(mean):

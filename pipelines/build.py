@@ -133,6 +133,12 @@ def output_format(out: Path, fmt: str | None = None) -> str:
     return fmt
 
 
+def output_files(out: Path, fmt: str) -> list[Path]:
+    """The files ``write_model(model, out, fmt)`` writes."""
+    companion = {"openvino": ".bin", "caffe": ".caffemodel"}.get(fmt)
+    return [out] + ([out.with_suffix(companion)] if companion else [])
+
+
 def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Path]:
     """Write ``model`` as ``fmt`` — the CLI's final step. ``precision`` matters for OpenVINO.
 

@@ -9,8 +9,9 @@ Subcommands:
   setup-runtime  create a side runtime's environment (real Caffe, MXNet) and check it
   doctor     list the reference and artifact runtimes available, with versions
 
-Errors in the user's input print one line ``zoomake: error: ...`` and exit 1; usage errors
-exit 2 (argparse). A traceback means a bug in zoomake.
+Errors in the user's input or environment print one line ``zoomake: error: ...`` and exit 1;
+usage errors exit 2 (argparse); a bug in zoomake prints one ``internal error (please report)``
+line and exits 70 (``ZOOMAKE_TRACEBACK=1`` shows the traceback; see ``pipelines.errors``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from converters.errors import ConversionError
-from pipelines.errors import ZoomakeError
+from pipelines.errors import ZoomakeError, describe
 
 
 def _add_convert(sub) -> None:
@@ -216,12 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args)
     try:
         return COMMANDS[args.command](args)
-    except (ConversionError, ZoomakeError) as exc:
-        print(f"zoomake: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("zoomake: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # one line for every failure; bugs are labelled as such
+        code, line = describe(exc)
+        print(f"zoomake: error: {line}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converters.io import SplitModel
+from converters.io import SplitModel, refuse_directories
 from pipelines.errors import ZoomakeError
 
 log = logging.getLogger("zoomake.convert")
@@ -369,6 +369,10 @@ def _pick(name: str | None, inputs: list[str], named: list[str], flag: str) -> s
 def make_request(args) -> Request:
     framework, files = _source(args)
     out, fmt = _output(args, files)
+    # The rename into place comes after the whole conversion: refuse a directory now.
+    from pipelines.build import output_files
+
+    refuse_directories(output_files(out, fmt))
     if (args.fp16 and fmt == "caffe") or (args.data_type in ("FP16", "half") and fmt == "caffe"):
         raise ZoomakeError("--fp16 is not available for Caffe output (Caffe is float32)")
     req = Request(framework, files, out, fmt, _precision(args), outputs=args.outputs)

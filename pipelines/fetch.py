@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipelines import http_get, safe_read
-from pipelines.errors import ZoomakeError
+from pipelines.errors import ZoomakeError, os_error_line
 
 try:
     import fcntl
@@ -290,6 +290,10 @@ def _copy_local(url: str, sha256: str, size: int, final: Path, trusted: list[Pat
         raise ZoomakeError(f"{url}: {src} {exc}") from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if exc.filename == str(tmp):  # a full or read-only cache, not the source's fault
+            raise ZoomakeError(
+                f"{url}: cannot write the download cache: {os_error_line(exc)}"
+            ) from None
         raise ZoomakeError(f"{url}: cannot read {src} ({exc.strerror})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -366,7 +370,9 @@ def fetch_file(
     try:
         _fetch_locked(url, name, sha256, size, cache, final, dirs, offline, progress, http)
     except OSError as exc:  # local disk trouble (full, permissions), not the URL's fault
-        raise ZoomakeError(f"{url}: {exc.strerror}: {exc.filename}") from None
+        raise ZoomakeError(
+            f"{url}: cannot write the download cache {cache}: {os_error_line(exc)}"
+        ) from None
     return final
 
 

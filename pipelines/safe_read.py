@@ -59,12 +59,21 @@ def hash_stream(f, limit: int, copy_to: str | os.PathLike | None = None) -> tupl
     """(sha256, byte count) of at most ``limit`` bytes of ``f``, copied to ``copy_to`` if given."""
     digest = hashlib.sha256()
     done = 0
-    with open(copy_to, "wb") if copy_to is not None else contextlib.nullcontext() as out:
-        while done < limit and (block := f.read(min(BLOCK, limit - done))):
-            digest.update(block)
-            done += len(block)
-            if out is not None:
-                out.write(block)
+    try:
+        with open(copy_to, "wb") if copy_to is not None else contextlib.nullcontext() as out:
+            while done < limit and (block := f.read(min(BLOCK, limit - done))):
+                digest.update(block)
+                done += len(block)
+                if out is not None:
+                    try:
+                        out.write(block)
+                    except OSError as exc:
+                        exc.filename = str(copy_to)  # name the file that could not be written
+                        raise
+    except OSError as exc:  # writes, and the flush when the copy closes (a full disk)
+        if copy_to is not None and exc.filename is None:
+            exc.filename = str(copy_to)
+        raise
     return digest.hexdigest(), done
 
 

@@ -44,7 +44,20 @@ REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or
 RECIPES = recipes_dir()
 BUILD = build_dir()
 
-BUILD.mkdir(parents=True, exist_ok=True)  # doit opens its state database here before any task
+
+def _usable_build_dir() -> None:
+    """doit opens its state database in BUILD before any task: refuse an unusable one in one
+    line (this runs while dodo.py loads, so a traceback is the only other outcome)."""
+    from pipelines.builddir import check_build_dir
+
+    try:
+        check_build_dir(BUILD)
+    except ZoomakeError as exc:
+        print(f"doit: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+_usable_build_dir()
 DOIT_CONFIG = {
     "dep_file": str(BUILD / ".doit.db"),
     "backend": "sqlite3",
@@ -233,16 +246,17 @@ def act_report(ids: list[str], out_dir: str) -> None:
 
 
 def _guarded(fn):
-    """Wrap an action so bad input prints one line and fails the task (no traceback)."""
+    """Wrap an action so any failure prints one line and fails the task (no traceback): bad
+    input and environment errors (disk full) as such, bugs as ``internal error`` lines."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        from converters.errors import ConversionError
+        from pipelines.errors import describe
 
         try:
             result = fn(*args, **kwargs)
-        except (ConversionError, ZoomakeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except Exception as exc:  # describe() tells bad input from bugs; see pipelines.errors
+            print(f"error: {describe(exc)[1]}", file=sys.stderr)
             return False
         return result is not False
 

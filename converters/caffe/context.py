@@ -7,11 +7,13 @@ outputs are named as the Caffe top blobs), earlier writes are named ``<blob>@<la
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from converters.errors import ConversionError
+from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError
 from converters.io import FileRange
 from converters.names import unique_name
 
@@ -108,8 +110,14 @@ class LayerView:
                 f"for this layer"
             )
         b = self._blobs[i]
+        if b.shape and math.prod(b.shape) != b.count:
+            # The file's own shape and data disagree: a damaged or hand-edited caffemodel.
+            raise self.error(
+                f"weight {label} in the caffemodel declares shape {list(b.shape)} "
+                f"({math.prod(b.shape)} values) but holds {b.count} values"
+            )
         if shape is not None:
-            expected = int(np.prod(shape))
+            expected = math.prod(int(d) for d in shape)
             if b.count != expected:
                 raise self.error(
                     f"weight {label} has {b.count} values (shape {list(b.shape)}), "
@@ -132,6 +140,18 @@ class StoredTensor:
         return np.frombuffer(self.where.read(), dtype="<f4").reshape(self.shape)
 
 
+MAX_ELEMENTS = MAX_TENSOR_ELEMENTS
+
+
+def _too_big(shape) -> str:
+    return f"has {math.prod(shape)} elements, more than the {MAX_ELEMENTS} any runtime can hold"
+
+
+def _need_top(layer: LayerView, i: int) -> None:
+    if i >= len(layer.tops):
+        raise layer.error(f"expected at least {i + 1} top blob(s), got {len(layer.tops)}")
+
+
 class Context:
     """Collects nodes, initializers and Caffe-side shapes while layers are converted."""
 
@@ -152,6 +172,7 @@ class Context:
         return unique_name(hint, self._used)
 
     def top_name(self, layer: LayerView, i: int = 0) -> str:
+        _need_top(layer, i)
         return self._top_names[(layer.index, i)]
 
     # -- reading bottoms ---------------------------------------------------------------------
@@ -172,19 +193,39 @@ class Context:
     def in_shape(self, layer: LayerView, i: int = 0) -> tuple[int, ...]:
         return self.shapes[self.input(layer, i)]
 
+    def in_shape4(self, layer: LayerView, i: int = 0) -> tuple[int, int, int, int]:
+        """Bottom ``i``'s shape, which must be 4-D ``(N, C, H, W)`` (spatial layers)."""
+        shape = self.in_shape(layer, i)
+        if len(shape) != 4:
+            raise layer.error(
+                f"expected a 4-D (N, C, H, W) bottom, got '{layer.bottoms[i]}' with shape "
+                f"{list(shape)}"
+            )
+        return shape
+
     # -- writing tops ------------------------------------------------------------------------
     def set_top(self, layer: LayerView, i: int, name: str, shape) -> None:
         """Declare that top ``i`` of ``layer`` is ONNX value ``name`` with Caffe shape ``shape``."""
+        _need_top(layer, i)
         shape = tuple(int(d) for d in shape)
         if any(d <= 0 for d in shape):
             raise layer.error(f"output shape {list(shape)} has a non-positive dimension")
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise layer.error(f"output shape {list(shape)} {_too_big(shape)}")
         self.shapes[name] = shape
         self.blob_map[layer.tops[i]] = name
 
-    def define_input(self, blob: str, shape) -> str:
+    def define_input(self, blob: str, shape, where: str = "") -> str:
+        """A graph input; ``where`` (the file, or the layer) prefixes errors."""
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ConversionError(
+                f"{where}: input '{blob}': shape {list(shape)} {_too_big(shape)}; "
+                f"give --input-shape {blob}=N,C,H,W"
+            )
         self._used.add(blob)
         self.blob_map[blob] = blob
-        self.shapes[blob] = tuple(int(d) for d in shape)
+        self.shapes[blob] = shape
         return blob
 
     # -- emitting ----------------------------------------------------------------------------

@@ -263,7 +263,7 @@ def convert_caffe(
                 f"{source}: input '{name}' has shape {list(shape)} with a non-positive size; "
                 f"give --input-shape {name}=N,C,H,W"
             )
-        ctx.graph_inputs.append(ctx.define_input(name, shape))
+        ctx.graph_inputs.append(ctx.define_input(name, shape, source))
 
     # Caffe's net outputs: blobs produced and not consumed by a later layer (Silence consumes).
     available: dict[str, None] = dict.fromkeys(n for n, _ in declared)

@@ -19,6 +19,7 @@ Wire facts (field numbers from BVLC ``caffe.proto`` and NVIDIA Caffe, as read by
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from dataclasses import dataclass
@@ -114,8 +115,12 @@ class Blob:
         arr = np.frombuffer(data, dtype=self.dtype, count=self.count)
         if self.dtype != "<f4":
             arr = arr.astype(np.float32)
-        shape = self.shape if self.shape else (self.count,)
-        return arr.reshape(shape)
+        if self.shape and math.prod(self.shape) != self.count:
+            raise ConversionError(
+                f"{self.path}: a blob declares shape {list(self.shape)} but holds "
+                f"{self.count} values"
+            )
+        return arr.reshape(self.shape if self.shape else (self.count,))
 
 
 def _parse_shape(buf, start: int, stop: int) -> list[int]:
@@ -171,7 +176,7 @@ def _parse_blob(buf, start: int, stop: int, path: Path) -> Blob:
         raise _Truncated(start)
     count = nbytes // itemsize
     # A legacy blob may carry zeros for unused leading dims; drop them only if the data agrees.
-    if shape and int(np.prod(shape)) != count and 0 in shape:
+    if shape and math.prod(shape) != count and 0 in shape:
         shape = [d for d in shape if d != 0]
     return Blob(tuple(int(d) for d in shape), dtype, count, segs, path)
 

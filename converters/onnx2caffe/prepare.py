@@ -108,7 +108,16 @@ def fold_constants(nodes: list[NodeView], shapes, opset: int, consts: dict) -> d
 
 
 def initializer_consts(model: onnx.ModelProto) -> dict:
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    consts = {}
+    for t in model.graph.initializer:
+        try:
+            consts[t.name] = numpy_helper.to_array(t)
+        except (ValueError, TypeError) as exc:  # data length vs dims, unknown data type
+            raise ConversionError(
+                f"Caffe export: initializer '{t.name}' (dims {list(t.dims)}) does not hold "
+                f"data of its declared shape and type: {exc}"
+            ) from None
+    return consts
 
 
 def live_nodes(nodes: list[NodeView], outputs: list[str]) -> list[NodeView]:

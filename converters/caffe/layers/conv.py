@@ -15,9 +15,9 @@ def _geometry(layer, p):
     kh, kw = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
     if kh <= 0 or kw <= 0:
         raise layer.error(f"kernel size must be positive, got {kh}x{kw}")
-    sh, sw = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w")
+    sh, sw = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w", minimum=1)
     ph, pw = spatial_pair(layer, p, "pad", 0, "pad_h", "pad_w")
-    dh, dw = spatial_pair(layer, p, "dilation", 1, "", "")
+    dh, dw = spatial_pair(layer, p, "dilation", 1, "", "", minimum=1)
     if p.axis != 1:
         raise layer.error(f"convolution_param.axis must be 1 (channels), got {p.axis}")
     return (kh, kw), (sh, sw), (ph, pw), (dh, dw)
@@ -46,9 +46,11 @@ def _emit(layer, ctx, op: str, group: int, w_shape, out_shape, k, s, pads, d, p)
 def convolution(layer, ctx):
     """Conv with group, dilation and separate h/w kernel, stride and pad."""
     p = layer.param("convolution_param")
-    n, c, h, w = ctx.in_shape(layer)
+    n, c, h, w = ctx.in_shape4(layer)
     k, s, pads, d = _geometry(layer, p)
     group = c if layer.type == "ConvolutionDepthwise" else p.group
+    if group < 1:
+        raise layer.error(f"group must be at least 1, got {group}")
     if c % group or p.num_output % group:
         raise layer.error(
             f"group {group} must divide input channels {c} and num_output {p.num_output}"
@@ -63,9 +65,11 @@ def convolution(layer, ctx):
 def deconvolution(layer, ctx):
     """ConvTranspose; weights (C_in, C_out/group, kh, kw)."""
     p = layer.param("convolution_param")
-    n, c, h, w = ctx.in_shape(layer)
+    n, c, h, w = ctx.in_shape4(layer)
     k, s, pads, d = _geometry(layer, p)
     group = p.group
+    if group < 1:
+        raise layer.error(f"group must be at least 1, got {group}")
     if c % group or p.num_output % group:
         raise layer.error(
             f"group {group} must divide input channels {c} and num_output {p.num_output}"

@@ -19,7 +19,8 @@ def _declare(layer, ctx, top: int, shape) -> None:
             f"input '{blob}' has shape {list(shape)} with a non-positive size; "
             f"give --input-shape {blob}=N,C,H,W"
         )
-    ctx.graph_inputs.append(ctx.define_input(blob, shape))
+    where = f"{layer.source}: layer '{layer.name}' ({layer.type})"
+    ctx.graph_inputs.append(ctx.define_input(blob, shape, where))
 
 
 @register("Input")

@@ -37,7 +37,7 @@ def pooling(layer, ctx):
     """MAX/AVE/global pooling, exact Caffe output size and AVE divisor."""
     p = layer.param("pooling_param")
     x = ctx.input(layer)
-    n, c, h, w = ctx.in_shape(layer)
+    n, c, h, w = ctx.in_shape4(layer)
     if p.pool == STOCHASTIC:
         raise layer.error("STOCHASTIC pooling is not supported (no deterministic ONNX equivalent)")
     if p.global_pooling:
@@ -45,7 +45,7 @@ def pooling(layer, ctx):
         ctx.set_top(layer, 0, ctx.node(op, [x], ctx.top_name(layer)), (n, c, 1, 1))
         return
     k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
-    s = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w")
+    s = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w", minimum=1)
     pad = spatial_pair(layer, p, "pad", 0, "pad_h", "pad_w")
     if min(k) <= 0:
         raise layer.error(f"kernel size must be positive, got {k[0]}x{k[1]}")

@@ -79,6 +79,12 @@ def _check(layer, p) -> None:
     for field in ("offset_h", "offset_w", "width", "height"):
         if len(getattr(p, field)):
             raise layer.error(f"prior_box_param.{field} (an OpenCV extension) is not supported")
+    for field in ("min_size", "max_size", "aspect_ratio", "variance", "offset", "step",
+                  "step_h", "step_w", "img_size", "img_h", "img_w"):  # fmt: skip
+        values = getattr(p, field)
+        values = list(values) if hasattr(values, "__len__") else [values]
+        if not all(math.isfinite(v) for v in values):  # folded with int() and float maths
+            raise layer.error(f"prior_box_param.{field} must be finite, got {values}")
     if not p.min_size:
         raise layer.error("prior_box_param needs at least one min_size")
     if any(not v > 0 for v in p.min_size):
@@ -95,6 +101,11 @@ def _check(layer, p) -> None:
     if len(p.variance) not in (0, 1, 4) or any(not v > 0 for v in p.variance):
         raise layer.error(f"prior_box_param.variance must be 1 or 4 positive values, "
                           f"got {list(p.variance)}")  # fmt: skip
+
+
+# The folded constant lives in the ONNX proto (2 GiB limit); real SSD heads need well under a
+# million values (SSD300: 8732 priors = 69,856), so 2**27 only stops runaway input shapes.
+MAX_VALUES = 1 << 27
 
 
 def prior_boxes(p, feature_hw, image_hw, img_hw, step_hw) -> np.ndarray:
@@ -135,6 +146,13 @@ def prior_box(layer, ctx):
     feature, image = ctx.in_shape(layer, 0), ctx.in_shape(layer, 1)
     if len(feature) != 4 or len(image) != 4:
         raise layer.error(f"bottoms must be 4-D, got shapes {list(feature)} and {list(image)}")
+    per_cell = len(_box_sizes(p.min_size, p.max_size, _aspect_ratios(p.aspect_ratio, p.flip)))
+    values = 2 * feature[2] * feature[3] * per_cell * 4
+    if values > MAX_VALUES:
+        raise layer.error(
+            f"the prior boxes of a {feature[2]}x{feature[3]} feature map ({per_cell} per cell) "
+            f"would be a constant of {values} values, over the {MAX_VALUES} this converter folds"
+        )
     priors = prior_boxes(p, feature[2:], image[2:], img_hw, step_hw)
     value = numpy_helper.from_array(priors, "value")
     y = ctx.node("Constant", [], ctx.top_name(layer), value=value)

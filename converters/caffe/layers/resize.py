@@ -60,7 +60,7 @@ def _interp_size(layer, ctx, p, h: int, w: int) -> tuple[int, int]:
         h, w = _shrink(h, w, _factor(layer, p, "shrink_factor"))
         return _zoom(h, w, _factor(layer, p, "zoom_factor"))
     if len(layer.bottoms) == 2:
-        return tuple(ctx.in_shape(layer, 1)[2:4])
+        return tuple(ctx.in_shape4(layer, 1)[2:4])
     raise layer.error("interp_param needs zoom_factor, shrink_factor, height and width, "
                       "or a second bottom giving the output size")  # fmt: skip
 

@@ -19,6 +19,18 @@ from __future__ import annotations
 
 import math
 
+UINT32_MAX = 2**32 - 1  # Caffe's geometry fields are uint32
+
+
+def window_ints(node, name: str, values, minimum: int) -> list[int]:
+    """An ONNX window attribute (kernel_shape, strides, dilations) checked for a 2-D Caffe layer:
+    two values, each ``minimum``..uint32 (a stride of 0 divides by zero; protobuf refuses
+    anything beyond uint32)."""
+    values = [int(v) for v in values]
+    if len(values) != 2 or not all(minimum <= v <= UINT32_MAX for v in values):
+        raise node.error(f"{name} must be 2 integers in {minimum}..{UINT32_MAX}, got {values}")
+    return values
+
 
 def onnx_pads(node, sizes, kernels, strides) -> tuple[list[int], list[int]]:
     """(begin, end) pads per spatial axis from ``pads`` or ``auto_pad`` (ONNX spec)."""
@@ -28,6 +40,8 @@ def onnx_pads(node, sizes, kernels, strides) -> tuple[list[int], list[int]]:
         pads = list(node.attr("pads", [0] * 2 * n))
         if any(p < 0 for p in pads):
             raise node.error(f"negative pads {pads} (a crop) are not supported")
+        if len(pads) != 2 * n or any(p > UINT32_MAX for p in pads):
+            raise node.error(f"pads must be {2 * n} integers in 0..{UINT32_MAX}, got {pads}")
         return pads[:n], pads[n:]
     if auto == "VALID":
         return [0] * n, [0] * n

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.onnx2caffe.ops._geometry import match_conv_axis, onnx_pads, set_pair
+from converters.onnx2caffe.ops._geometry import match_conv_axis, onnx_pads, set_pair, window_ints
 from converters.onnx2caffe.ops._pieces import crop
 from converters.onnx2caffe.registry import register
 
@@ -24,9 +24,21 @@ def _common(node, ctx, w):
     kernel = list(node.attr("kernel_shape", w.shape[2:]))
     if kernel != list(w.shape[2:]):
         raise node.error(f"kernel_shape {kernel} disagrees with the weight shape {list(w.shape)}")
-    strides = list(node.attr("strides", [1, 1]))
-    dilations = list(node.attr("dilations", [1, 1]))
+    strides = window_ints(node, "strides", node.attr("strides", [1, 1]), 1)
+    dilations = window_ints(node, "dilations", node.attr("dilations", [1, 1]), 1)
     return kernel, strides, dilations
+
+
+def _group(node, channels: int, per_group: int) -> int:
+    """``group``, which must split the input channels into groups of the weight's width (the
+    ONNX checker leaves it unchecked; Caffe stores it as uint32)."""
+    group = int(node.attr("group", 1))
+    if group < 1 or group * per_group != channels:
+        raise node.error(
+            f"group {group} does not fit the input's {channels} channels and the weight's "
+            f"{per_group} channels per group"
+        )
+    return group
 
 
 def _fill(param, num_output, bias, kernel, strides, pads, dilations, group):
@@ -51,7 +63,7 @@ def conv(node, ctx):
     b = ctx.optional_const(node, 2, "the bias")
     kernel, strides, dilations = _common(node, ctx, w)
     shape = ctx.shape(node, source)
-    group = int(node.attr("group", 1))
+    group = _group(node, shape[1], w.shape[1])
     padded = [shape[2 + a] + pad_begin[a] + pad_end[a] for a in range(2)]
     eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
     begin, _ = onnx_pads(node, padded, eff, strides)
@@ -86,8 +98,13 @@ def conv_transpose(node, ctx):
         # Valid Caffe, but OpenCV's Deconvolution ignores dilation (measured: 4 -> 5 instead
         # of 6 rows for k=2, d=2), so the artifact could not be verified or deployed there.
         raise node.error(f"dilations {dilations}: OpenCV's Caffe Deconvolution ignores dilation")
-    group = int(node.attr("group", 1))
     shape, out_shape = ctx.in_shape(node), ctx.out_shape(node)
+    group = int(node.attr("group", 1))
+    if w.shape[0] != shape[1] or group < 1 or shape[1] % group:
+        raise node.error(
+            f"group {group} and weight shape {list(w.shape)} do not fit the input's "
+            f"{shape[1]} channels"
+        )
     pads = list(node.attr("pads", [0, 0, 0, 0]))
     caffe_pads, begins, full = [], [0, 0], list(out_shape[:2])
     for a in range(2):

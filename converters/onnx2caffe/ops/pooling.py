@@ -24,6 +24,7 @@ from converters.onnx2caffe.ops._geometry import (
     onnx_pads,
     onnx_pool_count,
     set_pair,
+    window_ints,
 )
 from converters.onnx2caffe.ops._pieces import crop
 from converters.onnx2caffe.registry import register
@@ -52,8 +53,8 @@ def pool(node, ctx):
     shape = ctx.shape(node, source)
     if len(shape) != 4:
         raise node.error(f"Caffe pooling is 2-D; input has rank {len(shape)}")
-    k = list(node.attr("kernel_shape"))
-    s = list(node.attr("strides", [1, 1]))
+    k = window_ints(node, "kernel_shape", node.attr("kernel_shape", []), 1)
+    s = window_ints(node, "strides", node.attr("strides", [1, 1]), 1)
     if any(d != 1 for d in node.attr("dilations", [1, 1])):
         raise node.error("dilated pooling has no Caffe equivalent")
     if is_max and pad_value != -math.inf and any(pad_begin + pad_end):
