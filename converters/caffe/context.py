@@ -60,12 +60,26 @@ class LayerView:
         self._blobs = blobs  # list[weights.Blob] or None when no caffemodel was given
         self.source = source  # prototxt path, for messages
         self.index = index
+        # prototxt.UnknownField entries of this layer: fields our schema lacks, left unparsed
+        self.unknown: tuple = ()
 
     def error(self, message: str) -> ConversionError:
         return ConversionError(f"{self.source}: layer '{self.name}' ({self.type}): {message}")
 
     def param(self, field: str):
-        """The layer's ``<field>`` message (defaults filled in by protobuf if absent)."""
+        """The layer's ``<field>`` message (defaults filled in by protobuf if absent).
+
+        A handler reading it relies on every field inside being known: one our schema lacks
+        (a typo, or a fork's addition) could change the numbers, so it is an error here.
+        """
+        lacking = [f for f in self.unknown if f.path.startswith(field + ".")]
+        if lacking:
+            cut = ",".join(self.bottoms)
+            raise self.error(
+                f"{', '.join(f.where for f in lacking)} is not a field zoomake's caffe.proto "
+                f"knows, and converting this layer reads {field}; correct it, or cut the graph "
+                f"before this layer with --outputs {cut} (recipe: outputs: [{cut.replace(',', ', ')}])"
+            )
         try:
             return getattr(self.proto, field)
         except AttributeError:

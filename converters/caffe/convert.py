@@ -10,6 +10,7 @@ fails loudly at conversion time instead of producing a subtly different model.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -19,9 +20,12 @@ from onnx import TensorProto, helper
 from converters.caffe.context import Context, LayerView
 from converters.caffe.prototxt import parse_prototxt
 from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, supported_types
+from converters.caffe.upgrade import upgrade_layers
 from converters.caffe.weights import read_caffemodel
 from converters.errors import ConversionError, UnsupportedError
 from converters.io import SplitModel
+
+log = logging.getLogger("zoomake.caffe")
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over an arbitrary axis and Split/Squeeze with input tensors need 13
@@ -33,22 +37,6 @@ TRAINING_TYPES = frozenset(
         "SmoothL1Loss", "HDF5Output",
     }
 )  # fmt: skip
-
-# V1LayerParameter.LayerType enum names -> modern type strings.
-_V1_TYPES = {
-    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
-    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
-    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
-    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
-    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
-    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
-}  # fmt: skip
 
 
 @functools.cache
@@ -89,23 +77,18 @@ def is_active(proto) -> bool:
     return not any(_rule_matches(r) for r in proto.exclude)
 
 
-def _layer_views(net, source: str, weights) -> list[LayerView]:
-    if net.layer and net.layers:
-        raise ConversionError(
-            f"{source}: the net mixes 'layer' and legacy V1 'layers' lists; use one format"
-        )
+def _layer_views(net, source: str, weights, unknown) -> list[LayerView]:
+    by_owner: dict[tuple[str, int], list] = {}
+    for field in unknown:
+        by_owner.setdefault(field.owner, []).append(field)
     views = []
-    if net.layers:
-        enum = net.layers[0].DESCRIPTOR.fields_by_name["type"].enum_type
-        raw = [(p, _V1_TYPES.get(enum.values_by_number[p.type].name)) for p in net.layers]
-        raw = [(p, t or enum.values_by_number[p.type].name) for p, t in raw]
-    else:
-        raw = [(p, p.type) for p in net.layer]
-    for proto, type_name in raw:
+    for proto, owner in upgrade_layers(net, source):
         if not is_active(proto):
             continue
         blobs = None if weights is None else weights.get(proto.name, [])
-        views.append(LayerView(proto, type_name, blobs, source, len(views)))
+        view = LayerView(proto, proto.type, blobs, source, len(views))
+        view.unknown = tuple(by_owner.get(owner, ()))
+        views.append(view)
     return views
 
 
@@ -224,9 +207,10 @@ def convert_caffe(
             f"opset {opset} is not supported: expected {MIN_OPSET}..{max_opset()} "
             f"(the newest this onnxruntime loads)"
         )
-    net = parse_prototxt(prototxt)
+    unknown: list = []
+    net = parse_prototxt(prototxt, unknown)
     weights = read_caffemodel(caffemodel) if caffemodel is not None else None
-    layers = _layer_views(net, source, weights)
+    layers = _layer_views(net, source, weights, unknown)
     declared = _net_inputs(net, source)
     input_shapes = dict(input_shapes or {})
 
@@ -270,11 +254,9 @@ def convert_caffe(
     for layer in selected:
         info = get_handler(layer.type)
         if info is None:
-            raise UnsupportedError(
-                f"{source}: layer '{layer.name}' ({layer.type}): unsupported layer type; "
-                f"supported: {', '.join(h.type_name for h in supported_types())}"
-            )
+            raise _unsupported(layer, source)
         info.handler(layer, ctx)
+        _warn_ignored_fields(layer)
         for b in layer.bottoms:
             available.pop(b, None)
         for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
@@ -323,6 +305,33 @@ def _is_input_only(layers: list[LayerView]) -> bool:
     return all(_is_input_layer(lyr) for lyr in layers)
 
 
+def _cut_hint(layer: LayerView, labels: set[str] = frozenset()) -> str:
+    blobs = [b for b in layer.bottoms if b not in labels] or layer.bottoms
+    return (
+        f"cut the graph before it with --outputs {','.join(blobs)} "
+        f"(recipe: outputs: [{', '.join(blobs)}])"
+    )
+
+
+def _unsupported(layer: LayerView, source: str) -> UnsupportedError:
+    fields = ""
+    if layer.unknown:
+        fields = f" with fields unknown to zoomake ({', '.join(f.where for f in layer.unknown)})"
+    return UnsupportedError(
+        f"{source}: layer '{layer.name}' ({layer.type}): unsupported layer type{fields}; "
+        f"{_cut_hint(layer)}; supported: {', '.join(h.type_name for h in supported_types())}"
+    )
+
+
+def _warn_ignored_fields(layer: LayerView) -> None:
+    """Unknown fields outside every message the handler read change nothing it computes."""
+    if layer.unknown:
+        log.warning(
+            "%s: layer '%s' (%s): ignoring field(s) unknown to zoomake's caffe.proto: %s",
+            layer.source, layer.name, layer.type, ", ".join(f.where for f in layer.unknown),
+        )  # fmt: skip
+
+
 def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     kind = None
     if layer.type in POSTPROCESSING_TYPES:
@@ -330,10 +339,8 @@ def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     elif layer.type in TRAINING_TYPES:
         kind = "a training-only layer"
     if kind:
-        blobs = [b for b in layer.bottoms if b not in labels] or layer.bottoms
         raise UnsupportedError(
-            f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; cut the graph "
-            f"before it with --outputs {','.join(blobs)} (recipe: outputs: [{', '.join(blobs)}])"
+            f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; {_cut_hint(layer, labels)}"
         )
 
 
