@@ -158,6 +158,8 @@ class Context:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
         self._top_names = top_names  # (layer index, top index) -> ONNX name
+        # ONNX name of a Pooling argmax mask -> whether its windows never overlap (resize.py)
+        self.pool_masks: dict[str, bool] = {}
         self._used = set(reserved)
 
     # -- names -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from converters.caffe.context import Context, LayerView
+from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import parse_prototxt
 from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, supported_types
 from converters.caffe.upgrade import upgrade_layers
@@ -251,18 +252,21 @@ def convert_caffe(
 
     # Caffe's net outputs: blobs produced and not consumed by a later layer (Silence consumes).
     available: dict[str, None] = dict.fromkeys(n for n, _ in declared)
-    for layer in selected:
-        info = get_handler(layer.type)
-        if info is None:
-            raise _unsupported(layer, source)
-        info.handler(layer, ctx)
-        _warn_ignored_fields(layer)
-        for b in layer.bottoms:
-            available.pop(b, None)
-        for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
-            if t not in ctx.blob_map:
-                raise layer.error(f"handler did not produce top '{t}'")
-            available[t] = None
+    try:
+        for layer in selected:
+            info = get_handler(layer.type)
+            if info is None:
+                raise _unsupported(layer, source)
+            info.handler(layer, ctx)
+            _warn_ignored_fields(layer)
+            for b in layer.bottoms:
+                available.pop(b, None)
+            for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
+                if t not in ctx.blob_map:
+                    raise layer.error(f"handler did not produce top '{t}'")
+                available[t] = None
+    finally:  # also when a too-small placeholder input made a handler fail
+        _warn_placeholder_inputs(selected, ctx, source)
     if _is_input_only(selected):
         raise ConversionError(f"{source}: the net has no layers to convert")
     out_blobs = list(outputs) if outputs else [b for b in available if b in ctx.blob_map]
@@ -342,6 +346,47 @@ def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
         raise UnsupportedError(
             f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; {_cut_hint(layer, labels)}"
         )
+
+
+_KERNEL_PARAMS = {
+    "Convolution": "convolution_param", "ConvolutionDepthwise": "convolution_param",
+    "DepthwiseConvolution": "convolution_param", "Pooling": "pooling_param",
+}  # fmt: skip
+
+
+def _kernel_extent(layer: LayerView) -> tuple[int, int] | None:
+    field = _KERNEL_PARAMS.get(layer.type)
+    if field is None or not layer.has_param(field):
+        return None
+    p = getattr(layer.proto, field)
+    if field == "pooling_param" and p.global_pooling:
+        return None
+    try:
+        k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
+        d = spatial_pair(layer, p, "dilation", 1, "", "") if field != "pooling_param" else (1, 1)
+    except ConversionError:
+        return None  # the handler reports malformed geometry itself
+    return d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1
+
+
+def _warn_placeholder_inputs(layers: list[LayerView], ctx: Context, source: str) -> None:
+    """One line per input smaller than every kernel that reads it (OpenPose-style 1x1
+    placeholders, meant to be reshaped at run time): the model built would be meaningless."""
+    for name in ctx.graph_inputs:
+        shape = ctx.shapes.get(name, ())
+        if len(shape) != 4:
+            continue
+        kernels = [(lyr, _kernel_extent(lyr)) for lyr in layers if name in lyr.bottoms]
+        kernels = [(lyr, k) for lyr, k in kernels if k is not None]
+        h, w = shape[2:]
+        if kernels and all(h < k[0] or w < k[1] for _, k in kernels):
+            lyr, k = kernels[0]
+            dims = ",".join(str(d) for d in shape[:2])
+            log.warning(
+                "%s: input '%s' is %dx%d, smaller than the %dx%d kernel of layer '%s' "
+                "(a placeholder size?); give the real size with --input-shape %s=%s,H,W",
+                source, name, h, w, k[0], k[1], lyr.name, name, dims,
+            )  # fmt: skip
 
 
 def _value_info(name: str, shape) -> onnx.ValueInfoProto:

@@ -13,13 +13,20 @@ order of precedence (a superset of PSPNet's, which demands exactly one)::
 
 Upsample (nearest, integer factor): ``y[i, j] = x[i // scale_h, j // scale_w]``, which is ONNX
 Resize ``nearest`` / ``asymmetric`` / ``floor`` with float32 scales. ``upsample_h``/``upsample_w``
-fix the output size (cropping the last rows); SegNet's two-bottom Upsample is max-unpooling
-with a mask, a different operation, and is refused.
+fix the output size (cropping the last rows).
+
+SegNet's/ENet's two-bottom Upsample is max-unpooling (``upsample_layer.cpp`` there): a zero
+output of ``upsample_h x upsample_w`` (else ``H * scale - pad_out``, SegNet's default scale 2)
+with ``top[mask[i]] = bottom[i]`` per channel plane. That is ONNX MaxUnpool once the per-plane
+mask is offset to whole-tensor indices. Exact only when no two inputs write one output, which
+holds when the mask comes from a Pooling layer whose windows do not overlap (stride >= kernel);
+any other mask is refused, since the winner of a write collision is unspecified in ONNX.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from converters.caffe.layers.activation import check_one_to_one
 from converters.caffe.registry import register
@@ -116,12 +123,48 @@ def _upsample_factors(layer, p, h: int, w: int) -> tuple[int, int]:
     return sh, sw
 
 
+def _unpool(layer, ctx):
+    p = layer.param("upsample_param")
+    x, m = ctx.input(layer, 0), ctx.input(layer, 1)
+    n, c, h, w = _shape4(layer, ctx)
+    if ctx.shape(m) != (n, c, h, w):
+        raise layer.error(f"mask bottom '{layer.bottoms[1]}' has shape {list(ctx.shape(m))}, "
+                          f"expected the data bottom's {[n, c, h, w]}")  # fmt: skip
+    if ctx.pool_masks.get(m) is not True:
+        what = (
+            "comes from a Pooling layer whose windows overlap, so two inputs may unpool to "
+            "one position"
+            if m in ctx.pool_masks
+            else "is not a Pooling layer's mask top"
+        )
+        raise layer.error(f"mask bottom '{layer.bottoms[1]}' {what}; max-unpooling is only "
+                          f"converted exactly for non-overlapping MAX pooling masks")  # fmt: skip
+    has = p.HasField
+    if has("upsample_h") and has("upsample_w"):
+        oh, ow = p.upsample_h, p.upsample_w
+    else:
+        sh, sw = (p.scale_h, p.scale_w) if has("scale_h") and has("scale_w") else (p.scale,) * 2
+        if (p.pad_out_h and sh != 2) or (p.pad_out_w and sw != 2):
+            raise layer.error("pad_out_h/pad_out_w need scale 2 (Caffe's own check)")
+        oh, ow = h * sh - int(p.pad_out_h), w * sw - int(p.pad_out_w)
+    if oh < h or ow < w:
+        raise layer.error(f"unpooled size {oh}x{ow} is smaller than the {h}x{w} input")
+    planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (oh * ow)
+    idx = ctx.node("Cast", [m], hint=f"{layer.name}/mask_int", to=TensorProto.INT64)
+    idx = ctx.node("Add", [idx, ctx.const(f"{layer.name}/planes", planes, np.int64)],
+                   hint=f"{layer.name}/indices")  # fmt: skip
+    k = [max(1, oh // h), max(1, ow // w)]
+    y = ctx.node("MaxUnpool", [x, idx, ctx.ints(f"{layer.name}/out_shape", [n, c, oh, ow])],
+                 ctx.top_name(layer), kernel_shape=k, strides=k)  # fmt: skip
+    ctx.set_top(layer, 0, y, (n, c, oh, ow))
+
+
 @register("Upsample")
 def upsample(layer, ctx):
-    """Nearest-neighbour upsampling by integer factors as Resize (float32 scales)."""
-    if len(layer.bottoms) == 2:
-        raise layer.error("two-bottom Upsample is SegNet's max-unpooling with a mask, "
-                          "which is not supported; only nearest-neighbour Upsample is")  # fmt: skip
+    """Nearest-neighbour Resize by integer factors; with a mask bottom, SegNet MaxUnpool."""
+    if len(layer.bottoms) == 2 and len(layer.tops) == 1:
+        _unpool(layer, ctx)
+        return
     check_one_to_one(layer)
     p = layer.param("upsample_param")
     if p.pad_out_h or p.pad_out_w:
