@@ -16,7 +16,6 @@ at net level and every syntax error still fail here with ``file:line:col``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -186,11 +185,21 @@ class _Scanner:
         self.i = 0
         self.found: list[tuple[UnknownField, int, int]] = []
         self.counts = {"layer": 0, "layers": 0}
+        self.inside_unknown: list[str] = []  # names of the unknown fields being skipped
 
     def scan(self) -> list[tuple[UnknownField, int, int]]:
-        # On malformed text keep what was found before; text_format reports the syntax error.
-        with contextlib.suppress(_Abort):
+        try:
             self.message(caffe_pb2.NetParameter.DESCRIPTOR, None, None, "")
+        except _Abort:
+            kind, text, start, _ = self.tokens[min(self.i, len(self.tokens)) - 1]
+            if self.inside_unknown:  # protobuf would only say the field is unknown
+                line, col = self.position(start)
+                found = "end of file" if kind == "eof" else repr(text)
+                raise ConversionError(
+                    f"{self.filename}:{line}:{col}: unexpected {found} inside field "
+                    f"'{self.inside_unknown[-1]}'"
+                ) from None
+            # Otherwise text_format reports the syntax error, with the same position.
         return self.found
 
     def position(self, offset: int) -> tuple[int, int]:
@@ -221,8 +230,12 @@ class _Scanner:
             field = desc.fields_by_name.get(text) if desc is not None else None
             sub = field.message_type if field is not None else None
             net_list = text if owner is None and field is not None and text in self.counts else None
+            skipping = desc is not None and field is None
+            if skipping:
+                self.inside_unknown.append(text)
             end = self.value(sub, owner, f"{prefix}{text}.", net_list)
-            if desc is not None and field is None:
+            if skipping:
+                self.inside_unknown.pop()
                 line, col = self.position(start)
                 if owner is None:
                     raise ConversionError(
