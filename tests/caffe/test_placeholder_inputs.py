@@ -69,8 +69,10 @@ def test_real_size_and_partly_small_inputs_do_not_warn(tmp_path, caplog):
 
 def test_warning_also_comes_when_the_placeholder_breaks_conversion(tmp_path, caplog):
     proto, model = write_net(tmp_path, _net(1, 1, pad=0), W)
-    with caplog.at_level(logging.WARNING, logger="zoomake.caffe"):
-        with pytest.raises(ConversionError, match="non-positive dimension"):
-            caffe_to_onnx(proto, model)
+    with (
+        caplog.at_level(logging.WARNING, logger="zoomake.caffe"),
+        pytest.raises(ConversionError, match="non-positive dimension"),
+    ):
+        caffe_to_onnx(proto, model)
     (msg,) = _warnings(caplog)
     assert "--input-shape image=1,3,H,W" in msg
