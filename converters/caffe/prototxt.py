@@ -72,20 +72,25 @@ def parse_prototxt_text(
     None); see the module docstring.
     """
     net = caffe_pb2.NetParameter()
-    found = _Scanner(text, filename).scan()
-    if found:
+    found: list = []
+    try:
+        text_format.Parse(text, net)
+    except text_format.ParseError as exc:
+        # Only now look for unknown fields: most nets have none, and the scan costs about
+        # half a parse.
+        found = _Scanner(text, filename).scan()
+        if not found:
+            raise ConversionError(_describe(exc, text, filename)) from None
         chars = list(text)
         for _field, start, end in found:
             for i in range(start, end):
                 if chars[i] != "\n":
                     chars[i] = " "
-        cleaned = "".join(chars)
-    else:
-        cleaned = text
-    try:
-        text_format.Parse(cleaned, net)
-    except text_format.ParseError as exc:
-        raise ConversionError(_describe(exc, text, filename)) from None
+        net = caffe_pb2.NetParameter()
+        try:
+            text_format.Parse("".join(chars), net)
+        except text_format.ParseError as exc2:
+            raise ConversionError(_describe(exc2, text, filename)) from None
     _check_pooling_round_modes(net, filename)
     if unknown is not None:
         unknown.extend(field for field, _, _ in found)
