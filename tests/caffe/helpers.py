@@ -100,7 +100,8 @@ def last_writers(prototxt: Path) -> dict[str, str]:
     writers: dict[str, str] = {}
     for layer in list(net.layer) + list(net.layers):
         # A V0 layer keeps its name in the nested `layer`.
-        name = layer.layer.name if layer in net.layers and layer.HasField("layer") else layer.name
+        v0 = layer.DESCRIPTOR.name == "V1LayerParameter" and layer.HasField("layer")
+        name = layer.layer.name if v0 else layer.name
         for i, top in enumerate(layer.top):
             writers[top] = name if i == 0 else f"{name}.{i}"
     return writers

@@ -5,8 +5,8 @@ References: OpenCV DNN where it has the layer (DepthwiseConvolution is checked a
 running the same weights as a ``group = C`` Convolution); otherwise numpy transcriptions of the
 forks' own forward passes, written here from their C++ (SegNet's ``bn_layer.cpp`` INFERENCE
 branch, BVLC/SegNet ``pooling_layer.cpp`` MAX with a top mask, SegNet's ``upsample_layer.cpp``,
-MobileNet-YOLO's ``relu6_layer.cpp``). OpenCV 4.x cannot serve as the reference for the mask:
-it does not expose a Pooling layer's second top.
+MobileNet-YOLO's ``relu6_layer.cpp``). The Pooling mask is compared with both: OpenCV returns
+a layer's second top through ``forwardAndRetrieve`` (what the build's verifier uses).
 """
 
 from __future__ import annotations
@@ -164,6 +164,12 @@ def test_pooling_mask_top(tmp_path, shape, pool, k, s, p):
     top, mask = _caffe_max_pool_with_mask(x, k, s, p)
     np.testing.assert_array_equal(got["pool"], top)
     np.testing.assert_array_equal(got["mask"], mask)
+    from pipelines.runtime_caffe import OpenCvCaffeRunner
+
+    opencv = OpenCvCaffeRunner(tmp_path / "net.prototxt", tmp_path / "net.caffemodel")
+    want = opencv.run({"data": x}, ["pool", "mask"])
+    np.testing.assert_array_equal(got["pool"], want["pool"])
+    np.testing.assert_array_equal(got["mask"], want["mask"])
 
 
 @pytest.mark.parametrize(

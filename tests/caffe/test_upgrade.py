@@ -94,6 +94,12 @@ def test_v0_net_matches_opencv(tmp_path, legacy_blobs):
     feeds = {"data": np.random.default_rng(6).standard_normal((1, 3, 15, 13)).astype(f32)}
     want = run_ort(model, feeds)["prob"]
     np.testing.assert_array_equal(run_ort(caffe_to_onnx(proto, nested), feeds)["prob"], want)
+    # The build's verifier finds the V0 net's layers and final blob by their V0 names.
+    from pipelines.runtime_caffe import OpenCvCaffeRunner
+
+    runner = OpenCvCaffeRunner(proto, tmp_path / "net.caffemodel")
+    assert runner.outputs == ["prob"]
+    np.testing.assert_allclose(runner.run(feeds)["prob"], want, rtol=0, atol=1e-5)
 
 
 def test_v1_net_with_training_fields_matches_opencv(tmp_path):
