@@ -217,3 +217,44 @@ def test_cli_names_layer_and_cut_then_converts_with_it(tmp_path):
     want = run_opencv(ref_proto, ref_model, feeds, ["conv2", "conv1"])
     for name in ("conv1", "conv2"):
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)
+
+
+def _real_prototxts():
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ.get("ZOOMAKE_SHARED", Path(__file__).parents[3] / "shared")) / "models"
+    return sorted(root.rglob("*.prototxt"))
+
+
+def test_fork_fields_added_to_real_prototxts_are_found_and_the_rest_parses_unchanged():
+    """Into every real prototxt, a fork field at layer level and one inside a parameter block
+    of each layer: the scan must find exactly those, in the right layers, and the remaining
+    text must parse to the same net as the original (comments, strings, V1 nets included)."""
+    import re
+
+    files = _real_prototxts()
+    if not files:
+        pytest.skip("no shared models")
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        original = parse_prototxt_text(text, str(path))
+        kind = "layers" if original.layers else "layer"
+        count = len(original.layers) + len(original.layer)
+        # After each list entry's opening brace and each `*_param {`, a field nobody has
+        # (outside comment lines).
+        lines = []
+        for line in text.split("\n"):
+            if not line.lstrip().startswith("#"):
+                line = re.sub(rf"^(\s*{kind}\s*\{{)", r"\1 fork_a: 1", line)
+                line = re.sub(r"(\b[a-z_0-9]+_param\s*\{)", r'\1 fork_b: "x#y" ', line)
+            lines.append(line)
+        edited = "\n".join(lines)
+        unknown = []
+        net = parse_prototxt_text(edited, str(path), unknown)
+        assert net == original, path
+        a = [f.owner for f in unknown if f.path == "fork_a"]
+        assert a == [(kind, i) for i in range(count)], path
+        b = [f for f in unknown if f.path.endswith(".fork_b")]
+        assert len(b) == edited.count("fork_b"), path
+        assert all(f.text == 'fork_b: "x#y"' for f in b), path
