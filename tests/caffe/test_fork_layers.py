@@ -1,9 +1,11 @@
 """Fork layers and fork parameters (issue 18): ENet/SegNet BN, DepthwiseConvolution, ReLU6's
 fork fields, Pooling's argmax mask top and SegNet's mask Upsample (max-unpooling).
 
-References: OpenCV DNN where it has the layer (DepthwiseConvolution is checked against OpenCV
-running the same weights as a ``group = C`` Convolution); otherwise numpy transcriptions of the
-forks' own forward passes, written here from their C++ (SegNet's ``bn_layer.cpp`` INFERENCE
+References: real Caffe where this build has the layer and its fields (``convert_and_run``
+checks it: ReLU6 with ``negative_slope``/``threshold``, Pooling with a mask top), OpenCV DNN
+(DepthwiseConvolution is checked against OpenCV running the same weights as a ``group = C``
+Convolution), and numpy transcriptions of the forks' own forward passes, written here from their
+C++ (SegNet's ``bn_layer.cpp`` INFERENCE
 branch, BVLC/SegNet ``pooling_layer.cpp`` MAX with a top mask, SegNet's ``upsample_layer.cpp``,
 MobileNet-YOLO's ``relu6_layer.cpp``). The Pooling mask is compared with both: OpenCV returns
 a layer's second top through ``forwardAndRetrieve`` (what the build's verifier uses).
@@ -183,7 +185,9 @@ def test_segnet_unpooling(tmp_path, shape, upsample, out_hw):
     rng = np.random.default_rng(4)
     x = rng.standard_normal(shape).astype(f32)
     net = _pool_net(shape, "kernel_size: 2 stride: 2", upsample)
-    model, got, _ = convert_and_run(tmp_path, net, feeds={"data": x})
+    # Not real Caffe: its Upsample is the YOLO ports' nearest-neighbour layer, which ignores a
+    # mask bottom (measured: the 2x2 blocks repeat); SegNet's layer of the same name unpools.
+    model, got, _ = convert_and_run(tmp_path, net, feeds={"data": x}, caffe=False)
     top, mask = _caffe_max_pool_with_mask(x, 2, 2, 0)
     dec = top * f32(-2) + f32(0.5)
     np.testing.assert_array_equal(got["up"], _segnet_unpool(dec, mask, *out_hw))

@@ -1,9 +1,9 @@
 """V0 (``layers { layer { type: "conv" } }``) and V1 nets upgraded to V2 as Caffe does on load.
 
-The reference is OpenCV DNN, whose Caffe importer carries Caffe's own upgrade code and so reads
-the V0 file itself: the V0 nets built here run in OpenCV as written, and the converted ONNX
-must match. Real Caffe would be the better reference (it is the origin of that code); its test
-helper was not available on this branch, see the module README entry in the issue report.
+References: real Caffe (``tests.caffe.helpers``: it upgrades V0 and V1 nets itself with its own
+``upgrade_proto.cpp``, prototxt and weights file alike) and OpenCV DNN, whose Caffe importer
+carries a copy of that code; ``convert_and_compare`` checks both where they can run the net.
+The V0 nets built here are fed to them exactly as written.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from converters.caffe.proto import caffe_pb2
 from converters.caffe.prototxt import parse_prototxt_text
 from converters.caffe.upgrade import upgrade_layers
 from converters.errors import ConversionError
-from tests.caffe.helpers import convert_and_compare, run_ort, write_net
+from tests.caffe.helpers import caffe_can_run, convert_and_compare, run_caffe, run_ort, write_net
 
 f32 = np.float32
 
@@ -94,6 +94,10 @@ def test_v0_net_matches_opencv(tmp_path, legacy_blobs):
     feeds = {"data": np.random.default_rng(6).standard_normal((1, 3, 15, 13)).astype(f32)}
     want = run_ort(model, feeds)["prob"]
     np.testing.assert_array_equal(run_ort(caffe_to_onnx(proto, nested), feeds)["prob"], want)
+    # Real Caffe reads that file as it reads 2014 model zoos' weights (OpenCV does not).
+    if caffe_can_run(proto):
+        got = run_caffe(proto, nested, feeds, ["prob"])["prob"]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # The build's verifier finds the V0 net's layers and final blob by their V0 names.
     from pipelines.runtime_caffe import OpenCvCaffeRunner
 
