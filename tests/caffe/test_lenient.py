@@ -4,8 +4,8 @@ A field unknown inside a layer is recorded with its text and position and left o
 parse. Converting fails only if a handler reads the message holding it (a typo in
 ``convolution_param`` still fails) or the layer stays in the graph and is unsupported; the
 line then names the layer, the field and the ``--outputs`` cut. With the cut, the net converts
-and matches OpenCV running the same net without the fork layer (OpenCV's strict parser rejects
-the fork fields themselves). Binary caffemodels with unknown fields are read as well.
+and matches OpenCV and real Caffe running the same net without the fork layer (their strict
+parsers reject the fork fields themselves). Binary caffemodels with unknown fields are read as well.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from converters.caffe.convert import caffe_to_onnx
 from converters.caffe.prototxt import parse_prototxt_text
 from converters.caffe.weights import read_caffemodel
 from converters.errors import ConversionError
-from tests.caffe.helpers import run_opencv, run_ort, write_net
+from tests.caffe.helpers import caffe_can_run, run_caffe, run_opencv, run_ort, write_net
 
 f32 = np.float32
 
@@ -86,6 +86,10 @@ def test_with_the_cut_it_converts_and_matches_opencv(tmp_path):
     want = run_opencv(ref_proto, ref_model, feeds, ["conv2", "conv1"])
     for name in ("conv1", "conv2"):
         np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)
+    if caffe_can_run(ref_proto):
+        want = run_caffe(ref_proto, ref_model, feeds, ["conv2", "conv1"])
+        for name in ("conv1", "conv2"):
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
