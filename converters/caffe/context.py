@@ -158,8 +158,9 @@ class Context:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
         self._top_names = top_names  # (layer index, top index) -> ONNX name
-        # ONNX name of a Pooling argmax mask -> whether its windows never overlap (resize.py)
-        self.pool_masks: dict[str, bool] = {}
+        # ONNX name of a Pooling argmax mask -> (windows never overlap, the (H, W) its indices
+        # address, the pooling layer's name); read by Upsample's unpooling (resize.py)
+        self.pool_masks: dict[str, tuple[bool, tuple[int, int], str]] = {}
         self._used = set(reserved)
 
     # -- names -------------------------------------------------------------------------------

@@ -199,6 +199,13 @@ def test_unpooling_an_overlapping_pooling_mask_is_refused(tmp_path):
     expect_error(tmp_path, net, None, "up", "windows overlap", "non-overlapping")
 
 
+def test_unpooling_to_another_size_than_the_pooled_input_is_refused(tmp_path):
+    # 7x9 pooled by 2: scale 2 alone gives 8x10, where the mask's h * 9 + w lands elsewhere.
+    net = _pool_net((1, 2, 7, 9), "kernel_size: 2 stride: 2", "scale: 2")
+    expect_error(tmp_path, net, None, "up", "unpools to 8x10", "indexes the 7x9 input of "
+                 "pooling layer 'pool'", "upsample_h: 7 upsample_w: 9")  # fmt: skip
+
+
 def test_mask_top_of_average_pooling_is_refused(tmp_path):
     net = _pool_net((1, 2, 8, 6), "kernel_size: 2 stride: 2").replace("MAX", "AVE")
     expect_error(tmp_path, net, None, "pool", "needs pool: MAX")

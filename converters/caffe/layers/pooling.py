@@ -133,4 +133,4 @@ def _pool_with_mask(layer, ctx, x, attrs, exact: bool, out_shape, in_hw) -> None
     # Windows that cannot overlap give every input position to at most one output, which
     # is what lets an unpooling scatter be exact (resize.py checks this).
     k, s = attrs["kernel_shape"], attrs["strides"]
-    ctx.pool_masks[m] = all(s[i] >= k[i] for i in range(2))
+    ctx.pool_masks[m] = (all(s[i] >= k[i] for i in range(2)), tuple(in_hw), layer.name)

@@ -130,11 +130,12 @@ def _unpool(layer, ctx):
     if ctx.shape(m) != (n, c, h, w):
         raise layer.error(f"mask bottom '{layer.bottoms[1]}' has shape {list(ctx.shape(m))}, "
                           f"expected the data bottom's {[n, c, h, w]}")  # fmt: skip
-    if ctx.pool_masks.get(m) is not True:
+    disjoint, plane, pool = ctx.pool_masks.get(m, (False, None, None))
+    if not disjoint:
         what = (
             "comes from a Pooling layer whose windows overlap, so two inputs may unpool to "
             "one position"
-            if m in ctx.pool_masks
+            if pool
             else "is not a Pooling layer's mask top"
         )
         raise layer.error(f"mask bottom '{layer.bottoms[1]}' {what}; max-unpooling is only "
@@ -147,8 +148,12 @@ def _unpool(layer, ctx):
         if (p.pad_out_h and sh != 2) or (p.pad_out_w and sw != 2):
             raise layer.error("pad_out_h/pad_out_w need scale 2 (Caffe's own check)")
         oh, ow = h * sh - int(p.pad_out_h), w * sw - int(p.pad_out_w)
-    if oh < h or ow < w:
-        raise layer.error(f"unpooled size {oh}x{ow} is smaller than the {h}x{w} input")
+    if (oh, ow) != plane:
+        # The mask's indices are h * W + w of the pooled plane: any other size scatters them
+        # to other rows (Caffe does so silently, or aborts when one falls outside).
+        raise layer.error(f"unpools to {oh}x{ow}, but mask '{layer.bottoms[1]}' indexes the "
+                          f"{plane[0]}x{plane[1]} input of pooling layer '{pool}'; set "
+                          f"upsample_h: {plane[0]} upsample_w: {plane[1]}")  # fmt: skip
     planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (oh * ow)
     idx = ctx.node("Cast", [m], hint=f"{layer.name}/mask_int", to=TensorProto.INT64)
     idx = ctx.node("Add", [idx, ctx.const(f"{layer.name}/planes", planes, np.int64)],
