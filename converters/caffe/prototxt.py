@@ -10,8 +10,9 @@ scan over the text finds every field the schema lacks *inside a layer*, records 
 and position as an ``UnknownField`` of that layer, and blanks it (keeping line breaks, so
 positions stay right) before protobuf parses the rest.  The converter then fails only where
 that matters: a handler reads the message holding the field (a typo like ``kernal_size`` in
-``convolution_param`` is still caught), or the layer is kept and unsupported.  Unknown fields
-at net level and every syntax error still fail here with ``file:line:col``.
+``convolution_param`` is still caught), or the layer is kept and unsupported; anywhere else
+in a kept layer it is a warning.  Unknown fields at net level and every syntax error still
+fail here with ``file:line:col``.  The scan runs only when protobuf's strict parse fails.
 """
 
 from __future__ import annotations
