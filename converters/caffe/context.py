@@ -72,7 +72,8 @@ class LayerView:
         A handler reading it relies on every field inside being known: one our schema lacks
         (a typo, or a fork's addition) could change the numbers, so it is an error here.
         """
-        lacking = [f for f in self.unknown if f.path.startswith(field + ".")]
+        # A V0 layer keeps every parameter in its nested `layer`, upgraded into all of them.
+        lacking = [f for f in self.unknown if f.path.startswith((field + ".", "layer."))]
         if lacking:
             cut = ",".join(self.bottoms)
             raise self.error(

@@ -262,3 +262,31 @@ def test_fork_fields_added_to_real_prototxts_are_found_and_the_rest_parses_uncha
         b = [f for f in unknown if f.path.endswith(".fork_b")]
         assert len(b) == edited.count("fork_b"), path
         assert all(f.text == 'fork_b: "x#y"' for f in b), path
+
+
+def test_v0_and_v1_layers_keep_their_unknown_fields(tmp_path):
+    """The record follows a layer through the V0 -> V1 -> V2 upgrade (padding layers vanish)."""
+    v0 = (
+        'input: "data"\ninput_dim: 1 input_dim: 3 input_dim: 6 input_dim: 6\n'
+        'layers { layer { name: "pad" type: "padding" pad: 1 } bottom: "data" top: "p" }\n'
+        'layers { layer { name: "c" type: "conv" num_output: 2 kernelsize: 3 fork_v0: 1 }\n'
+        '         bottom: "p" top: "c" }\n'
+    )
+    proto, model = write_net(tmp_path, v0.replace(" fork_v0: 1", ""))
+    proto.write_text(v0)
+    msg = _error(lambda: caffe_to_onnx(proto, model))
+    # A V0 layer keeps every parameter in its nested `layer`: any handler reads it.
+    assert msg.startswith(f"{proto}: layer 'c' (Convolution): layer.fork_v0 (line 4)"), msg
+    v1 = (
+        'input: "data"\ninput_dim: 1 input_dim: 3 input_dim: 6 input_dim: 6\n'
+        'layers { name: "c" type: CONVOLUTION bottom: "data" top: "c"\n'
+        "         convolution_param { num_output: 2 kernel_size: 3 } }\n"
+        'layers { name: "r" type: RELU bottom: "c" top: "c" fork_v1: true }\n'
+        'layers { name: "h" type: NONE bottom: "c" top: "h" region_param { classes: 2 } }\n'
+    )
+    unknown = []
+    parse_prototxt_text(v1, "v1", unknown)
+    assert [(f.owner, f.path) for f in unknown] == [
+        (("layers", 1), "fork_v1"),
+        (("layers", 2), "region_param"),
+    ]
