@@ -36,7 +36,7 @@ def caffe_pool_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
 
 @register("Pooling")
 def pooling(layer, ctx):
-    """MAX/AVE/global pooling, exact Caffe output size and AVE divisor."""
+    """MAX/AVE/global pooling, exact Caffe output size and AVE divisor; MAX argmax mask top."""
     p = layer.param("pooling_param")
     x = ctx.input(layer)
     n, c, h, w = ctx.in_shape(layer)
