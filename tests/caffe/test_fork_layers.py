@@ -194,6 +194,23 @@ def test_segnet_unpooling(tmp_path, shape, upsample, out_hw):
     assert "MaxUnpool" in op_types(model)
 
 
+def test_max_unpool_matches_real_caffe(tmp_path):
+    # brocolli-caffe's MaxUnPool: real Caffe has it, so convert_and_run compares with it too
+    # (measured: it agrees with the SegNet transcription above, bit for bit).
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 9)).astype(f32)
+    net = (
+        _pool_net((2, 3, 7, 9), "kernel_size: 2 stride: 2", "scale: 2")
+        .replace('type: "Upsample"', 'type: "MaxUnPool"')
+        .replace("upsample_param { scale: 2 }", "max_unpool_param { dst_h: 7 dst_w: 9 }")
+    )
+    model, got, _ = convert_and_run(tmp_path, net, feeds={"data": x})
+    top, mask = _caffe_max_pool_with_mask(x, 2, 2, 0)
+    want = _segnet_unpool(top * f32(-2) + f32(0.5), mask, 7, 9)
+    np.testing.assert_array_equal(got["up"], want)
+    assert "MaxUnpool" in op_types(model)
+    expect_error(tmp_path / "bad", net.replace(" dst_w: 9", ""), None, "up", "needs max_unpool")
+
+
 def test_unpooling_an_overlapping_pooling_mask_is_refused(tmp_path):
     net = _pool_net((1, 2, 7, 9), "kernel_size: 3 stride: 2", "upsample_h: 7 upsample_w: 9")
     expect_error(tmp_path, net, None, "up", "windows overlap", "non-overlapping")

@@ -1,4 +1,4 @@
-"""Interp (DeepLab v2 / PSPNet forks) and single-bottom Upsample (YOLOv3 Caffe ports).
+"""Interp (DeepLab v2 / PSPNet forks), Upsample (YOLOv3 ports; SegNet unpooling), MaxUnPool.
 
 Interp (``interp_layer.cpp``): crop by ``pad_beg``/``pad_end`` (only <= 0 is allowed, as in
 Caffe), then bilinear resize with align_corners: ``src = dst * (in - 1) / (out - 1)`` (0 when
@@ -21,6 +21,7 @@ with ``top[mask[i]] = bottom[i]`` per channel plane. That is ONNX MaxUnpool once
 mask is offset to whole-tensor indices. Exact only when no two inputs write one output, which
 holds when the mask comes from a Pooling layer whose windows do not overlap (stride >= kernel);
 any other mask is refused, since the winner of a write collision is unspecified in ONNX.
+brocolli-caffe's ``MaxUnPool`` is the same operation with the size in ``max_unpool_param``.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def _upsample_factors(layer, p, h: int, w: int) -> tuple[int, int]:
     return sh, sw
 
 
-def _unpool(layer, ctx):
-    p = layer.param("upsample_param")
+def _unpool(layer, ctx, size=None):
+    """MaxUnpool of bottom 0 by the mask in bottom 1; ``size`` (H, W), else upsample_param's."""
     x, m = ctx.input(layer, 0), ctx.input(layer, 1)
     n, c, h, w = _shape4(layer, ctx)
     if ctx.shape(m) != (n, c, h, w):
@@ -140,8 +141,11 @@ def _unpool(layer, ctx):
         )
         raise layer.error(f"mask bottom '{layer.bottoms[1]}' {what}; max-unpooling is only "
                           f"converted exactly for non-overlapping MAX pooling masks")  # fmt: skip
-    has = p.HasField
-    if has("upsample_h") and has("upsample_w"):
+    p = layer.param("upsample_param") if size is None else None
+    has = p.HasField if p is not None else None
+    if size is not None:
+        oh, ow = size
+    elif has("upsample_h") and has("upsample_w"):
         oh, ow = p.upsample_h, p.upsample_w
     else:
         sh, sw = (p.scale_h, p.scale_w) if has("scale_h") and has("scale_w") else (p.scale,) * 2
@@ -193,3 +197,15 @@ def upsample(layer, ctx):
     if crop:
         x = ctx.slice(x, [0, 0], list(out), [2, 3], output=ctx.top_name(layer), hint=layer.name)
     ctx.set_top(layer, 0, x, (n, c, *out))
+
+
+@register("MaxUnPool")
+def max_unpool(layer, ctx):
+    """brocolli-caffe's MaxUnPool: SegNet unpooling to max_unpool_param.dst_h x dst_w."""
+    if len(layer.bottoms) != 2 or len(layer.tops) != 1:
+        raise layer.error(f"expected 2 bottoms (data, Pooling mask) and 1 top, "
+                          f"got {len(layer.bottoms)} and {len(layer.tops)}")  # fmt: skip
+    p = layer.param("max_unpool_param")
+    if not (p.HasField("dst_h") and p.HasField("dst_w")):
+        raise layer.error("needs max_unpool_param { dst_h: ... dst_w: ... }")
+    _unpool(layer, ctx, (p.dst_h, p.dst_w))
