@@ -78,7 +78,7 @@ def is_active(proto) -> bool:
     return not any(_rule_matches(r) for r in proto.exclude)
 
 
-def _layer_views(net, source: str, weights, unknown) -> list[LayerView]:
+def _layer_views(net, source: str, weights, unknown=()) -> list[LayerView]:
     by_owner: dict[tuple[str, int], list] = {}
     for field in unknown:
         by_owner.setdefault(field.owner, []).append(field)

@@ -209,8 +209,10 @@ def test_cli_names_layer_and_cut_then_converts_with_it(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("zoomake: error: "), r.stderr
     assert "'det' (Yolov5DetectionOutput)" in lines[0] and "--outputs conv2,conv1" in lines[0]
-    r = subprocess.run([*cmd, "--outputs", "conv2,conv1"], capture_output=True, text=True,
-                       timeout=300)  # fmt: skip
+    # --no-verify: the CLI's own check runs the reference on the original file, which real
+    # Caffe and OpenCV cannot parse (the fork field); this test checks the numbers itself below.
+    r = subprocess.run([*cmd, "--outputs", "conv2,conv1", "--no-verify"], capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
     import onnx
 
