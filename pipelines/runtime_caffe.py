@@ -98,8 +98,11 @@ def caffe_blob_writers(prototxt) -> tuple[dict[str, tuple[str, int]], list[str]]
     for layer in [*net.layer, *net.layers]:
         for b in layer.bottom:
             open_blobs.pop(b, None)
+        # A V0 layer (`layers { layer { name: ... } }`) keeps its name in the nested layer.
+        v0 = layer.DESCRIPTOR.name == "V1LayerParameter" and layer.HasField("layer")
+        name = layer.layer.name if v0 else layer.name
         for i, top in enumerate(layer.top):
-            writers[top] = (layer.name, i)
+            writers[top] = (name, i)
             open_blobs.pop(top, None)
             open_blobs[top] = None
     return writers, list(open_blobs)

@@ -62,12 +62,27 @@ class LayerView:
         self._blobs = blobs  # list[weights.Blob] or None when no caffemodel was given
         self.source = source  # prototxt path, for messages
         self.index = index
+        # prototxt.UnknownField entries of this layer: fields our schema lacks, left unparsed
+        self.unknown: tuple = ()
 
     def error(self, message: str) -> ConversionError:
         return ConversionError(f"{self.source}: layer '{self.name}' ({self.type}): {message}")
 
     def param(self, field: str):
-        """The layer's ``<field>`` message (defaults filled in by protobuf if absent)."""
+        """The layer's ``<field>`` message (defaults filled in by protobuf if absent).
+
+        A handler reading it relies on every field inside being known: one our schema lacks
+        (a typo, or a fork's addition) could change the numbers, so it is an error here.
+        """
+        # A V0 layer keeps every parameter in its nested `layer`, upgraded into all of them.
+        lacking = [f for f in self.unknown if f.path.startswith((field + ".", "layer."))]
+        if lacking:
+            cut = ",".join(self.bottoms)
+            raise self.error(
+                f"{', '.join(f.where for f in lacking)} is not a field zoomake's caffe.proto "
+                f"knows, and converting this layer reads {field}; correct it, or cut the graph "
+                f"before this layer with --outputs {cut} (recipe: outputs: [{cut.replace(',', ', ')}])"
+            )
         try:
             return getattr(self.proto, field)
         except AttributeError:
@@ -164,6 +179,9 @@ class Context:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.blob_map: dict[str, str] = {}  # Caffe blob name -> current ONNX value name
         self._top_names = top_names  # (layer index, top index) -> ONNX name
+        # ONNX name of a Pooling argmax mask -> (windows never overlap, the (H, W) its indices
+        # address, the pooling layer's name); read by Upsample's unpooling (resize.py)
+        self.pool_masks: dict[str, tuple[bool, tuple[int, int], str]] = {}
         self._used = set(reserved)
 
     # -- names -------------------------------------------------------------------------------

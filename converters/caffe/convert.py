@@ -10,6 +10,7 @@ fails loudly at conversion time instead of producing a subtly different model.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 
@@ -17,11 +18,15 @@ import onnx
 from onnx import TensorProto, helper
 
 from converters.caffe.context import Context, LayerView
+from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import parse_prototxt
 from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, supported_types
+from converters.caffe.upgrade import upgrade_layers
 from converters.caffe.weights import read_caffemodel
 from converters.errors import ConversionError, UnsupportedError
 from converters.io import SplitModel
+
+log = logging.getLogger("zoomake.caffe")
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over an arbitrary axis and Split/Squeeze with input tensors need 13
@@ -33,22 +38,6 @@ TRAINING_TYPES = frozenset(
         "SmoothL1Loss", "HDF5Output",
     }
 )  # fmt: skip
-
-# V1LayerParameter.LayerType enum names -> modern type strings.
-_V1_TYPES = {
-    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
-    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
-    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
-    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
-    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
-    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
-}  # fmt: skip
 
 
 @functools.cache
@@ -89,23 +78,18 @@ def is_active(proto) -> bool:
     return not any(_rule_matches(r) for r in proto.exclude)
 
 
-def _layer_views(net, source: str, weights) -> list[LayerView]:
-    if net.layer and net.layers:
-        raise ConversionError(
-            f"{source}: the net mixes 'layer' and legacy V1 'layers' lists; use one format"
-        )
+def _layer_views(net, source: str, weights, unknown=()) -> list[LayerView]:
+    by_owner: dict[tuple[str, int], list] = {}
+    for field in unknown:
+        by_owner.setdefault(field.owner, []).append(field)
     views = []
-    if net.layers:
-        enum = net.layers[0].DESCRIPTOR.fields_by_name["type"].enum_type
-        raw = [(p, _V1_TYPES.get(enum.values_by_number[p.type].name)) for p in net.layers]
-        raw = [(p, t or enum.values_by_number[p.type].name) for p, t in raw]
-    else:
-        raw = [(p, p.type) for p in net.layer]
-    for proto, type_name in raw:
+    for proto, owner in upgrade_layers(net, source):
         if not is_active(proto):
             continue
         blobs = None if weights is None else weights.get(proto.name, [])
-        views.append(LayerView(proto, type_name, blobs, source, len(views)))
+        view = LayerView(proto, proto.type, blobs, source, len(views))
+        view.unknown = tuple(by_owner.get(owner, ()))
+        views.append(view)
     return views
 
 
@@ -224,9 +208,10 @@ def convert_caffe(
             f"opset {opset} is not supported: expected {MIN_OPSET}..{max_opset()} "
             f"(the newest this onnxruntime loads)"
         )
-    net = parse_prototxt(prototxt)
+    unknown: list = []
+    net = parse_prototxt(prototxt, unknown)
     weights = read_caffemodel(caffemodel) if caffemodel is not None else None
-    layers = _layer_views(net, source, weights)
+    layers = _layer_views(net, source, weights, unknown)
     declared = _net_inputs(net, source)
     input_shapes = dict(input_shapes or {})
 
@@ -267,20 +252,21 @@ def convert_caffe(
 
     # Caffe's net outputs: blobs produced and not consumed by a later layer (Silence consumes).
     available: dict[str, None] = dict.fromkeys(n for n, _ in declared)
-    for layer in selected:
-        info = get_handler(layer.type)
-        if info is None:
-            raise UnsupportedError(
-                f"{source}: layer '{layer.name}' ({layer.type}): unsupported layer type; "
-                f"supported: {', '.join(h.type_name for h in supported_types())}"
-            )
-        info.handler(layer, ctx)
-        for b in layer.bottoms:
-            available.pop(b, None)
-        for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
-            if t not in ctx.blob_map:
-                raise layer.error(f"handler did not produce top '{t}'")
-            available[t] = None
+    try:
+        for layer in selected:
+            info = get_handler(layer.type)
+            if info is None:
+                raise _unsupported(layer, source)
+            info.handler(layer, ctx)
+            _warn_ignored_fields(layer)
+            for b in layer.bottoms:
+                available.pop(b, None)
+            for t in _input_tops(layer) if _is_input_layer(layer) else layer.tops:
+                if t not in ctx.blob_map:
+                    raise layer.error(f"handler did not produce top '{t}'")
+                available[t] = None
+    finally:  # also when a too-small placeholder input made a handler fail
+        _warn_placeholder_inputs(selected, ctx, source)
     if _is_input_only(selected):
         raise ConversionError(f"{source}: the net has no layers to convert")
     out_blobs = list(outputs) if outputs else [b for b in available if b in ctx.blob_map]
@@ -323,6 +309,33 @@ def _is_input_only(layers: list[LayerView]) -> bool:
     return all(_is_input_layer(lyr) for lyr in layers)
 
 
+def _cut_hint(layer: LayerView, labels: set[str] = frozenset()) -> str:
+    blobs = [b for b in layer.bottoms if b not in labels] or layer.bottoms
+    return (
+        f"cut the graph before it with --outputs {','.join(blobs)} "
+        f"(recipe: outputs: [{', '.join(blobs)}])"
+    )
+
+
+def _unsupported(layer: LayerView, source: str) -> UnsupportedError:
+    fields = ""
+    if layer.unknown:
+        fields = f" with fields unknown to zoomake ({', '.join(f.where for f in layer.unknown)})"
+    return UnsupportedError(
+        f"{source}: layer '{layer.name}' ({layer.type}): unsupported layer type{fields}; "
+        f"{_cut_hint(layer)}; supported: {', '.join(h.type_name for h in supported_types())}"
+    )
+
+
+def _warn_ignored_fields(layer: LayerView) -> None:
+    """Unknown fields outside every message the handler read change nothing it computes."""
+    if layer.unknown:
+        log.warning(
+            "%s: layer '%s' (%s): ignoring field(s) unknown to zoomake's caffe.proto: %s",
+            layer.source, layer.name, layer.type, ", ".join(f.where for f in layer.unknown),
+        )  # fmt: skip
+
+
 def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     kind = None
     if layer.type in POSTPROCESSING_TYPES:
@@ -330,11 +343,50 @@ def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     elif layer.type in TRAINING_TYPES:
         kind = "a training-only layer"
     if kind:
-        blobs = [b for b in layer.bottoms if b not in labels] or layer.bottoms
         raise UnsupportedError(
-            f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; cut the graph "
-            f"before it with --outputs {','.join(blobs)} (recipe: outputs: [{', '.join(blobs)}])"
+            f"{layer.source}: layer '{layer.name}' ({layer.type}) is {kind}; {_cut_hint(layer, labels)}"
         )
+
+
+_KERNEL_PARAMS = {
+    "Convolution": "convolution_param", "ConvolutionDepthwise": "convolution_param",
+    "DepthwiseConvolution": "convolution_param", "Pooling": "pooling_param",
+}  # fmt: skip
+
+
+def _kernel_extent(layer: LayerView) -> tuple[int, int] | None:
+    field = _KERNEL_PARAMS.get(layer.type)
+    if field is None or not layer.has_param(field):
+        return None
+    p = getattr(layer.proto, field)
+    if field == "pooling_param" and p.global_pooling:
+        return None
+    try:
+        k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
+        d = spatial_pair(layer, p, "dilation", 1, "", "") if field != "pooling_param" else (1, 1)
+    except ConversionError:
+        return None  # the handler reports malformed geometry itself
+    return d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1
+
+
+def _warn_placeholder_inputs(layers: list[LayerView], ctx: Context, source: str) -> None:
+    """One line per input smaller than every kernel that reads it (OpenPose-style 1x1
+    placeholders, meant to be reshaped at run time): the model built would be meaningless."""
+    for name in ctx.graph_inputs:
+        shape = ctx.shapes.get(name, ())
+        if len(shape) != 4:
+            continue
+        kernels = [(lyr, _kernel_extent(lyr)) for lyr in layers if name in lyr.bottoms]
+        kernels = [(lyr, k) for lyr, k in kernels if k is not None]
+        h, w = shape[2:]
+        if kernels and all(h < k[0] or w < k[1] for _, k in kernels):
+            lyr, k = kernels[0]
+            dims = ",".join(str(d) for d in shape[:2])
+            log.warning(
+                "%s: input '%s' is %dx%d, smaller than the %dx%d kernel of layer '%s' "
+                "(a placeholder size?); give the real size with --input-shape %s=%s,H,W",
+                source, name, h, w, k[0], k[1], lyr.name, name, dims,
+            )  # fmt: skip
 
 
 def _value_info(name: str, shape) -> onnx.ValueInfoProto:

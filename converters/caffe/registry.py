@@ -29,9 +29,11 @@ _HANDLERS: dict[str, HandlerInfo] = {}
 
 # Layers that compute post-processing (NMS, proposal decoding, ...) outside what a deployed
 # ONNX graph should contain. The converter asks for a cut before them instead of failing vaguely.
+# Yolov3DetectionOutput/YoloDetectionOutput: MobileNet-YOLO (eric612); Region: YOLOv2 Caffe ports.
 POSTPROCESSING_TYPES = frozenset(
-    {"DetectionOutput", "Proposal", "Python", "ROIPooling", "PSROIPooling", "YoloDetectionOutput"}
-)
+    {"DetectionOutput", "Proposal", "Python", "ROIPooling", "PSROIPooling", "YoloDetectionOutput",
+     "Yolov3DetectionOutput", "Region"}
+)  # fmt: skip
 
 
 def register(*type_names: str, notes: str = "") -> Callable[[Handler], Handler]:

@@ -40,23 +40,37 @@ def write_net(
     name: str = "net",
     legacy_blobs: bool = False,
 ) -> tuple[Path, Path]:
-    """Write ``<name>.prototxt`` and ``<name>.caffemodel``; weights keyed by layer name."""
-    from google.protobuf import text_format
+    """Write ``<name>.prototxt`` and ``<name>.caffemodel``; weights keyed by layer name.
+
+    The prototxt is read with our lenient parser (fork fields the schema lacks do not matter:
+    the caffemodel holds names, types and blobs only). A V0 layer's blobs go inside its
+    nested ``layer`` (field 50), where V0 files and Caffe's V0 upgrade have them, and also on
+    the V1 wrapper, the only place OpenCV's importer takes them from.
+    """
+    from converters.caffe.prototxt import parse_prototxt_text
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     proto_path = tmp_path / f"{name}.prototxt"
     proto_path.write_text(prototxt)
-    net = text_format.Parse(prototxt, caffe_pb2.NetParameter())
+    net = parse_prototxt_text(prototxt)
     out = caffe_pb2.NetParameter(name=net.name)
     weights = weights or {}
     v1 = bool(net.layers)
+    if any(layer.HasField("layer") for layer in net.layers):
+        # Caffe's V0 upgrade of the weights file resolves every bottom (padding layers).
+        out.input.extend(net.input)
+        out.input_dim.extend(net.input_dim)
     for layer in net.layers if v1 else net.layer:
         # Name, type and blobs only: runtimes take the parameters from the prototxt, and fork
         # parameters that share a field number with another fork's (this Caffe's
         # psroi_pooling_param is 149, our upsample_param) would make the binary unreadable.
         dst = out.layers.add() if v1 else out.layer.add()
-        dst.name, dst.type = layer.name, layer.type
-        for arr in weights.get(layer.name, []):
+        v0 = v1 and layer.HasField("layer")
+        if v0:  # the V0 upgrade of the weights file needs the whole connection (padding)
+            dst.CopyFrom(layer)
+        else:
+            dst.name, dst.type = layer.name, layer.type
+        for arr in weights.get(layer.layer.name if v0 else layer.name, []):
             blob = dst.blobs.add()
             arr = np.asarray(arr, dtype=np.float32)
             if legacy_blobs:
@@ -66,6 +80,8 @@ def write_net(
                 blob.shape.SetInParent()  # a 0-d blob (channel-shared slopes) has an empty shape
                 blob.shape.dim.extend(arr.shape)
             blob.data.extend(arr.ravel().tolist())
+            if v0:  # where V0 files keep them; OpenCV reads the V1 wrapper's copy
+                dst.layer.blobs.add().CopyFrom(blob)
     model_path = tmp_path / f"{name}.caffemodel"
     model_path.write_bytes(out.SerializeToString())
     return proto_path, model_path
@@ -83,8 +99,11 @@ def last_writers(prototxt: Path) -> dict[str, str]:
     net = _net(prototxt)
     writers: dict[str, str] = {}
     for layer in list(net.layer) + list(net.layers):
+        # A V0 layer keeps its name in the nested `layer`.
+        v0 = layer.DESCRIPTOR.name == "V1LayerParameter" and layer.HasField("layer")
+        name = layer.layer.name if v0 else layer.name
         for i, top in enumerate(layer.top):
-            writers[top] = layer.name if i == 0 else f"{layer.name}.{i}"
+            writers[top] = name if i == 0 else f"{name}.{i}"
     return writers
 
 

@@ -25,6 +25,8 @@ from converters.caffe.proto import caffe_pb2
 _BLOB_COUNT = {
     "Convolution": lambda p: 1 + p.convolution_param.bias_term,
     "ConvolutionDepthwise": lambda p: 1 + p.convolution_param.bias_term,
+    "DepthwiseConvolution": lambda p: 1 + p.convolution_param.bias_term,
+    "BN": lambda p: 2,
     "Deconvolution": lambda p: 1 + p.convolution_param.bias_term,
     "InnerProduct": lambda p: 1 + p.inner_product_param.bias_term,
     "BatchNorm": lambda p: 3,
@@ -46,7 +48,7 @@ def _draw(layer_type: str, index: int, shape, rng: np.random.Generator) -> np.nd
         else:
             return np.full(shape, 0.999, np.float32)  # Caffe stores mean*s, var*s, s
         return (values * 0.999).astype(np.float32)
-    if layer_type in ("Scale", "Normalize") and index == 0:
+    if layer_type in ("Scale", "Normalize", "BN") and index == 0:
         return rng.uniform(0.7, 1.3, shape).astype(np.float32)
     if layer_type == "PReLU":
         return rng.uniform(0.0, 0.3, shape).astype(np.float32)

@@ -2,7 +2,8 @@
 
 Each maps to one ONNX op (two for Threshold). Caffe's formulas (BVLC ``*_layer.cpp``):
 
-- ReLU6 (MobileNet-v2 forks): ``min(max(x, 0), 6)``.
+- ReLU6 (MobileNet-v2 forks): ``min(max(x, 0) + negative_slope * min(x, 0), threshold)``
+  (MobileNet-YOLO's ``negative_slope``, default 0; brocolli-caffe's ``threshold``, default 6).
 - Clip: ``max(min, min(x, max))``; with ``min > max`` that is the constant ``min`` while ONNX
   Clip gives ``max``, so that (surely mistaken) case is refused instead of guessed.
 - ELU: ``max(x, 0) + alpha * (exp(min(x, 0)) - 1)`` == ONNX Elu.
@@ -42,10 +43,19 @@ def finite(layer, field: str, value: float) -> float:
 
 @register("ReLU6")
 def relu6(layer, ctx):
-    """Clip to [0, 6] (fork layer, no parameters)."""
-    lo = ctx.const(f"{layer.name}/min", 0.0)
-    hi = ctx.const(f"{layer.name}/max", 6.0)
-    _unary(layer, ctx, "Clip", (lo, hi))
+    """Clip to [0, 6]; relu6_param.negative_slope leaks below 0, threshold moves the 6."""
+    p = layer.param("relu6_param")
+    slope = finite(layer, "relu6_param.negative_slope", p.negative_slope)
+    top = finite(layer, "relu6_param.threshold", p.threshold)
+    if not slope:
+        lo = ctx.const(f"{layer.name}/min", 0.0)
+        _unary(layer, ctx, "Clip", (lo, ctx.const(f"{layer.name}/max", top)))
+        return
+    check_one_to_one(layer)
+    x = ctx.input(layer)
+    leaky = ctx.node("LeakyRelu", [x], hint=f"{layer.name}/leaky", alpha=slope)
+    y = ctx.node("Min", [leaky, ctx.const(f"{layer.name}/max", top)], ctx.top_name(layer))
+    ctx.set_top(layer, 0, y, ctx.shape(x))
 
 
 @register("Clip")

@@ -59,3 +59,29 @@ def batch_norm(layer, ctx):
            ctx.const(f"{n}/mean", mean), ctx.const(f"{n}/var", var)]  # fmt: skip
     y = ctx.node("BatchNormalization", ins, ctx.top_name(layer), epsilon=eps)
     ctx.set_top(layer, 0, y, shape)
+
+
+@register("BN")
+def segnet_bn(layer, ctx):
+    """SegNet/ENet BN (bn_param): y = x * scale + shift, per-channel blobs (1, C, 1, 1)."""
+    p = layer.param("bn_param")
+    if p.bn_mode != p.INFERENCE:
+        # LEARN (the default) normalises by the batch's own statistics, like
+        # use_global_stats: false above; SegNet's and ENet's compute_bn_statistics.py
+        # writes the inference model, with the statistics folded into scale and shift.
+        raise layer.error(
+            "bn_param.bn_mode is LEARN (the default), which normalises with each batch's "
+            "own statistics; use the inference model (bn_mode: INFERENCE) that "
+            "compute_bn_statistics.py writes"
+        )
+    x = ctx.input(layer)
+    shape = ctx.shape(x)
+    if len(shape) != 4:
+        raise layer.error(f"needs a 4-D bottom (N, C, H, W), got {list(shape)}")
+    c = shape[1]
+    scale = layer.blob(0, (c, 1, 1), "scale")
+    shift = layer.blob(1, (c, 1, 1), "shift")
+    scaled = ctx.node("Mul", [x, ctx.const(f"{layer.name}/scale", scale)],
+                      hint=f"{layer.name}/mul")  # fmt: skip
+    y = ctx.node("Add", [scaled, ctx.const(f"{layer.name}/shift", shift)], ctx.top_name(layer))
+    ctx.set_top(layer, 0, y, shape)

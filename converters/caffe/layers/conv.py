@@ -1,4 +1,8 @@
-"""Convolution, ConvolutionDepthwise (fork) and Deconvolution.
+"""Convolution, ConvolutionDepthwise / DepthwiseConvolution (forks) and Deconvolution.
+
+The two depthwise spellings (``ConvolutionDepthwise``: the MobileNet Caffe ports;
+``DepthwiseConvolution``: MobileNet-YOLO and others) are the same layer: a convolution with
+``group`` = input channels whatever ``group`` says.
 
 Caffe: ``out = floor((in + 2p - (d(k-1)+1)) / s) + 1`` for Convolution and
 ``out = s(in-1) + d(k-1) + 1 - 2p`` for Deconvolution; weights are ``(O, I/g, kh, kw)`` for
@@ -42,13 +46,16 @@ def _emit(layer, ctx, op: str, group: int, w_shape, out_shape, k, s, pads, d, p)
     ctx.set_top(layer, 0, out, out_shape)
 
 
-@register("Convolution", "ConvolutionDepthwise")
+_DEPTHWISE = frozenset({"ConvolutionDepthwise", "DepthwiseConvolution"})
+
+
+@register("Convolution", *sorted(_DEPTHWISE))
 def convolution(layer, ctx):
     """Conv with group, dilation and separate h/w kernel, stride and pad."""
     p = layer.param("convolution_param")
     n, c, h, w = ctx.in_shape4(layer)
     k, s, pads, d = _geometry(layer, p)
-    group = c if layer.type == "ConvolutionDepthwise" else p.group
+    group = c if layer.type in _DEPTHWISE else p.group
     if group < 1:
         raise layer.error(f"group must be at least 1, got {group}")
     if c % group or p.num_output % group:

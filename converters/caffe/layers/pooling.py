@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+from onnx import TensorProto
+
 from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import pooling_ceil_mode
 from converters.caffe.registry import register
@@ -34,19 +36,26 @@ def caffe_pool_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
 
 @register("Pooling")
 def pooling(layer, ctx):
-    """MAX/AVE/global pooling, exact Caffe output size and AVE divisor."""
+    """MAX/AVE/global pooling, exact Caffe output size and AVE divisor; MAX argmax mask top."""
     p = layer.param("pooling_param")
     x = ctx.input(layer)
     n, c, h, w = ctx.in_shape4(layer)
     if p.pool == STOCHASTIC:
         raise layer.error("STOCHASTIC pooling is not supported (no deterministic ONNX equivalent)")
-    if p.global_pooling:
+    mask = len(layer.tops) == 2
+    if len(layer.tops) > 2 or (mask and p.pool != MAX):
+        raise layer.error(f"a second top (the argmax mask) needs pool: MAX and is the last; "
+                          f"got {len(layer.tops)} tops")  # fmt: skip
+    if p.global_pooling and not mask:
         op = "GlobalMaxPool" if p.pool == MAX else "GlobalAveragePool"
         ctx.set_top(layer, 0, ctx.node(op, [x], ctx.top_name(layer)), (n, c, 1, 1))
         return
-    k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
-    s = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w", minimum=1)
-    pad = spatial_pair(layer, p, "pad", 0, "pad_h", "pad_w")
+    if p.global_pooling:  # with a mask: one window over the whole plane
+        k, s, pad = (h, w), (1, 1), (0, 0)
+    else:
+        k = spatial_pair(layer, p, "kernel_size", 0, "kernel_h", "kernel_w")
+        s = spatial_pair(layer, p, "stride", 1, "stride_h", "stride_w", minimum=1)
+        pad = spatial_pair(layer, p, "pad", 0, "pad_h", "pad_w")
     if min(k) <= 0:
         raise layer.error(f"kernel size must be positive, got {k[0]}x{k[1]}")
     if pad[0] >= k[0] or pad[1] >= k[1]:
@@ -98,9 +107,30 @@ def pooling(layer, ctx):
     op = "MaxPool" if p.pool == MAX else "AveragePool"
     if p.pool != MAX:
         attrs["count_include_pad"] = 0
+    if mask:
+        _pool_with_mask(layer, ctx, x, attrs, exact, (n, c, *out), (h, w))
+        return
     y = ctx.node(
         op, [x], ctx.top_name(layer) if exact else None, hint=f"{layer.name}/pool", **attrs
     )
     if not exact:
         y = ctx.slice(y, [0, 0], out, [2, 3], output=ctx.top_name(layer), hint=layer.name)
     ctx.set_top(layer, 0, y, (n, c, *out))
+
+
+def _pool_with_mask(layer, ctx, x, attrs, exact: bool, out_shape, in_hw) -> None:
+    top = ctx.top_name(layer, 0)
+    names = [top if exact else ctx.fresh(f"{layer.name}/pool"), ctx.fresh(f"{layer.name}/indices")]
+    y, idx = ctx.node_multi("MaxPool", [x], names, **attrs)
+    if not exact:
+        y = ctx.slice(y, [0, 0], out_shape[2:], [2, 3], output=top, hint=layer.name)
+        idx = ctx.slice(idx, [0, 0], out_shape[2:], [2, 3], hint=f"{layer.name}/indices")
+    plane = ctx.node("Mod", [idx, ctx.ints(f"{layer.name}/plane", in_hw[0] * in_hw[1])],
+                     hint=f"{layer.name}/plane_index")  # fmt: skip
+    m = ctx.node("Cast", [plane], ctx.top_name(layer, 1), to=TensorProto.FLOAT)
+    ctx.set_top(layer, 0, y, out_shape)
+    ctx.set_top(layer, 1, m, out_shape)
+    # Windows that cannot overlap give every input position to at most one output, which
+    # is what lets an unpooling scatter be exact (resize.py checks this).
+    k, s = attrs["kernel_shape"], attrs["strides"]
+    ctx.pool_masks[m] = (all(s[i] >= k[i] for i in range(2)), tuple(in_hw), layer.name)

@@ -1,4 +1,4 @@
-"""Interp (DeepLab v2 / PSPNet forks) and single-bottom Upsample (YOLOv3 Caffe ports).
+"""Interp (DeepLab v2 / PSPNet forks), Upsample (YOLOv3 ports; SegNet unpooling), MaxUnPool.
 
 Interp (``interp_layer.cpp``): crop by ``pad_beg``/``pad_end`` (only <= 0 is allowed, as in
 Caffe), then bilinear resize with align_corners: ``src = dst * (in - 1) / (out - 1)`` (0 when
@@ -13,13 +13,21 @@ order of precedence (a superset of PSPNet's, which demands exactly one)::
 
 Upsample (nearest, integer factor): ``y[i, j] = x[i // scale_h, j // scale_w]``, which is ONNX
 Resize ``nearest`` / ``asymmetric`` / ``floor`` with float32 scales. ``upsample_h``/``upsample_w``
-fix the output size (cropping the last rows); SegNet's two-bottom Upsample is max-unpooling
-with a mask, a different operation, and is refused.
+fix the output size (cropping the last rows).
+
+SegNet's/ENet's two-bottom Upsample is max-unpooling (``upsample_layer.cpp`` there): a zero
+output of ``upsample_h x upsample_w`` (else ``H * scale - pad_out``, SegNet's default scale 2)
+with ``top[mask[i]] = bottom[i]`` per channel plane. That is ONNX MaxUnpool once the per-plane
+mask is offset to whole-tensor indices. Exact only when no two inputs write one output, which
+holds when the mask comes from a Pooling layer whose windows do not overlap (stride >= kernel);
+any other mask is refused, since the winner of a write collision is unspecified in ONNX.
+brocolli-caffe's ``MaxUnPool`` is the same operation with the size in ``max_unpool_param``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from converters.caffe.layers.activation import check_one_to_one
 from converters.caffe.registry import register
@@ -116,12 +124,56 @@ def _upsample_factors(layer, p, h: int, w: int) -> tuple[int, int]:
     return sh, sw
 
 
+def _unpool(layer, ctx, size=None):
+    """MaxUnpool of bottom 0 by the mask in bottom 1; ``size`` (H, W), else upsample_param's."""
+    x, m = ctx.input(layer, 0), ctx.input(layer, 1)
+    n, c, h, w = _shape4(layer, ctx)
+    if ctx.shape(m) != (n, c, h, w):
+        raise layer.error(f"mask bottom '{layer.bottoms[1]}' has shape {list(ctx.shape(m))}, "
+                          f"expected the data bottom's {[n, c, h, w]}")  # fmt: skip
+    disjoint, plane, pool = ctx.pool_masks.get(m, (False, None, None))
+    if not disjoint:
+        what = (
+            "comes from a Pooling layer whose windows overlap, so two inputs may unpool to "
+            "one position"
+            if pool
+            else "is not a Pooling layer's mask top"
+        )
+        raise layer.error(f"mask bottom '{layer.bottoms[1]}' {what}; max-unpooling is only "
+                          f"converted exactly for non-overlapping MAX pooling masks")  # fmt: skip
+    p = layer.param("upsample_param") if size is None else None
+    has = p.HasField if p is not None else None
+    if size is not None:
+        oh, ow = size
+    elif has("upsample_h") and has("upsample_w"):
+        oh, ow = p.upsample_h, p.upsample_w
+    else:
+        sh, sw = (p.scale_h, p.scale_w) if has("scale_h") and has("scale_w") else (p.scale,) * 2
+        if (p.pad_out_h and sh != 2) or (p.pad_out_w and sw != 2):
+            raise layer.error("pad_out_h/pad_out_w need scale 2 (Caffe's own check)")
+        oh, ow = h * sh - int(p.pad_out_h), w * sw - int(p.pad_out_w)
+    if (oh, ow) != plane:
+        # The mask's indices are h * W + w of the pooled plane: any other size scatters them
+        # to other rows (Caffe does so silently, or aborts when one falls outside).
+        raise layer.error(f"unpools to {oh}x{ow}, but mask '{layer.bottoms[1]}' indexes the "
+                          f"{plane[0]}x{plane[1]} input of pooling layer '{pool}'; set "
+                          f"upsample_h: {plane[0]} upsample_w: {plane[1]}")  # fmt: skip
+    planes = np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * (oh * ow)
+    idx = ctx.node("Cast", [m], hint=f"{layer.name}/mask_int", to=TensorProto.INT64)
+    idx = ctx.node("Add", [idx, ctx.const(f"{layer.name}/planes", planes, np.int64)],
+                   hint=f"{layer.name}/indices")  # fmt: skip
+    k = [max(1, oh // h), max(1, ow // w)]
+    y = ctx.node("MaxUnpool", [x, idx, ctx.ints(f"{layer.name}/out_shape", [n, c, oh, ow])],
+                 ctx.top_name(layer), kernel_shape=k, strides=k)  # fmt: skip
+    ctx.set_top(layer, 0, y, (n, c, oh, ow))
+
+
 @register("Upsample")
 def upsample(layer, ctx):
-    """Nearest-neighbour upsampling by integer factors as Resize (float32 scales)."""
-    if len(layer.bottoms) == 2:
-        raise layer.error("two-bottom Upsample is SegNet's max-unpooling with a mask, "
-                          "which is not supported; only nearest-neighbour Upsample is")  # fmt: skip
+    """Nearest-neighbour Resize by integer factors; with a mask bottom, SegNet MaxUnpool."""
+    if len(layer.bottoms) == 2 and len(layer.tops) == 1:
+        _unpool(layer, ctx)
+        return
     check_one_to_one(layer)
     p = layer.param("upsample_param")
     if p.pad_out_h or p.pad_out_w:
@@ -145,3 +197,15 @@ def upsample(layer, ctx):
     if crop:
         x = ctx.slice(x, [0, 0], list(out), [2, 3], output=ctx.top_name(layer), hint=layer.name)
     ctx.set_top(layer, 0, x, (n, c, *out))
+
+
+@register("MaxUnPool")
+def max_unpool(layer, ctx):
+    """brocolli-caffe's MaxUnPool: SegNet unpooling to max_unpool_param.dst_h x dst_w."""
+    if len(layer.bottoms) != 2 or len(layer.tops) != 1:
+        raise layer.error(f"expected 2 bottoms (data, Pooling mask) and 1 top, "
+                          f"got {len(layer.bottoms)} and {len(layer.tops)}")  # fmt: skip
+    p = layer.param("max_unpool_param")
+    if not (p.HasField("dst_h") and p.HasField("dst_w")):
+        raise layer.error("needs max_unpool_param { dst_h: ... dst_w: ... }")
+    _unpool(layer, ctx, (p.dst_h, p.dst_w))
