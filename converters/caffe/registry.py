@@ -30,7 +30,7 @@ _HANDLERS: dict[str, HandlerInfo] = {}
 # Layers that compute post-processing (NMS, proposal decoding, ...) outside what a deployed
 # ONNX graph should contain. The converter asks for a cut before them instead of failing vaguely.
 POSTPROCESSING_TYPES = frozenset(
-    {"DetectionOutput", "Proposal", "Python", "ROIPooling", "PSROIPooling", "YoloDetectionOutput"}
+    {"Proposal", "Python", "ROIPooling", "PSROIPooling", "YoloDetectionOutput"}
 )
 
 
