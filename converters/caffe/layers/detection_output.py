@@ -53,7 +53,9 @@ def _check(layer, ctx, p):
     if eta != 1.0:
         raise layer.error(f"nms_param.eta {eta:g} (adaptive NMS) is not supported; only eta: 1")
     if not p.nms_param.nms_threshold >= 0:
-        raise layer.error(f"nms_param.nms_threshold must be >= 0, got {p.nms_param.nms_threshold:g}")
+        raise layer.error(
+            f"nms_param.nms_threshold must be >= 0, got {p.nms_param.nms_threshold:g}"
+        )
     if p.code_type not in CODE_NAMES:
         raise layer.error(f"unknown code_type {p.code_type}")
     loc, conf, prior = (ctx.in_shape(layer, i) for i in range(3))
@@ -64,8 +66,10 @@ def _check(layer, ctx, p):
         raise layer.error(f"prior bottom {list(prior)} holds no variances; expected (1, 2, P * 4)")
     classes = p.num_classes
     loc_classes = 1 if p.share_location else classes
-    for what, shape, want in (("loc", loc, priors * loc_classes * 4), ("conf", conf,
-                                                                         priors * classes)):
+    for what, shape, want in (
+        ("loc", loc, priors * loc_classes * 4),
+        ("conf", conf, priors * classes),
+    ):
         if len(shape) < 2 or shape[1] != want or int(np.prod(shape[2:])) != 1:
             raise layer.error(f"{what} bottom has shape {list(shape)}, expected "
                               f"({shape[0] if shape else 'N'}, {want}) for {priors} priors")  # fmt: skip
@@ -97,8 +101,13 @@ def _decode(ctx, name, loc4, prior, p, normalized):
         scaled = ctx.node("Mul", [off, wh4], hint=f"{name}/scaled")
         return ctx.node("Add", [pb, scaled], hint=f"{name}/decoded")
     # CENTER_SIZE; Caffe: centre = (min + max) / 2. (exact), size = exp(v * l) * prior size
-    centre = ctx.node("Mul", [ctx.node("Add", [lo, hi], hint=f"{name}/psum"),
-                              ctx.const(f"{name}/half", f32(0.5))], hint=f"{name}/pc")  # fmt: skip
+    half_c = ctx.const(f"{name}/half", f32(0.5))
+    if normalized:
+        centre = ctx.node("Mul", [ctx.node("Add", [lo, hi], hint=f"{name}/psum"), half_c],
+                          hint=f"{name}/pc")  # fmt: skip
+    else:  # OpenCV: min + (size + 1) / 2, half a pixel right of the normalized centre
+        centre = ctx.node("Add", [lo, ctx.node("Mul", [wh, half_c], hint=f"{name}/pwh2")],
+                          hint=f"{name}/pc")  # fmt: skip
     off_c = ctx.slice(off, [0], [2], [3], hint=f"{name}/off_c")
     off_s = ctx.slice(off, [2], [4], [3], hint=f"{name}/off_s")
     c = ctx.node("Add", [ctx.node("Mul", [off_c, wh], hint=f"{name}/dc"), centre],
@@ -128,8 +137,8 @@ def _overlaps(ctx, name, boxes, normalized):
     size = ctx.node("Where", [inverted, zero, ctx.node("Mul", [w, h], hint=f"{name}/wh")],
                     hint=f"{name}/bbox_size")  # fmt: skip
     # bbox1 (current) varies along the last axis, bbox2 (kept) along the one before
-    a = [ctx.unsqueeze(v, [2], hint=f"{v}_cur") for v in sq + [size]]
-    b = [ctx.unsqueeze(v, [3], hint=f"{v}_kept") for v in sq + [size]]
+    a = [ctx.unsqueeze(v, [2], hint=f"{v}_cur") for v in [*sq, size]]
+    b = [ctx.unsqueeze(v, [3], hint=f"{v}_kept") for v in [*sq, size]]
     apart = ctx.node("Or", [ctx.node("Or", [ctx.node("Greater", [b[0], a[2]], hint=f"{name}/g0"),
                                             ctx.node("Less", [b[2], a[0]], hint=f"{name}/g1")],
                                      hint=f"{name}/gx"),
@@ -169,8 +178,23 @@ def _greedy_nms(ctx, name, suppress, valid, k):
                     hint=f"{name}/keep0")  # all false, shaped like valid  # fmt: skip
     axis3 = ctx.ints(f"{name}/axis_last", [-1])
     it, cond_in, keep_in = (ctx.fresh(f"{name}/{v}") for v in ("i", "cond_in", "keep_in"))
-    out = {v: ctx.fresh(f"{name}/{v}") for v in ("col", "hit", "hitf", "nhit", "any", "vi",
-                                                "new", "newu", "at", "add", "keep", "cond")}
+    out = {
+        v: ctx.fresh(f"{name}/{v}")
+        for v in (
+            "col",
+            "hit",
+            "hitf",
+            "nhit",
+            "any",
+            "vi",
+            "new",
+            "newu",
+            "at",
+            "add",
+            "keep",
+            "cond",
+        )
+    }
     o = out
     body_nodes = [
         helper.make_node("Gather", [suppress, it], [o["col"]], axis=3),  # (N, C, K): j -> i
@@ -213,6 +237,10 @@ def detection_output(layer, ctx):
     labels = [c for c in range(classes) if c != p.background_label_id]
     if not labels:
         raise layer.error("no class besides background_label_id: the layer can detect nothing")
+    if p.share_location and p.background_label_id == -1:
+        raise layer.error("background_label_id -1 with share_location: true makes SSD-Caffe "
+                          "abort (it decodes no boxes); give share_location: false or a "
+                          "background class")  # fmt: skip
     m = len(labels)
     loc4 = ctx.reshape(loc, [n, priors, loc_classes, 4], hint=f"{name}/loc4")
     flat_prior = ctx.reshape(prior, [-1], hint=f"{name}/prior_flat")
@@ -235,9 +263,10 @@ def detection_output(layer, ctx):
     above = ctx.node("Greater", [scores, thr], hint=f"{name}/above")
     masked = ctx.node("Where", [above, scores, ctx.const(f"{name}/ninf", f32(-np.inf))],
                       hint=f"{name}/masked")  # fmt: skip
-    counts = ctx.reduce("ReduceSum", ctx.node("Cast", [above], hint=f"{name}/above_i",
-                                              to=TensorProto.INT64),
-                        [0, 1, 2], keepdims=True, hint=f"{name}/count")  # fmt: skip
+    # candidates per (image, class); K = the most any of them has (the others are padded)
+    above_i = ctx.node("Cast", [above], hint=f"{name}/above_i", to=TensorProto.INT64)
+    counts = ctx.reduce("ReduceSum", above_i, [2], keepdims=True, hint=f"{name}/count")
+    counts = ctx.reduce("ReduceMax", counts, [0, 1, 2], keepdims=True, hint=f"{name}/count_max")
     k = ctx.reshape(counts, [1], hint=f"{name}/k_all")
     top_k = p.nms_param.top_k if p.nms_param.HasField("top_k") else -1
     if top_k > -1:
@@ -287,8 +316,12 @@ def _keep_top_k(ctx, name, kept, vals, n, keep_top_k):
 def _rows(ctx, name, kept, vals, cand, labels, n, layer_top):
     """Rows (image, label, score, box) in row-major (image, label, NMS) order; the -1 rows when
     the batch has no detection at all."""
-    where = ctx.node("Transpose", [ctx.node("NonZero", [kept], hint=f"{name}/nz")],
-                     hint=f"{name}/where", perm=[1, 0])  # fmt: skip  (R, 3): image, class, rank
+    where = ctx.node(
+        "Transpose",
+        [ctx.node("NonZero", [kept], hint=f"{name}/nz")],
+        hint=f"{name}/where",
+        perm=[1, 0],
+    )  # fmt: skip  (R, 3): image, class, rank
     score = ctx.node("GatherND", [vals, where], hint=f"{name}/row_score")
     box = ctx.node("GatherND", [cand, where], hint=f"{name}/row_box")
     image = ctx.slice(where, [0], [1], [1], hint=f"{name}/row_image")
