@@ -212,9 +212,8 @@ def _check(tmp_path, n=1, p=40, num_classes=3, share_location=True, seed=0, caff
         assert cv.shape == rows.shape, (cv.shape, rows.shape)
         np.testing.assert_allclose(rows, cv, atol=1e-4, rtol=0, err_msg="vs OpenCV")
     if openvino:
-        import openvino as ov
-
         import onnx
+        import openvino as ov
 
         onnx.save(model, tmp_path / "det.onnx")
         compiled = ov.Core().compile_model(
