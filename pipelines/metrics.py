@@ -183,3 +183,115 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     if na == 0.0 or nb == 0.0:
         return 1.0 if na == nb else 0.0
     return float(np.dot(a.ravel(), b.ravel()) / (na * nb))
+
+
+DETECTION_RULE = (
+    "detections (rows: image, label, score, xmin, ymin, xmax, ymax; a row counts when "
+    "label >= 0 and score > 0): same count per sample, matched one-to-one by image, label "
+    "and box IoU >= {iou}; score and coordinates |candidate - reference| <= atol + rtol * "
+    "|reference|"
+)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) corner boxes (inverted boxes have area 0)."""
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, 0.0)
+    # two identical points or lines are the same box, though their IoU is 0/0
+    same = np.all(a[:, None, :] == b[None, :, :], axis=2)
+    return np.where(same, 1.0, iou)
+
+
+class DetectionCheck:
+    """``compare: detections`` for (1, 1, R, 7) DetectionOutput rows: the same detections, in
+    any order. Padding (OpenCV fills up to keep_top_k with zero rows) and Caffe's empty-result
+    row (label -1) are not detections."""
+
+    def __init__(self, name: str, atol: float, rtol: float, iou: float = 0.99):
+        self.name, self.atol, self.rtol, self.iou = name, atol, rtol, iou
+        self.samples = self.matched = 0
+        self.max_abs = 0.0
+        self.problems: list[str] = []
+        self.shape = self.dtype = None
+
+    @staticmethod
+    def _rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if x.shape[-1:] != (7,) or x.ndim < 2:
+            return None
+        rows = x.reshape(-1, 7).astype(np.float64)
+        index = np.flatnonzero((rows[:, 1] >= 0) & (rows[:, 2] > 0))
+        return rows[index], index
+
+    def add(self, sample: int, got: np.ndarray, ref: np.ndarray) -> None:
+        self.shape, self.dtype = list(got.shape), str(got.dtype)
+        self.samples += 1
+        g, r = self._rows(got), self._rows(ref)
+        if g is None or r is None:
+            self.problems.append(
+                f"sample {sample}: shapes {list(got.shape)} / {list(ref.shape)} are not "
+                "detection rows (..., 7)"
+            )
+            return
+        (ga, gi), (ra, ri) = g, r
+        if not (np.all(np.isfinite(ga)) and np.all(np.isfinite(ra))):
+            self.problems.append(f"sample {sample}: non-finite values in the detections")
+            return
+        if len(ga) != len(ra):
+            self.problems.append(
+                f"sample {sample}: {len(ga)} detections, the reference has {len(ra)}"
+            )
+        iou = _iou(ga[:, 3:], ra[:, 3:])
+        same_class = (ga[:, None, 0] == ra[None, :, 0]) & (ga[:, None, 1] == ra[None, :, 1])
+        iou = np.where(same_class, iou, -1.0)
+        free_g, free_r = set(range(len(ga))), set(range(len(ra)))
+        for flat in np.argsort(-iou, axis=None, kind="stable"):
+            a, b = divmod(int(flat), len(ra))
+            if iou[a, b] < self.iou:
+                break
+            if a not in free_g or b not in free_r:
+                continue
+            free_g.discard(a)
+            free_r.discard(b)
+            self.matched += 1
+            diff = np.abs(ga[a, 2:] - ra[b, 2:])
+            self.max_abs = max(self.max_abs, float(diff.max()))
+            if np.any(diff > self.atol + self.rtol * np.abs(ra[b, 2:])):
+                self.problems.append(
+                    f"sample {sample}: detection {gi[a]} (reference {ri[b]}) differs by "
+                    f"{fmt(diff.max())}: got {np.round(ga[a, 1:], 6).tolist()}, "
+                    f"reference {np.round(ra[b, 1:], 6).tolist()}"
+                )
+        if free_g:
+            self.problems.append(
+                f"sample {sample}: unmatched detections {sorted(int(gi[i]) for i in free_g)}"
+            )
+        if free_r:
+            self.problems.append(
+                f"sample {sample}: unmatched reference detections "
+                f"{sorted(int(ri[i]) for i in free_r)}"
+            )
+
+    def result(self) -> dict:
+        passed = not self.problems
+        return {
+            "passed": passed,
+            "message": None
+            if passed
+            else f"FAILED output '{self.name}' (compare: detections): {self.problems[0]}"
+            + (f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""),
+            "shape": self.shape,
+            "dtype": self.dtype,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "compare": "detections",
+            "iou": self.iou,
+            "matched_detections": self.matched,
+            "max_abs_error": num(self.max_abs),
+            "problems": self.problems[:10],
+        }

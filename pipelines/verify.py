@@ -27,7 +27,7 @@ from converters.io import atomic_output
 from pipelines import samples
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_tensors, write_golden
-from pipelines.metrics import RULE, OutputCheck
+from pipelines.metrics import RULE, DetectionCheck, OutputCheck
 from pipelines.runtimes import open_artifact, open_reference, versions
 
 LATENCY_RUNS = (5, 50)  # at least / at most this many timed runs ...
@@ -56,6 +56,16 @@ def tolerance(recipe: dict, output: str, precision: str) -> dict[str, float]:
     return {
         k: float(over.get(k, base.get(k, _default("tolerances", precision, k))))
         for k in ("atol", "rtol")
+    }
+
+
+def compare_modes(recipe: dict, outputs) -> dict[str, dict]:
+    """``verify.outputs.<name>.compare``/``iou`` of the outputs that are not elementwise."""
+    over = (recipe.get("verify") or {}).get("outputs") or {}
+    return {
+        n: {"compare": "detections", "iou": float(over[n].get("iou", 0.99))}
+        for n in outputs
+        if (over.get(n) or {}).get("compare") == "detections"
     }
 
 
@@ -123,6 +133,7 @@ def compare(
     sets: list[tuple[dict, dict]],
     tolerances: dict[str, dict[str, float]],
     topk: int | None,
+    modes: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
     """Per-output results over ``sets`` (``[(candidate outputs, reference outputs), ...]``).
 
@@ -142,7 +153,10 @@ def compare(
             }
             continue
         t = tolerances[name]
-        check = OutputCheck(name, t["atol"], t["rtol"], topk)
+        if name in (modes or {}):  # compare: detections
+            check = DetectionCheck(name, t["atol"], t["rtol"], modes[name]["iou"])
+        else:
+            check = OutputCheck(name, t["atol"], t["rtol"], topk)
         for n, (got, want) in enumerate(sets):
             check.add(n, np.asarray(got[name]), np.asarray(want[name]))
         results[name] = check.result()
@@ -214,7 +228,12 @@ def measure(
     digests["golden"] = {_rel(p, out_dir): sha256(p) for p in _golden_files(out_dir)}
 
     results = compare(
-        expected, origin, [(dict(g[1]), dict(g[2])) for g in golden], tolerances, topk
+        expected,
+        origin,
+        [(dict(g[1]), dict(g[2])) for g in golden],
+        tolerances,
+        topk,
+        compare_modes(recipe, expected),
     )
     report = {
         "passed": all(r["passed"] for r in results.values()),
@@ -352,7 +371,8 @@ def recheck(
         return [f"{out_dir}: the golden reference_K.pb lack expected output(s) {_names(lacking)}"]
     topk = int(setting(recipe, "topk")) if recipe.get("task") == "classification" else None
     tolerances = {name: tolerance(recipe, name, precision) for name in expected}
-    results = json.loads(json.dumps(compare(expected, origin, sets, tolerances, topk)))
+    modes = compare_modes(recipe, expected)
+    results = json.loads(json.dumps(compare(expected, origin, sets, tolerances, topk, modes)))
     passed = all(r["passed"] for r in results.values())
     if data.get("passed") is not passed:
         problems.append(

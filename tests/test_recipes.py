@@ -70,7 +70,10 @@ def test_checked_in_recipe_is_valid(path):
     assert recipes.validate_recipe_file(path) == []
     recipe = recipes.load_recipe(path)
     assert recipe["targets"]["onnx"] == {"format": "onnx", "precision": "fp32", "opset": 17}
-    assert recipe["targets"]["onnx-fp16"]["precision"] == "fp16"
+    # Every zoo model has an fp16 target, except the whole detectors: fp16 moves their boxes
+    # past the IoU at which detections match (see recipes/yufacedetectnet-v*.yaml).
+    if recipe.get("task") != "face_detection" or "outputs" in recipe:
+        assert recipe["targets"]["onnx-fp16"]["precision"] == "fp16"
 
 
 def test_default_zoo_is_complete():
@@ -82,6 +85,8 @@ def test_default_zoo_is_complete():
         "ultraface-rfb-320-onnx",
         "ultraface-rfb-320",
         "ultraface-slim-320",
+        "yufacedetectnet-v1",
+        "yufacedetectnet-v2",
     ]
 
 
@@ -91,6 +96,8 @@ def _prototxt_io(text: str) -> tuple[dict[str, list[int]], set[str]]:
     legacy = re.search(r'^input:\s*"([^"]+)"((?:\s*input_dim:\s*\d+)+)', text, re.M)
     if legacy:
         inputs[legacy[1]] = [int(d) for d in re.findall(r"\d+", legacy[2])]
+    for name, dims in re.findall(r'^input:\s*"([^"]+)"\s*input_shape\s*\{([^}]*)\}', text, re.M):
+        inputs[name] = [int(d) for d in re.findall(r"dim:\s*(\d+)", dims)]
     for name, dims in re.findall(
         r'top:\s*"([^"]+)"\s*input_param\s*\{\s*shape\s*\{([^}]*)\}', text
     ):
@@ -120,7 +127,10 @@ def test_zoo_recipe_matches_the_shared_model(path, manifest, models_dir):
     else:
         inputs, finals = _prototxt_io(local["prototxt"].read_text())
     assert {name: spec["shape"] for name, spec in recipe["inputs"].items()} == inputs
-    assert set(recipe["outputs"]) == finals
+    if "outputs" in recipe:
+        assert set(recipe["outputs"]) == finals
+    else:  # the whole network: its one final blob
+        assert len(finals) == 1
 
 
 # -- error messages --------------------------------------------------------------------------

@@ -223,12 +223,15 @@ class Context:
 
     # -- writing tops ------------------------------------------------------------------------
     def set_top(self, layer: LayerView, i: int, name: str, shape) -> None:
-        """Declare that top ``i`` of ``layer`` is ONNX value ``name`` with Caffe shape ``shape``."""
+        """Declare that top ``i`` of ``layer`` is ONNX value ``name`` with Caffe shape ``shape``.
+
+        A ``str`` dimension is data-dependent (DetectionOutput's row count): it becomes a named
+        ONNX dimension and is left out of the shape-inference check."""
         _need_top(layer, i)
-        shape = tuple(int(d) for d in shape)
-        if any(d <= 0 for d in shape):
+        shape = tuple(d if isinstance(d, str) else int(d) for d in shape)
+        if any(not isinstance(d, str) and d <= 0 for d in shape):
             raise layer.error(f"output shape {list(shape)} has a non-positive dimension")
-        if math.prod(shape) > MAX_ELEMENTS:
+        if math.prod(d for d in shape if not isinstance(d, str)) > MAX_ELEMENTS:
             raise layer.error(f"output shape {list(shape)} {_too_big(shape)}")
         self.shapes[name] = shape
         self.blob_map[layer.tops[i]] = name
@@ -236,7 +239,7 @@ class Context:
     def define_input(self, blob: str, shape, where: str = "") -> str:
         """A graph input; ``where`` (the file, or the layer) prefixes errors."""
         shape = tuple(int(d) for d in shape)
-        if math.prod(shape) > MAX_ELEMENTS:
+        if math.prod(d for d in shape if not isinstance(d, str)) > MAX_ELEMENTS:
             raise ConversionError(
                 f"{where}: input '{blob}': shape {list(shape)} {_too_big(shape)}; "
                 f"give --input-shape {blob}=N,C,H,W"

@@ -71,12 +71,23 @@ def _input_name(proto) -> str:
     return next(layer.top[0] for layer in net.layer if layer.type == "Input")
 
 
-def test_ssd_without_cut_names_the_cut(models_dir):
-    from converters.errors import ConversionError
+def test_mobilenet_ssd_whole_network_matches_real_caffe(models_dir, tmp_path):
+    """With its DetectionOutput (synthesized weights): Caffe's rows, in Caffe's order."""
+    from pipelines.metrics import DetectionCheck
+    from tests.caffe import helpers
 
-    with pytest.raises(ConversionError) as err:
-        caffe_to_onnx(models_dir / "architectures" / "MobileNetSSD_deploy.prototxt", None)
-    msg = str(err.value)
-    assert "detection_out" in msg and "DetectionOutput" in msg
-    assert "--outputs mbox_loc,mbox_conf_flatten,mbox_priorbox" in msg
-    assert "\n" not in msg
+    proto = models_dir / "architectures" / "MobileNetSSD_deploy.prototxt"
+    weights = synthesize_weights(proto, tmp_path / "w.caffemodel", seed=3)
+    model = caffe_to_onnx(proto, weights)
+    feeds = {"data": np.random.default_rng(11).uniform(-1, 1, (1, 3, 300, 300)).astype(np.float32)}
+    got = run_ort(model, feeds)["detection_out"]
+    assert got.shape[2] > 1 and got[0, 0, 0, 1] >= 0  # real detections
+    if getattr(helpers, "caffe_available", lambda: False)():
+        want = helpers.run_caffe(proto, weights, feeds, ["detection_out"])["detection_out"]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    # OpenCV (sorted by score, zero-padded to keep_top_k): the same detections
+    cv = run_opencv(proto, weights, feeds, ["detection_out"])["detection_out"]
+    check = DetectionCheck("detection_out", 1e-5, 0.0)
+    check.add(0, got, cv)
+    assert check.result()["passed"], check.result()["problems"]

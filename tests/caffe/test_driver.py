@@ -159,8 +159,8 @@ SSD_TAIL = (
     + CONV
     + _layer("loc", "Pooling", "conv", "loc", "pooling_param { pool: AVE global_pooling: true }")
     + _layer("conf", "Softmax", "conv", "conf")
-    + 'layer { name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf" '
-    'bottom: "data" top: "detection_out" detection_output_param { num_classes: 2 } }\n'
+    + 'layer { name: "detection_out" type: "Proposal" bottom: "loc" bottom: "conf" '
+    'bottom: "data" top: "detection_out" }\n'
 )
 
 
@@ -169,7 +169,7 @@ def test_postprocessing_refusal_names_the_cut(tmp_path):
     with pytest.raises(UnsupportedError) as info:
         caffe_to_onnx(proto, caffemodel)
     assert _one_line(info) == (
-        f"{proto}: layer 'detection_out' (DetectionOutput) is post-processing that deployment "
+        f"{proto}: layer 'detection_out' (Proposal) is post-processing that deployment "
         "graphs leave out; cut the graph before it with --outputs loc,conf,data "
         "(recipe: outputs: [loc, conf, data])"
     )

@@ -10,6 +10,7 @@ from converters.caffe.layers import (
     concat,
     conv,
     crop,
+    detection_output,
     eltwise,
     identity,
     inner_product,
@@ -31,7 +32,7 @@ from converters.caffe.layers import (
 )
 
 ALL_MODULES = (
-    activation, argmax, batchnorm, concat, conv, crop, eltwise, identity, inner_product, inputs,
-    lrn, mvn, normalize, permute, pooling, power, prior_box, reduction, relu, reshape, resize,
-    scale, softmax, tile,
+    activation, argmax, batchnorm, concat, conv, crop, detection_output, eltwise, identity,
+    inner_product, inputs, lrn, mvn, normalize, permute, pooling, power, prior_box, reduction,
+    relu, reshape, resize, scale, softmax, tile,
 )  # fmt: skip
