@@ -96,9 +96,8 @@ def test_with_the_cut_it_converts_and_matches_opencv(tmp_path):
     ("layer_type", "param"),
     [("Yolov3DetectionOutput", "yolov3_detection_output_param { num_classes: 2 mask: [0, 1] }"),
      ("YoloDetectionOutput", "yolo_detection_output_param { side: 13 num_box: 5 }"),
-     ("Region", "region_param { classes: 20 coords: 4 num: 5 softmax: true }"),
-     ("DetectionOutput", "detection_output_param { num_classes: 2 }")],
-    ids=["yolov3", "yolov2", "region", "ssd"],
+     ("Region", "region_param { classes: 20 coords: 4 num: 5 softmax: true }")],
+    ids=["yolov3", "yolov2", "region"],  # DetectionOutput itself converts now (detection_output.py)
 )  # fmt: skip
 def test_detection_heads_are_offered_as_cuts(tmp_path, layer_type, param):
     head = f'layer {{ name: "det" type: "{layer_type}" bottom: "conv2" top: "det" {param} }}\n'
