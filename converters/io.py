@@ -1,14 +1,20 @@
-"""Atomic file output and ONNX load/save.
+"""Atomic, durable file output and ONNX load/save.
 
-Every artifact is written to a temporary name in its final directory and renamed into
-place only once complete, so an interrupted build never leaves a file that looks finished
-(``os.replace`` is atomic on POSIX within one file system).
+Every artifact is written to a temporary name beside its final path and renamed into place only
+once complete, so an interrupted build never leaves a file that looks finished (``os.replace``
+is atomic on POSIX within one file system). The data is fsynced before the rename and the
+directory after it, so "never looks finished" also holds across a power loss.
+
+Temporaries are named ``.<final name>.zoomake-tmp-<random>`` (files or directories): a process
+killed with -9 cannot clean up after itself, so the next writer of the same file removes them
+(``sweep_temporaries``; every doit task does it for its targets before it runs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +24,54 @@ from converters.errors import ConversionError
 # mkstemp creates files 0600; artifacts get the permissions a plain open() would give them.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+TEMP_MARK = ".zoomake-tmp-"
+
+
+def temp_prefix(final: str | os.PathLike) -> str:
+    """The name every temporary of ``final`` starts with (``.<name>.zoomake-tmp-``)."""
+    return f".{Path(final).name}{TEMP_MARK}"
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's or a directory's data and metadata to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """``os.replace`` after fsyncing ``src`` (a file, or a directory and the files in it),
+    then fsync the destination directory so the rename itself is on the disk."""
+    src = Path(src)
+    if src.is_dir():
+        for f in src.rglob("*"):
+            if f.is_file():
+                fsync_path(f)
+    fsync_path(src)
+    os.replace(src, dst)
+    fsync_path(Path(dst).parent)
+
+
+def sweep_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries a killed writer of ``path`` left beside it; returns them."""
+    final = Path(path)
+    prefix = temp_prefix(final)
+    try:
+        names = [e.name for e in os.scandir(final.parent) if e.name.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        stale = final.parent / name
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager
@@ -29,13 +83,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path)
     refuse_directories([final])
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -51,6 +105,19 @@ def refuse_directories(paths) -> None:
                 f"{p}: is an existing directory, the output must be a file name "
                 f"(e.g. {p / 'model'}{p.suffix or '.onnx'})"
             )
+
+
+@contextlib.contextmanager
+def temp_dir_beside(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary directory beside ``path`` (named for it), removed when the block ends;
+    what the block renames out of it stays."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final), dir=final.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:

@@ -20,7 +20,7 @@ taken for one. Two exports in one process, or in different processes, give the s
 apart from those names the IR is ``convert_model``'s (tests/test_openvino_export.py).
 
 The pair is written atomically: both files are saved into a temporary directory beside the
-destination, any stale ``.xml`` is removed, then the ``.bin`` is renamed into place and the
+destination (``.model.xml.zoomake-tmp-*``, see ``converters.io``), any stale ``.xml`` is removed, then the ``.bin`` is renamed into place and the
 ``.xml`` last. An ``.xml`` on disk therefore always has its complete ``.bin`` beside it.
 """
 
@@ -29,12 +29,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from converters.errors import ConversionError
-from converters.io import refuse_directories
+from converters.io import durable_replace, refuse_directories, temp_dir_beside
 from converters.optional import require
 
 PRECISIONS = ("fp32", "fp16")
@@ -57,23 +55,21 @@ def export_openvino(
     refuse_directories([xml, xml.with_suffix(".bin")])
 
     created = not xml.parent.exists()
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{xml.stem}.", suffix=".tmp", dir=xml.parent))
     done = False
     try:
         # Same base name inside the temporary directory: the IR's .bin is found by name.
-        tmp_xml = tmp_dir / xml.name
-        convert_and_save(src, tmp_xml, precision)
-        tmp_bin = tmp_xml.with_suffix(".bin")
-        if not tmp_xml.is_file() or not tmp_bin.is_file():
-            raise ConversionError(f"{xml}: OpenVINO wrote no .xml/.bin pair")
-        with contextlib.suppress(FileNotFoundError):
-            xml.unlink()  # never leave an old .xml next to a new .bin
-        os.replace(tmp_bin, xml.with_suffix(".bin"))
-        os.replace(tmp_xml, xml)
+        with temp_dir_beside(xml) as tmp_dir:
+            tmp_xml = tmp_dir / xml.name
+            convert_and_save(src, tmp_xml, precision)
+            tmp_bin = tmp_xml.with_suffix(".bin")
+            if not tmp_xml.is_file() or not tmp_bin.is_file():
+                raise ConversionError(f"{xml}: OpenVINO wrote no .xml/.bin pair")
+            with contextlib.suppress(FileNotFoundError):
+                xml.unlink()  # never leave an old .xml next to a new .bin
+            durable_replace(tmp_bin, xml.with_suffix(".bin"))
+            durable_replace(tmp_xml, xml)
         done = True
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
         if created and not done:
             with contextlib.suppress(OSError):
                 xml.parent.rmdir()  # leave no trace of a failed export

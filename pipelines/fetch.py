@@ -35,6 +35,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from converters.io import temp_prefix
 from pipelines import http_get, safe_read
 from pipelines.errors import ZoomakeError, os_error_line
 
@@ -437,7 +438,8 @@ def materialize(
     """
     src, dest = Path(cached), Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # Named like every temporary (converters.io): the next fetch of this file sweeps it.
+    tmp = dest.with_name(f"{temp_prefix(dest)}{os.getpid()}.{secrets.token_hex(4)}")
     try:
         with safe_read.open_regular(src) as f:
             if _reflink(f, tmp):

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.io import durable_replace, temp_prefix
 from pipelines.errors import ZoomakeError
 
+GOLDEN = "golden"  # the name the staging directory's temporaries are derived from
 _SET = re.compile(r"test_data_set_(\d+)")
 Tensors = list[tuple[str, np.ndarray]]
 
@@ -33,7 +35,8 @@ def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
 def write_golden(out_dir: Path, sets: list[tuple[Tensors, ...]]) -> list[Path]:
     """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs[, references])]``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".golden.", dir=out_dir))
+    # Named like every temporary (converters.io), so a run killed mid-write is swept next time.
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir / GOLDEN), dir=out_dir))
     try:
         for n, tensor_lists in enumerate(sets):
             d = staging / f"test_data_set_{n}"
@@ -47,7 +50,7 @@ def write_golden(out_dir: Path, sets: list[tuple[Tensors, ...]]) -> list[Path]:
             old.rename(trash / old.name)
         final = []
         for n in range(len(sets)):
-            (staging / f"test_data_set_{n}").rename(out_dir / f"test_data_set_{n}")
+            durable_replace(staging / f"test_data_set_{n}", out_dir / f"test_data_set_{n}")
             final.append(out_dir / f"test_data_set_{n}")
         return final
     finally:
