@@ -12,6 +12,7 @@ from pipelines.tasks import (  # noqa: F401 - doit collects task_* and DOIT_CONF
     task_fetch,
     task_measure,
     task_optimize,
+    task_recipe,
     task_report,
     task_validate,
     task_verify,

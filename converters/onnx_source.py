@@ -19,7 +19,7 @@ import os
 import onnx
 from onnx import helper
 
-from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError
+from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError, ModelMismatch, did_you_mean
 from converters.io import load_onnx, onnx_errors
 
 
@@ -100,9 +100,12 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
     inputs = {vi.name: vi for vi in model.graph.input}
     unknown = [name for name in shapes if name not in inputs]
     if unknown:
-        raise ConversionError(
+        raise ModelMismatch(
             f"{where}: input shape given for '{unknown[0]}', which is not an input of the model; "
-            f"inputs: {', '.join(inputs) or '(none)'}"
+            f"inputs: {', '.join(inputs) or '(none)'}",
+            field="inputs",
+            key=unknown[0],
+            detail=f"the model has no input '{unknown[0]}'{did_you_mean(unknown[0], inputs)}",
         )
     changed = False
     for name, vi in inputs.items():
@@ -121,9 +124,14 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
                     f"more than the {MAX_TENSOR_ELEMENTS} any runtime can hold"
                 )
             if tt.HasField("shape") and len(tt.shape.dim) != len(want):
-                raise ConversionError(
+                raise ModelMismatch(
                     f"{where}: input '{name}' has rank {len(tt.shape.dim)} {_dims_text(vi)}, "
-                    f"the given shape {want} has rank {len(want)}"
+                    f"the given shape {want} has rank {len(want)}",
+                    field="inputs",
+                    key=name,
+                    sub="shape",
+                    detail=f"input '{name}' has rank {len(tt.shape.dim)} in the model "
+                    f"{_dims_text(vi)}, got rank {len(want)} {want}",
                 )
             old = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
             changed |= old != want
@@ -189,13 +197,16 @@ def _cut(model: onnx.ModelProto, outputs: list[str], where: str) -> onnx.ModelPr
     g = model.graph
     produced = {o for n in g.node for o in n.output if o}
     known = produced | {vi.name for vi in g.input}
-    for name in outputs:
+    for index, name in enumerate(outputs):
         if name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=5)
             hint = f"; similar: {', '.join(near)}" if near else ""
-            raise ConversionError(
+            raise ModelMismatch(
                 f"{where}: requested output '{name}' is not a value of this graph; "
-                f"graph outputs: {', '.join(o.name for o in g.output)}{hint}"
+                f"graph outputs: {', '.join(o.name for o in g.output)}{hint}",
+                field="outputs",
+                key=index,
+                detail=f"the model has no value '{name}'{did_you_mean(name, known)}",
             )
     typed = {vi.name for vi in list(g.value_info) + list(g.output) + list(g.input)}
     missing = [name for name in outputs if name not in typed]

@@ -76,12 +76,22 @@ def _write_cache(path: Path, entries: dict) -> None:
 
 def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
     """See pipelines.recipes.load_zoo."""
+    zoo, invalid = load_zoo_partial(recipes_dir, cache_dir)
+    if invalid:
+        raise ZoomakeError("\n".join(line for lines in invalid.values() for line in lines))
+    return zoo
+
+
+def load_zoo_partial(
+    recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike
+) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """``(valid recipes by id, {id: error lines} of the invalid ones)``: see load_zoo."""
     base = Path(recipes_dir)
     cache_file = _cache_path(base, Path(cache_dir))
     old = _read_cache(cache_file)
     new: dict[str, dict] = {}
     zoo: dict[str, dict] = {}
-    errors: list[str] = []
+    invalid: dict[str, list[str]] = {}
     now = time.time_ns()
     try:
         with os.scandir(base) as it:
@@ -93,7 +103,7 @@ def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> di
     for name, entry in found:
         path = base / name
         if name.endswith(".yml"):
-            errors.append(f"{path}: recipe files must end in .yaml (rename to {name[:-4]}.yaml)")
+            invalid[name] = [f"{path}: recipe files must end in .yaml (rename to {name[:-4]}.yaml)"]
             continue
         sig = _signature(entry.stat())
         hit = old.get(name)
@@ -107,13 +117,11 @@ def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> di
             try:
                 recipe = recipes._load_text(path, recipes._decode(path, raw))
             except ZoomakeError as exc:
-                errors.append(str(exc))
+                invalid[recipes.recipe_id(name)] = str(exc).splitlines()
                 continue
             hit = {"digest": hashlib.sha256(raw).hexdigest(), "recipe": recipe}
         new[name] = {**hit, "sig": sig, "racy": sig[0] >= now - _RACY_NS}
         zoo[recipes.recipe_id(name)] = hit["recipe"]
     if new != old:
         _write_cache(cache_file, new)
-    if errors:
-        raise ZoomakeError("\n".join(errors))
-    return zoo
+    return zoo, invalid

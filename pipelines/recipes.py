@@ -179,6 +179,16 @@ def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> di
     return recipe_cache.load_zoo(recipes_dir, cache_dir)
 
 
+def load_zoo_partial(
+    recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike
+) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Like load_zoo, but an invalid recipe does not stop the others: returns
+    ``(valid recipes by id, {id: its error lines} of the invalid ones)``."""
+    from pipelines import recipe_cache
+
+    return recipe_cache.load_zoo_partial(recipes_dir, cache_dir)
+
+
 def recipe_paths(recipes_dir: str | os.PathLike) -> list[Path]:
     """The recipe files of a zoo directory, sorted by name."""
     base = Path(recipes_dir)

@@ -1,9 +1,11 @@
 """``index.html``: the zoo at a glance, one static self-contained page (no script, no network).
 
 A table of models (rows) x target names (columns); each cell carries the target's status as a
-class (``passed``/``failed``/``missing``; ``absent`` where the model has no such target), links
+class (``passed``/``failed``/``not_built``; ``absent`` where the model has no such target), links
 to the artifact files and to ``verify.json`` (relative, so the build tree can be moved or
-served as is), sizes, the worst absolute error per output, latency and conversion time.
+served as is) only where they are this build's, sizes, the worst absolute error per output,
+latency and conversion time. A failed cell names the failing stage and its error; an invalid
+recipe is one row whose cell spans the table and lists its errors.
 """
 
 from __future__ import annotations
@@ -24,17 +26,17 @@ th.model .id { font-weight: 600; font-family: ui-monospace, monospace; }
 td.cell { min-width: 13em; font-size: .85em; }
 td.passed { background: #e8f5ec; }
 td.failed { background: #fce8e6; }
-td.missing { background: #fdf3dc; }
+td.not_built { background: #fdf3dc; }
 td.absent { background: #f6f7f8; color: #9aa3ab; text-align: center; }
 .badge { display: inline-block; font-weight: 700; font-size: .8em; padding: .1em .5em;
          border-radius: .3em; color: #fff; text-decoration: none; }
 td.passed .badge, .summary .passed { background: #1e7e34; }
 td.failed .badge, .summary .failed { background: #c62828; }
-td.missing .badge, .summary .missing { background: #b26a00; }
+td.not_built .badge, .summary .not_built { background: #b26a00; }
 .summary span.zero { background: #9aa3ab; }
 .summary span { color: #fff; padding: .1em .5em; border-radius: .3em; }
 .msg { color: #8c1d18; margin-top: .3em; word-break: break-word; }
-td.missing .msg { color: #6b4500; }
+td.not_built .msg { color: #6b4500; }
 .err td, .err th { border: none; padding: 0 .6em 0 0; font-family: ui-monospace, monospace; }
 .files a, .err { font-family: ui-monospace, monospace; }
 .err { margin: .3em 0; }
@@ -59,7 +61,9 @@ def _cell(t: dict | None, prefix: str) -> str:
     if t is None:
         return '<td class="cell absent" data-status="absent">&#8212;</td>'
     status = t["status"]
-    label = {"passed": "PASS", "failed": "FAIL"}.get(status, "MISSING")
+    label = {"passed": "PASS", "failed": "FAIL"}.get(status, "NOT BUILT")
+    if status == "failed" and t.get("stage") not in (None, "verify"):
+        label += f" at {t['stage']}"
     badge = (
         f'<a class="badge" href="{escape(prefix)}/{escape(t["verify_json"])}">{label}</a>'
         if t["verify_json"]
@@ -71,7 +75,7 @@ def _cell(t: dict | None, prefix: str) -> str:
         f" {_size(f['bytes'])}"
         for f in t["files"]
     )
-    parts.append(f'<div class="files">{files or "no artifact"}</div>')
+    parts.append(f'<div class="files">{files or "no current artifact"}</div>')
     if t["worst_error"]:
         bad = set(t.get("failed_outputs") or ())
         rows = "".join(
@@ -100,23 +104,30 @@ def render_html(report: dict, prefix: str) -> str:
     """The page for ``report`` (``build_report``'s dict); ``prefix``: build dir from the page."""
     columns: list[str] = []
     for model in report["models"]:
-        columns += [t["name"] for t in model["targets"] if t["name"] not in columns]
+        if not model.get("errors"):
+            columns += [t["name"] for t in model["targets"] if t["name"] not in columns]
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
     rows = []
     for model in report["models"]:
         by_name = {t["name"]: t for t in model["targets"]}
         mid = escape(model["id"])
+        if model.get("errors"):
+            lines = "".join(f'<div class="msg">{escape(e)}</div>' for e in model["errors"])
+            cells = (
+                f'<td class="cell failed" colspan="{max(len(columns), 1)}" data-target="recipe" '
+                f'data-status="failed"><span class="badge">FAIL at recipe</span>{lines}</td>'
+            )
+        else:
+            cells = "".join(_cell(by_name.get(c), prefix) for c in columns)
         rows.append(
             f'<tr id="model-{mid}" data-model="{mid}"><th scope="row" class="model">'
             f'<div class="id">{mid}</div><div class="task">{escape(str(model["task"]))}</div>'
-            f'<div class="desc">{escape(model["description"])}</div></th>'
-            + "".join(_cell(by_name.get(c), prefix) for c in columns)
-            + "</tr>"
+            f'<div class="desc">{escape(model["description"])}</div></th>' + cells + "</tr>"
         )
     s = report["summary"]
     counts = "".join(
-        f'<span class="{k}{" zero" if not s[k] else ""}">{s[k]} {k}</span>'
-        for k in ("passed", "failed", "missing")
+        f'<span class="{k}{" zero" if not s[k] else ""}">{s[k]} {k.replace("_", " ")}</span>'
+        for k in ("passed", "failed", "not_built")
     )
     summary = f'<p class="summary">{s["targets"]} targets: {counts}</p>'
     return f"""<!DOCTYPE html>

@@ -13,11 +13,13 @@ Per model ``<id>``::
   export:<id>:<target>    -> build/<id>/<target>/model.*
   measure:<id>:<target>   -> build/<id>/<target>/verify.json + golden test_data_set_N/
   verify:<id>:<target>    fails unless verify.json says passed
-  report                  -> build/report/{report.json,junit.xml,index.html}
+  recipe:<id>             fails: the recipe is invalid (the rest of the zoo still builds)
 
 ``measure`` never fails on a numerical mismatch (it records it); ``verify`` is the gate that
-fails. The split lets ``doit --continue`` still build the report that shows a failure: doit
-skips every task downstream of a failed one.
+fails. The zoo report (build/report/{report.json,junit.xml,index.html}) is written at the end
+of every run, whatever failed, by the run's reporter (``pipelines.zoo_reporter``): doit skips
+every task downstream of a failed one, so no task could be trusted to do it. The reporter also
+takes the build-directory lock.
 
 Each task reruns when, and only when, what it reads changes: its ``file_dep`` (doit compares
 content digests), the recipe sub-tree the stage uses and the fingerprint of the code that does
@@ -26,17 +28,17 @@ the work (both through ``config_changed``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
 import shutil
 import sys
 from pathlib import Path
 
 from doit.tools import config_changed
 
-from pipelines.doit_reporter import ZooReporter
 from pipelines.errors import ZoomakeError
 from pipelines.locations import CODE_ROOT, build_dir, is_checkout, recipes_dir
+from pipelines.zoo_reporter import ZooReporter
 
 REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or the build is
 # ./recipes and ./build of the current directory, or ZOOMAKE_RECIPES / ZOOMAKE_BUILD (tests,
@@ -62,58 +64,74 @@ DOIT_CONFIG = {
     "dep_file": str(BUILD / ".doit.db"),
     "backend": "sqlite3",
     "verbosity": 1,
-    # Executed tasks and one closing line for the zoo (`--reporter console`: doit's own output).
+    # Executed tasks and one closing line for the zoo (`--reporter console`: doit's own output);
+    # the reporter also takes the build lock and writes the report (pipelines.zoo_reporter).
     "reporter": ZooReporter,
-    "default_tasks": ["fetch", "convert", "optimize", "export", "measure", "verify", "report"],
+    "default_tasks": [
+        "fetch",
+        "convert",
+        "optimize",
+        "export",
+        "measure",
+        "verify",
+        "recipe",
+        "report",
+    ],
 }
 
-# Which code each stage runs: a change to any of these files reruns that stage everywhere.
-_STAGE_CODE = {
-    "fetch": ["pipelines/fetch.py", "pipelines/http_get.py", "pipelines/safe_read.py"],
-    "convert": ["converters/caffe", "converters/preprocess.py", "converters/onnx_source.py",
-                "converters/io.py", "pipelines/build.py"],
-    "optimize": ["converters/passes", "converters/io.py", "pipelines/build.py"],
-    "export": ["converters/fp16.py", "converters/openvino_export.py", "converters/onnx2caffe",
-               "converters/io.py", "pipelines/build.py"],
-    "measure": ["pipelines/verify.py", "pipelines/runtimes.py", "pipelines/runtime_caffe.py",
-                "pipelines/side_runtime.py", "pipelines/side_runners",
-                "pipelines/samples.py", "pipelines/metrics.py", "pipelines/golden.py",
-                "pipelines/reference_preprocess.py", "converters/caffe/proto"],
-    "report": ["pipelines/report.py", "pipelines/report_html.py", "pipelines/verify.py",
-               "pipelines/golden.py", "pipelines/metrics.py"],
-}  # fmt: skip
+# The action each stage runs; its code fingerprint is that function's import closure
+# (pipelines.code_closure): project files it can reach and the third-party versions it imports.
+STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
+                 "export": "act_export", "measure": "act_measure"}  # fmt: skip
+
+
+@functools.cache
+def _scanner():
+    from pipelines.code_closure import Scanner
+
+    return Scanner(REPO, BUILD / ".cache" / "code-closure.json")
 
 
 @functools.cache
 def code_fingerprint(stage: str) -> str:
-    """sha256 over the source of the code a stage runs (paths relative to the repo)."""
-    h = hashlib.sha256()
-    for entry in _STAGE_CODE[stage]:
-        base = REPO / entry
-        files = (
-            sorted(base.rglob("*.py")) + sorted(base.rglob("*.proto")) if base.is_dir() else [base]
-        )
-        for f in files:
-            if f.is_file():
-                h.update(str(f.relative_to(REPO)).encode())
-                h.update(f.read_bytes())
-    return h.hexdigest()
+    """sha256 over the code a stage runs and the versions of the libraries it imports."""
+    from pipelines.code_closure import fingerprint
+
+    scanner = _scanner()
+    digest, _ = fingerprint(scanner, "pipelines.tasks", STAGE_ACTIONS[stage])
+    scanner.save()
+    return digest
 
 
 @functools.cache
-def zoo() -> dict[str, dict]:
-    """The validated recipes; an invalid zoo stops doit with every error, one per line."""
-    from pipelines.recipes import load_zoo
+def _load() -> tuple[dict[str, dict], dict[str, list[str]]]:
+    from pipelines.recipes import load_zoo_partial
 
     try:
-        return load_zoo(RECIPES, BUILD / ".cache")
-    except ZoomakeError as exc:
-        print(str(exc), file=sys.stderr)
+        valid, invalid = load_zoo_partial(RECIPES, BUILD / ".cache")
+    except ZoomakeError as exc:  # the recipe directory itself is unusable
+        print(f"doit: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for lines in invalid.values():
+        for line in lines:
+            print(line, file=sys.stderr)
+    if invalid:
         print(
-            "doit: refusing to build: fix the recipe errors above (`zoomake validate` lists them)",
+            f"doit: {len(invalid)} invalid recipe(s) not built, each fails as recipe:<id> "
+            "(`zoomake validate` lists the errors)",
             file=sys.stderr,
         )
-        raise SystemExit(1) from None
+    return valid, invalid
+
+
+def zoo() -> dict[str, dict]:
+    """The valid recipes (an invalid one is reported and left out, see ``invalid_recipes``)."""
+    return _load()[0]
+
+
+def invalid_recipes() -> dict[str, list[str]]:
+    """``{id: error lines}`` of the recipes that fail validation."""
+    return _load()[1]
 
 
 def _uptodate(
@@ -145,6 +163,14 @@ def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
 
 
 def _rmtree(path: Path) -> None:
+    """`doit clean`'s action: never under a running build's feet."""
+    from pipelines import build_lock
+
+    try:
+        build_lock.hold(BUILD)
+    except ZoomakeError as exc:
+        print(f"doit: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -193,19 +219,31 @@ def _timed(fn, stats_path: Path, *args) -> None:
         tmp.write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 4)}))
 
 
-def act_convert(model_id: str, recipe: dict, out: str) -> None:
+def recipe_path(model_id: str) -> str:
+    """The recipe file as the user names it: relative to the working directory when inside."""
+    path = RECIPES / f"{model_id}.yaml"
+    with contextlib.suppress(ValueError):
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    return str(path)
+
+
+def act_convert(model_id: str, recipe: dict, roles: dict[str, Path], out: str) -> None:
+    from converters.errors import ModelMismatch
     from converters.io import save_onnx
     from pipelines.build import convert_source
 
     def run():
         src = recipe["source"]
-        model = convert_source(
-            src["framework"],
-            _roles(model_id, recipe),
-            recipe.get("inputs"),
-            recipe.get("outputs"),
-            src.get("opset", 17),
-        )
+        try:
+            model = convert_source(
+                src["framework"],
+                roles,
+                recipe.get("inputs"),
+                recipe.get("outputs"),
+                src.get("opset", 17),
+            )
+        except ModelMismatch as exc:  # the recipe asked for it: say so against the recipe
+            raise ZoomakeError(f"{recipe_path(model_id)}#{exc.pointer()}: {exc.detail}") from None
         save_onnx(model, out)
 
     _timed(run, Path(out).with_name("stats.json"))
@@ -227,10 +265,12 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
     _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
 
 
-def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
+def act_measure(
+    model_id: str, recipe: dict, target_name: str, roles: dict[str, Path], out_dir: str
+) -> None:
     from pipelines.verify import measure
 
-    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
+    measure(model_id, recipe, target_name, roles, Path(out_dir))
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
@@ -239,28 +279,82 @@ def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
     return gate(model_id, target_name, Path(verify_json), recipe, _roles(model_id, recipe))
 
 
-def act_report(ids: list[str], out_dir: str) -> None:
-    from pipelines.report import write_report
-
-    write_report({i: zoo()[i] for i in ids}, BUILD, Path(out_dir))
-
-
 def _guarded(fn):
-    """Wrap an action so any failure prints one line and fails the task (no traceback): bad
-    input and environment errors (disk full) as such, bugs as ``internal error`` lines."""
+    """Wrap an action so any failure fails the task with one line (no traceback; the reporter
+    prints it as ``<task> failed: <line>``): bad input and environment errors (disk full) as
+    such, bugs as ``internal error`` lines (pipelines.errors.describe)."""
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        from doit.exceptions import TaskFailed
+
         from pipelines.errors import describe
 
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:  # describe() tells bad input from bugs; see pipelines.errors
-            print(f"error: {describe(exc)[1]}", file=sys.stderr)
-            return False
+            return TaskFailed(describe(exc)[1])
         return result is not False
 
     return run
+
+
+def _sweep(paths: list[str]) -> None:
+    """First action of every task: remove what a killed earlier run left beside its outputs."""
+    from converters.io import sweep_temporaries
+
+    for path in paths:
+        sweep_temporaries(path)
+
+
+def finish_run(tasks: dict, events: dict) -> None:
+    """End of every doit run (called by the reporter): record failures, drop the stale outputs
+    of models whose stage failed, rewrite the report. ``events``: task -> None (current) or
+    ``(kind, message)`` with kind ``failed`` / ``blocked``."""
+    from pipelines.build_state import BuildState, chain, downstream, load_failures, save_failures
+    from pipelines.golden import golden_sets
+    from pipelines.report import write_report
+
+    valid = zoo()
+    names = {
+        t
+        for model_id, recipe in valid.items()
+        for name in recipe["targets"]
+        for t in chain(model_id, name)
+    }
+    state = BuildState(invalid=invalid_recipes())
+    state.failed = {k: v for k, v in load_failures(BUILD).items() if k in names}
+    for name, event in events.items():
+        if name not in names:
+            continue
+        state.failed.pop(name, None)
+        if event is None:
+            continue
+        kind, message = event
+        if kind == "failed":
+            state.failed[name] = message
+            model_id = name.split(":")[1]
+            for stale in [name, *downstream(name, list(valid[model_id]["targets"]))]:
+                if stale in tasks:
+                    for target in tasks[stale].targets:
+                        Path(target).unlink(missing_ok=True)
+                if stale.startswith("measure:"):  # its golden sets are as stale as verify.json
+                    for golden in golden_sets(Path(tasks[stale].targets[0]).parent):
+                        shutil.rmtree(golden, ignore_errors=True)
+        else:
+            state.stale[name] = message
+    unreached = sorted(n for n in names - set(events) if n in tasks and n not in state.failed)
+    if unreached:
+        # Not reached in this run (a partial selection, or stopped at a failure): doit's own
+        # database says whether each is still current.
+        from doit.dependency import Dependency, MD5Checker, SqliteDB
+
+        deps = Dependency(SqliteDB, DOIT_CONFIG["dep_file"], checker_cls=MD5Checker)
+        for name in unreached:
+            if deps.get_status(tasks[name], tasks).status != "up-to-date":
+                state.stale[name] = "is out of date (not run since its inputs changed)"
+    save_failures(BUILD, state.failed)
+    write_report(valid, BUILD, BUILD / "report", state)
 
 
 # -- task creators ---------------------------------------------------------------------------------
@@ -291,11 +385,11 @@ def task_validate():
 def task_fetch():
     """Download (or find in ZOOMAKE_MIRROR) and checksum each model's source files."""
     for model_id, recipe in zoo().items():
-        dests = source_files(model_id, recipe)
+        targets = [str(p) for p in source_files(model_id, recipe).values()]
         yield {
             "name": model_id,
-            "actions": [(_guarded(act_fetch), [model_id, recipe])],
-            "targets": [str(p) for p in dests.values()],
+            "actions": [(_sweep, [targets]), (_guarded(act_fetch), [model_id, recipe])],
+            "targets": targets,
             "uptodate": [_uptodate(recipe, "fetch")],
             "clean": [(_rmtree, [BUILD / model_id / "source"])],
         }
@@ -305,11 +399,17 @@ def task_convert():
     """Convert each source model to ONNX with its preprocessing embedded."""
     for model_id, recipe in zoo().items():
         out = BUILD / model_id / "convert" / "model.onnx"
+        targets = [str(out), str(out.with_name("stats.json"))]
         yield {
             "name": model_id,
-            "actions": [(_guarded(act_convert), [model_id, recipe, str(out)])],
+            "actions": [
+                (_sweep, [targets]),
+                # The paths are data (they are file_dep): computed here, so the fetch code is
+                # no part of the converter's code fingerprint.
+                (_guarded(act_convert), [model_id, recipe, _roles(model_id, recipe), str(out)]),
+            ],
             "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
-            "targets": [str(out), str(out.with_name("stats.json"))],
+            "targets": targets,
             "uptodate": [_uptodate(recipe, "convert")],
             "clean": [(_rmtree, [out.parent])],
         }
@@ -320,11 +420,15 @@ def task_optimize():
     for model_id, recipe in zoo().items():
         src = BUILD / model_id / "convert" / "model.onnx"
         out = BUILD / model_id / "optimize" / "model.onnx"
+        targets = [str(out), str(out.with_name("stats.json"))]
         yield {
             "name": model_id,
-            "actions": [(_guarded(act_optimize), [recipe, str(src), str(out)])],
+            "actions": [
+                (_sweep, [targets]),
+                (_guarded(act_optimize), [recipe, str(src), str(out)]),
+            ],
             "file_dep": [str(src)],
-            "targets": [str(out), str(out.with_name("stats.json"))],
+            "targets": targets,
             "uptodate": [_uptodate(recipe, "optimize")],
             "clean": [(_rmtree, [out.parent])],
         }
@@ -337,11 +441,15 @@ def task_export():
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
             files = _artifact_files(out_dir, target["format"])
+            targets = [str(f) for f in files] + [str(out_dir / "export-stats.json")]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(_guarded(act_export), [target, str(src), str(out_dir)])],
+                "actions": [
+                    (_sweep, [targets]),
+                    (_guarded(act_export), [target, str(src), str(out_dir)]),
+                ],
                 "file_dep": [str(src)],
-                "targets": [str(f) for f in files] + [str(out_dir / "export-stats.json")],
+                "targets": targets,
                 "uptodate": [_uptodate(recipe, "export", name)],
                 "clean": [(_rmtree, [out_dir])],
             }
@@ -357,11 +465,18 @@ def task_measure():
     """Run each artifact and its source-framework reference; write verify.json and golden data."""
     for model_id, recipe in zoo().items():
         sources = [str(p) for p in source_files(model_id, recipe).values()]
+        roles = _roles(model_id, recipe)
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
+            from pipelines.golden import GOLDEN
+
+            swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN)]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(_guarded(act_measure), [model_id, recipe, name, str(out_dir)])],
+                "actions": [
+                    (_sweep, [swept]),
+                    (_guarded(act_measure), [model_id, recipe, name, roles, str(out_dir)]),
+                ],
                 "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
                 "uptodate": [
@@ -414,18 +529,30 @@ def task_verify():
             }
 
 
+def task_recipe():
+    """Fail for each invalid recipe, after the rest of the zoo was built and verified."""
+    gates = [f"verify:{i}:{name}" for i, recipe in zoo().items() for name in recipe["targets"]]
+    for model_id, errors in invalid_recipes().items():
+        yield {
+            "name": model_id,
+            "actions": [(_fail, ["\n".join(errors)])],
+            # After every gate: in a parallel build an early failure would stop the others.
+            "task_dep": gates,
+            "verbosity": 2,
+        }
+
+
+def _fail(message: str):
+    from doit.exceptions import TaskFailed
+
+    return TaskFailed(message)
+
+
 def task_report():
-    """Write build/report/report.json, junit.xml and index.html for the whole zoo."""
-    ids = sorted(zoo())
-    deps = [str(BUILD / i / name / "verify.json") for i in ids for name in zoo()[i]["targets"]]
-    out = BUILD / "report"
-    return {
-        "actions": [(_guarded(act_report), [ids, str(out)])],
-        "file_dep": deps,
-        "targets": [str(out / n) for n in ("report.json", "junit.xml", "index.html")],
-        "uptodate": [config_changed({"code": code_fingerprint("report"), "ids": ids})],
-        "clean": [(_rmtree, [out])],
-    }
+    """build/report/{report.json,junit.xml,index.html}: written at the end of every run."""
+    # No action: the reporter writes the report when any run ends (see the module docstring);
+    # this task names it for `doit report` (only the report) and `doit clean report`.
+    return {"actions": [], "clean": [(_rmtree, [BUILD / "report"])]}
 
 
 def task_docs():

@@ -66,7 +66,7 @@ def zoo_build(tmp_path_factory):
 
 def test_report_json(zoo_build):
     report = json.loads((zoo_build / "report" / "report.json").read_text())
-    assert report["summary"] == {"targets": 4, "passed": 2, "failed": 1, "missing": 1}
+    assert report["summary"] == {"targets": 4, "passed": 2, "failed": 1, "not_built": 1}
     models = {m["id"]: m for m in report["models"]}
     assert [m["id"] for m in report["models"]] == ["broken", "gone", "good"]
     good = {t["name"]: t for t in models["good"]["targets"]}
@@ -89,7 +89,7 @@ def test_report_json(zoo_build):
     assert broken["message"].startswith("FAILED output 'prob': max abs error")
     assert broken["worst_error"]["prob"] > 0.01 and broken["worst_error"]["score"] < 1e-4
     (gone,) = models["gone"]["targets"]
-    assert gone["status"] == "missing" and gone["files"] == [] and gone["latency_ms"] is None
+    assert gone["status"] == "not_built" and gone["files"] == [] and gone["latency_ms"] is None
     assert "gone/openvino/verify.json is missing" in gone["message"]
 
 
@@ -162,10 +162,10 @@ def _check_table(rows: dict[str, list[dict]], page_dir: Path) -> None:
     assert list(rows) == ["broken", "gone", "good"]
     assert [c["status"] for c in rows["good"]] == ["passed", "absent", "passed"]
     assert [c["status"] for c in rows["broken"]] == ["failed", "absent", "absent"]
-    assert [c["status"] for c in rows["gone"]] == ["absent", "missing", "absent"]
+    assert [c["status"] for c in rows["gone"]] == ["absent", "not_built", "absent"]
     assert "failed" in rows["broken"][0]["class"] and "FAIL" in rows["broken"][0]["text"]
     assert "FAILED output 'prob'" in rows["broken"][0]["text"]
-    assert "MISSING" in rows["gone"][1]["text"]
+    assert "NOT BUILT" in rows["gone"][1]["text"]
     assert "PASS" in rows["good"][0]["text"] and " ms" in rows["good"][0]["text"]
     links = rows["good"][0]["links"]
     assert [Path(h).name for h in links] == ["verify.json", "model.onnx"]
@@ -226,7 +226,7 @@ def test_html_renders_in_chromium(zoo_build, tmp_path):
     colors = {c["status"]: c["bg"] for cells in rows.values() for c in cells}
     assert colors["passed"] == "rgb(232, 245, 236)"  # the pass/fail classes are styled
     assert colors["failed"] == "rgb(252, 232, 230)"
-    assert colors["missing"] == "rgb(253, 243, 220)"
+    assert colors["not_built"] == "rgb(253, 243, 220)"
     shot = tmp_path / "report.png"
     _chromium(
         f"--screenshot={shot}",

@@ -23,7 +23,7 @@ from converters.caffe.prototxt import parse_prototxt
 from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, supported_types
 from converters.caffe.upgrade import upgrade_layers
 from converters.caffe.weights import read_caffemodel
-from converters.errors import ConversionError, UnsupportedError
+from converters.errors import ConversionError, ModelMismatch, UnsupportedError, did_you_mean
 from converters.io import SplitModel
 
 log = logging.getLogger("zoomake.caffe")
@@ -43,7 +43,7 @@ TRAINING_TYPES = frozenset(
 @functools.cache
 def max_opset() -> int:
     """The newest default-domain opset both onnx and the installed onnxruntime accept."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # fingerprint: ignore (only bounds the accepted opset)
 
     best = DEFAULT_OPSET
     for opset in range(DEFAULT_OPSET, onnx.defs.onnx_opset_version() + 1):
@@ -133,14 +133,17 @@ def _select(layers: list[LayerView], outputs: list[str] | None, input_blobs: set
             last_writer[t] = pos
     needed: set[int] = set()
     stack = []
-    for blob in outputs:
+    for index, blob in enumerate(outputs):
         if blob in last_writer:
             stack.append((blob, len(layers)))
         elif blob not in input_blobs:
             known = sorted(set(last_writer) | input_blobs)
-            raise ConversionError(
+            raise ModelMismatch(
                 f"{source}: requested output '{blob}' is not a blob of this net; "
-                f"blobs: {', '.join(known)}"
+                f"blobs: {', '.join(known)}",
+                field="outputs",
+                key=index,
+                detail=f"the model has no blob '{blob}'{did_you_mean(blob, known)}",
             )
     while stack:
         blob, before = stack.pop()
@@ -219,10 +222,26 @@ def convert_caffe(
     all_inputs = [n for n, _ in declared] + sorted(input_layer_tops)
     unknown = set(input_shapes) - set(all_inputs)
     if unknown:
-        raise ConversionError(
+        first = sorted(unknown)[0]
+        raise ModelMismatch(
             f"{source}: --input-shape names unknown input(s) {', '.join(sorted(unknown))}; "
-            f"the net's inputs are: {', '.join(all_inputs) or '(none)'}"
+            f"the net's inputs are: {', '.join(all_inputs) or '(none)'}",
+            field="inputs",
+            key=first,
+            detail=f"the model has no input '{first}'{did_you_mean(first, all_inputs)}",
         )
+    for name, dims in declared:
+        given = input_shapes.get(name)
+        if given is not None and dims and len(given) != len(dims):
+            raise ModelMismatch(
+                f"{source}: --input-shape {name}: the net declares a {len(dims)}-D input "
+                f"{list(dims)}, got {len(given)}-D {list(given)}",
+                field="inputs",
+                key=name,
+                sub="shape",
+                detail=f"input '{name}' is {len(dims)}-D in the model {list(dims)}, "
+                f"got {len(given)}-D {list(given)}",
+            )
 
     selected = _select(layers, outputs, {n for n, _ in declared}, source)
     if not outputs:

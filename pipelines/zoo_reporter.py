@@ -1,0 +1,95 @@
+"""The doit reporter of zoo builds: the build lock, one line per failure, and the end of a run.
+
+doit calls a reporter's ``initialize`` before the first task and ``complete_run`` after the
+last one in the main process, on success, on failure with or without ``--continue``, on
+Ctrl-C, in serial and parallel runs alike. That is the one place that sees every build end,
+so it is where the build takes its lock (``pipelines.build_lock``), records what each task
+did (``pipelines.build_state``), removes the stale outputs of a model whose stage failed and
+rewrites the zoo report. A task skipped because its upstream failed is never run by doit,
+so no task of the build itself could do this.
+
+Failures print as ``<task> failed: <one-line error>``, without doit's
+``TaskFailed - taskid:...`` banner (tracebacks, i.e. bugs, are still shown in full).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from doit.exceptions import TaskFailed, UnmetDependency
+from doit.reporter import ConsoleReporter
+
+from pipelines.errors import ZoomakeError
+
+CURRENT = None  # event of a task that ran successfully or was up to date
+
+
+def _one_line(fail) -> str:
+    if isinstance(fail, TaskFailed):
+        lines = [ln for ln in fail.message.splitlines() if ln.strip()]
+        return "; ".join(lines) or "failed"
+    # An uncaught exception (a bug in zoomake) or doit's own error: its last line says what.
+    lines = [ln.strip() for ln in fail.get_msg().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(fail).__name__
+
+
+class ZooReporter(ConsoleReporter):
+    desc = "console; one line per failure; zoo report written at the end of every run"
+
+    def __init__(self, outstream, options):
+        super().__init__(outstream, options)
+        self.locked = False
+        self.tasks: dict = {}
+        self.events: dict[str, tuple[str, str] | None] = {}
+
+    def initialize(self, tasks, selected_tasks):
+        from pipelines import build_lock
+        from pipelines.tasks import BUILD
+
+        try:
+            build_lock.hold(BUILD)
+        except ZoomakeError as exc:
+            print(f"doit: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        self.locked = True
+        self.tasks = tasks
+
+    def skip_uptodate(self, task):
+        super().skip_uptodate(task)
+        self.events[task.name] = CURRENT
+
+    def add_success(self, task):
+        self.events[task.name] = CURRENT
+
+    def skip_ignore(self, task):
+        super().skip_ignore(task)
+        self.events[task.name] = ("blocked", "was not built (doit ignore)")
+
+    def add_failure(self, task, fail):
+        if isinstance(fail, UnmetDependency):
+            self.events[task.name] = ("blocked", f"was not built: {fail.message} failed")
+            return
+        line = _one_line(fail)
+        self.events[task.name] = ("failed", line)
+        self.failures.append({"task": task, "exception": fail})
+        if isinstance(fail, TaskFailed):
+            for text in fail.message.splitlines() or ["failed"]:
+                print(f"{task.name} failed: {text}", file=sys.stderr)
+        else:
+            print(f"{task.name} failed: {fail.get_msg().rstrip()}", file=sys.stderr)
+
+    def complete_run(self):
+        for result in self.failures:  # what a failed task printed while doit captured it
+            task = result["task"]
+            out = "".join(a.out for a in task.actions if getattr(a, "out", None))
+            if task.executed and out.strip():
+                self.write(f"{task.name} <stdout>:\n{out}\n")
+        if self.runtime_errors:
+            self.write("Execution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
+        if self.locked:
+            from pipelines.tasks import finish_run
+
+            try:
+                finish_run(self.tasks, self.events)
+            except (OSError, ZoomakeError) as exc:
+                print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
