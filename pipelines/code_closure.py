@@ -54,9 +54,10 @@ class Scanner:
     def save(self) -> None:
         if not self.dirty or self.cache_file is None:
             return
-        from converters.io import atomic_output
+        from converters.io import atomic_output, sweep_temporaries
 
         try:
+            sweep_temporaries(self.cache_file)  # a killed run's (see pipelines.recipe_cache)
             with atomic_output(self.cache_file) as tmp:
                 tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": self.cache}))
         except OSError:

@@ -65,11 +65,14 @@ def _read_cache(path: Path) -> dict:
 
 
 def _write_cache(path: Path, entries: dict) -> None:
-    from converters.io import atomic_output
+    from converters.io import atomic_output, sweep_temporaries
 
     try:
+        sweep_temporaries(path)  # a killed run's; a concurrent writer's loses its rename below
         with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             json.dump({"code": _code_fingerprint(), "entries": entries}, f, separators=(",", ":"))
+    except FileNotFoundError:
+        pass  # another process swept our temporary while writing the same cache: it wins
     except OSError as exc:
         raise ZoomakeError(f"{path}: cannot write the recipe cache ({exc.strerror})") from None
 

@@ -237,3 +237,39 @@ def test_html_renders_in_chromium(zoo_build, tmp_path):
     assert shot.stat().st_size > 10_000
     if os.environ.get("ZOOMAKE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["ZOOMAKE_KEEP_SCREENSHOT"])
+
+
+def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
+    """A chain task that failed or is out of date outranks a passing verify.json on disk."""
+    from pipelines.build_state import BuildState
+
+    zoo = {
+        "good": make_recipe(targets={"onnx": {"format": "onnx", "precision": "fp32"},
+                                     "onnx-fp16": {"format": "onnx", "precision": "fp16"}}),
+    }  # fmt: skip
+    state = BuildState(
+        failed={"export:good:onnx": "good/onnx/model.onnx: disk full"},
+        stale={"optimize:good": "is out of date (not run since its inputs changed)"},
+        invalid={"bad": ["recipes/bad.yaml#/source: expected a mapping, got 3"]},
+    )
+    out = tmp_path / "report"
+    write_report(zoo, zoo_build, out, state)
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"] == {"targets": 3, "passed": 0, "failed": 2, "not_built": 1}
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    assert (by["good", "onnx"]["status"], by["good", "onnx"]["stage"]) == ("failed", "export")
+    assert (
+        by["good", "onnx"]["message"] == "export:good:onnx failed: good/onnx/model.onnx: disk full"
+    )
+    assert by["good", "onnx-fp16"]["status"] == "not_built"
+    assert by["good", "onnx-fp16"]["message"].startswith("optimize:good is out of date")
+    assert (by["bad", "recipe"]["status"], by["bad", "recipe"]["stage"]) == ("failed", "recipe")
+    for t in by.values():  # the passing verify.json and model.onnx on disk are not linked
+        assert t["files"] == [] and t["verify_json"] is None
+    html = (out / "index.html").read_text()
+    assert "href" not in html.split("<tbody>")[1] and "FAIL at export" in html
+    assert "FAIL at recipe" in html and "recipes/bad.yaml#/source" in html
+    junit = ET.parse(out / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in junit.iter("testcase")}
+    assert cases["recipe:bad"][0].get("type") == "InvalidRecipe"
+    assert cases["verify:good:onnx-fp16"][0].tag == "error"

@@ -111,10 +111,13 @@ def test_verify_change_reruns_only_that_models_verification(zoo):
     path = zoo["recipes"] / "mtcnn-det1.yaml"
     recipe = yaml.safe_load(path.read_text())
     path.write_text(path.read_text().replace("samples: 3", "samples: 2"))
+    report = zoo["build"] / "report" / "report.json"
+    before = report.stat().st_mtime_ns
     ran = executed(run_doit(zoo["env"]))
     targets = recipe["targets"]
     expected = {f"{s}:mtcnn-det1:{t}" for s in ("measure", "verify") for t in targets}
-    assert ran == expected | {"report"}, ran
+    assert ran == expected, ran
+    assert report.stat().st_mtime_ns > before  # the report is rewritten at the end of a run
 
 
 def test_mean_change_reruns_that_model_from_convert(zoo):
@@ -124,14 +127,14 @@ def test_mean_change_reruns_that_model_from_convert(zoo):
     path.write_text(text.replace("mean: 127.5", "mean: 127.0"))
     ran = executed(run_doit(zoo["env"]))
     targets = yaml.safe_load(text)["targets"]
-    expected = {"convert:mtcnn-det2", "optimize:mtcnn-det2", "report"}
+    expected = {"convert:mtcnn-det2", "optimize:mtcnn-det2"}
     expected |= {f"{s}:mtcnn-det2:{t}" for s in ("export", "measure", "verify") for t in targets}
     # optimize/export may find their input unchanged only if the model bytes are equal, which a
     # new mean cannot give: every stage downstream of convert reruns, and nothing else.
     assert ran == expected, ran
 
 
-def test_invalid_recipe_stops_the_build(zoo):
+def test_invalid_recipe_fails_the_build_but_not_the_zoo(zoo):
     bad = zoo["recipes"] / "zz-broken.yaml"
     bad.write_text("description: x\nlicense: MIT\ntask: classification\nsource: {framework: tf}\n")
     try:
@@ -140,7 +143,7 @@ def test_invalid_recipe_stops_the_build(zoo):
         bad.unlink()
     assert r.returncode != 0
     assert "zz-broken.yaml#/source/framework" in r.stderr
-    assert executed(r) == set()
+    assert executed(r) == {"recipe:zz-broken"}  # the valid zoo is up to date: nothing else
 
 
 def _flip_last_byte(path: Path) -> bytes:
@@ -199,8 +202,6 @@ def test_broken_artifact_fails_its_verify_and_report_shows_it(zoo):
     out = r.stdout + r.stderr
     assert "verify:mtcnn-det1:onnx" in out
     assert re.search(r"FAILED output '(prob1|conv4-2)'", out), out
-    ran = executed(r)
-    assert "report" in ran
     n = len(recipe_targets(zoo["recipes"]))
     report_html = zoo["build"] / "report" / "index.html"
     assert r.stdout.splitlines()[-1] == (
