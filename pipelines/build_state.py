@@ -73,17 +73,27 @@ class BuildState:
         return None
 
 
-def load_failures(build_dir: str | os.PathLike) -> dict[str, str]:
+def _status(build_dir) -> dict:
     try:
         data = json.loads((Path(build_dir) / STATUS_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    failed = data.get("failed") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def load_failures(build_dir: str | os.PathLike) -> dict[str, str]:
+    failed = _status(build_dir).get("failed")
     if not isinstance(failed, dict):
         return {}
     return {k: v for k, v in failed.items() if isinstance(k, str) and isinstance(v, str)}
 
 
-def save_failures(build_dir: str | os.PathLike, failed: dict[str, str]) -> None:
+def report_key(build_dir: str | os.PathLike) -> str | None:
+    """The key the last written report was made with (see pipelines.tasks.finish_run)."""
+    return _status(build_dir).get("report_key")
+
+
+def save_failures(build_dir: str | os.PathLike, failed: dict[str, str], key: str) -> None:
+    data = {"failed": dict(sorted(failed.items())), "report_key": key}
     with atomic_output(Path(build_dir) / STATUS_NAME) as tmp:
-        tmp.write_text(json.dumps({"failed": dict(sorted(failed.items()))}, indent=1) + "\n")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")

@@ -32,7 +32,7 @@ from pathlib import Path
 PROJECT = ("converters", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 class Scanner:
@@ -73,10 +73,16 @@ class Scanner:
                 return path
         return None
 
+    def signature(self, rel: str) -> list[int] | None:
+        try:
+            st = os.stat(self.root / rel)
+        except OSError:
+            return None
+        return [st.st_mtime_ns, st.st_size, st.st_ino]
+
     def info(self, path: Path) -> dict:
         rel = path.relative_to(self.root).as_posix()
-        st = path.stat()
-        sig = [st.st_mtime_ns, st.st_size, st.st_ino]
+        sig = self.signature(rel)
         hit = self.cache.get(rel)
         if hit and hit["sig"] == sig:
             return hit
@@ -136,7 +142,26 @@ def _analyse(source: str, package: str) -> dict:
 
 def closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str, str], set[str]]:
     """``({project file: sha256}, {third-party top-level import names})`` reached from the
-    function ``entry`` of ``entry_module`` (see the module docstring)."""
+    function ``entry`` of ``entry_module`` (see the module docstring).
+
+    The answer is cached with the stat signature of every file it read: while none of them
+    changed (an edit that adds an import changes the file that has it), it is still right.
+    """
+    slot = f":closure:{entry_module}:{entry}"
+    hit = scanner.cache.get(slot)
+    if hit and all(scanner.signature(rel) == sig for rel, sig in hit["sigs"].items()):
+        return hit["files"], set(hit["third"])
+    files, third = _closure(scanner, entry_module, entry)
+    sigs = {rel: scanner.signature(rel) for rel in files if ":" not in rel}
+    sigs[scanner.module_file(entry_module).relative_to(scanner.root).as_posix()] = None
+    for rel in sigs:
+        sigs[rel] = scanner.signature(rel)
+    scanner.cache[slot] = {"sigs": sigs, "files": files, "third": sorted(third)}
+    scanner.dirty = True
+    return files, third
+
+
+def _closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str, str], set[str]]:
     files: dict[str, str] = {}
     third: set[str] = set()
     seen: set[tuple[str, str | None]] = set()

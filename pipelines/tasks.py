@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -309,9 +311,20 @@ def _sweep(paths: list[str]) -> None:
 
 def finish_run(tasks: dict, events: dict) -> None:
     """End of every doit run (called by the reporter): record failures, drop the stale outputs
-    of models whose stage failed, rewrite the report. ``events``: task -> None (current) or
-    ``(kind, message)`` with kind ``failed`` / ``blocked``."""
-    from pipelines.build_state import BuildState, chain, downstream, load_failures, save_failures
+    of models whose stage failed, rewrite the report. ``events``: task -> None (up to date),
+    ``"ran"`` or ``(kind, message)`` with kind ``failed`` / ``blocked``.
+
+    A run in which every task of the zoo was up to date changed nothing the report reads, so
+    the report it would write is the one on disk: skipped unless the set of targets or the
+    report code changed (a no-op build stays cheap on a big zoo)."""
+    from pipelines.build_state import (
+        BuildState,
+        chain,
+        downstream,
+        load_failures,
+        report_key,
+        save_failures,
+    )
     from pipelines.golden import golden_sets
     from pipelines.report import write_report
 
@@ -322,13 +335,23 @@ def finish_run(tasks: dict, events: dict) -> None:
         for name in recipe["targets"]
         for t in chain(model_id, name)
     }
+    gates = {f"verify:{i}:{t}" for i, recipe in valid.items() for t in recipe["targets"]}
+    key = _report_key(names)
+    if (
+        all(name in events and events[name] is None for name in names | gates)
+        and not invalid_recipes()
+        and load_failures(BUILD) == {}
+        and report_key(BUILD) == key
+        and all((BUILD / "report" / f).is_file() for f in REPORT_FILES)
+    ):
+        return
     state = BuildState(invalid=invalid_recipes())
     state.failed = {k: v for k, v in load_failures(BUILD).items() if k in names}
     for name, event in events.items():
         if name not in names:
             continue
         state.failed.pop(name, None)
-        if event is None:
+        if event is None or event == "ran":
             continue
         kind, message = event
         if kind == "failed":
@@ -353,8 +376,20 @@ def finish_run(tasks: dict, events: dict) -> None:
         for name in unreached:
             if deps.get_status(tasks[name], tasks).status != "up-to-date":
                 state.stale[name] = "is out of date (not run since its inputs changed)"
-    save_failures(BUILD, state.failed)
     write_report(valid, BUILD, BUILD / "report", state)
+    save_failures(BUILD, state.failed, key)
+
+
+REPORT_FILES = ("report.json", "junit.xml", "index.html")
+
+
+def _report_key(names: set[str]) -> str:
+    """What a no-op run's report depends on besides the build tree: the targets and the code."""
+    h = hashlib.sha256(json.dumps(sorted(names)).encode())
+    for name in ("report.py", "report_html.py", "build_state.py", "tasks.py"):
+        st = (REPO / "pipelines" / name).stat()
+        h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
+    return h.hexdigest()
 
 
 # -- task creators ---------------------------------------------------------------------------------

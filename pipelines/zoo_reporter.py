@@ -21,7 +21,7 @@ from doit.reporter import ConsoleReporter
 
 from pipelines.errors import ZoomakeError
 
-CURRENT = None  # event of a task that ran successfully or was up to date
+UP_TO_DATE, RAN = None, "ran"  # events of a current task; else (kind, message)
 
 
 def _one_line(fail) -> str:
@@ -56,10 +56,10 @@ class ZooReporter(ConsoleReporter):
 
     def skip_uptodate(self, task):
         super().skip_uptodate(task)
-        self.events[task.name] = CURRENT
+        self.events[task.name] = UP_TO_DATE
 
     def add_success(self, task):
-        self.events[task.name] = CURRENT
+        self.events[task.name] = RAN
 
     def skip_ignore(self, task):
         super().skip_ignore(task)

@@ -123,7 +123,7 @@ def test_failed_convert_rewrites_the_report_and_drops_stale_artifacts(tmp_path, 
     recipe.write_text(recipe.read_text().replace("- prob\n", "- prob1\n"))
     ok(run_doit(env, cwd=cwd))
     assert {t["status"] for t in report(build).values()} == {"passed"}
-    assert json.loads((build / ".status.json").read_text()) == {"failed": {}}
+    assert json.loads((build / ".status.json").read_text())["failed"] == {}
 
 
 def test_a_stopped_build_reports_what_it_did_not_reach_as_not_built(tmp_path, models_dir):
