@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -301,6 +299,11 @@ def _guarded(fn):
     return run
 
 
+# pipelines.golden.GOLDEN, the name its staging directory is a temporary of (not imported:
+# golden imports numpy, ~200 ms on every `doit list`).
+GOLDEN_STAGING = "golden"
+
+
 def _sweep(paths: list[str]) -> None:
     """First action of every task: remove what a killed earlier run left beside its outputs."""
     from converters.io import sweep_temporaries
@@ -310,86 +313,10 @@ def _sweep(paths: list[str]) -> None:
 
 
 def finish_run(tasks: dict, events: dict) -> None:
-    """End of every doit run (called by the reporter): record failures, drop the stale outputs
-    of models whose stage failed, rewrite the report. ``events``: task -> None (up to date),
-    ``"ran"`` or ``(kind, message)`` with kind ``failed`` / ``blocked``.
+    """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
+    from pipelines.build_state import finish_run as finish
 
-    A run in which every task of the zoo was up to date changed nothing the report reads, so
-    the report it would write is the one on disk: skipped unless the set of targets or the
-    report code changed (a no-op build stays cheap on a big zoo)."""
-    from pipelines.build_state import (
-        BuildState,
-        chain,
-        downstream,
-        load_failures,
-        report_key,
-        save_failures,
-    )
-    from pipelines.golden import golden_sets
-    from pipelines.report import write_report
-
-    valid = zoo()
-    names = {
-        t
-        for model_id, recipe in valid.items()
-        for name in recipe["targets"]
-        for t in chain(model_id, name)
-    }
-    gates = {f"verify:{i}:{t}" for i, recipe in valid.items() for t in recipe["targets"]}
-    key = _report_key(names)
-    if (
-        all(name in events and events[name] is None for name in names | gates)
-        and not invalid_recipes()
-        and load_failures(BUILD) == {}
-        and report_key(BUILD) == key
-        and all((BUILD / "report" / f).is_file() for f in REPORT_FILES)
-    ):
-        return
-    state = BuildState(invalid=invalid_recipes())
-    state.failed = {k: v for k, v in load_failures(BUILD).items() if k in names}
-    for name, event in events.items():
-        if name not in names:
-            continue
-        state.failed.pop(name, None)
-        if event is None or event == "ran":
-            continue
-        kind, message = event
-        if kind == "failed":
-            state.failed[name] = message
-            model_id = name.split(":")[1]
-            for stale in [name, *downstream(name, list(valid[model_id]["targets"]))]:
-                if stale in tasks:
-                    for target in tasks[stale].targets:
-                        Path(target).unlink(missing_ok=True)
-                if stale.startswith("measure:"):  # its golden sets are as stale as verify.json
-                    for golden in golden_sets(Path(tasks[stale].targets[0]).parent):
-                        shutil.rmtree(golden, ignore_errors=True)
-        else:
-            state.stale[name] = message
-    unreached = sorted(n for n in names - set(events) if n in tasks and n not in state.failed)
-    if unreached:
-        # Not reached in this run (a partial selection, or stopped at a failure): doit's own
-        # database says whether each is still current.
-        from doit.dependency import Dependency, MD5Checker, SqliteDB
-
-        deps = Dependency(SqliteDB, DOIT_CONFIG["dep_file"], checker_cls=MD5Checker)
-        for name in unreached:
-            if deps.get_status(tasks[name], tasks).status != "up-to-date":
-                state.stale[name] = "is out of date (not run since its inputs changed)"
-    write_report(valid, BUILD, BUILD / "report", state)
-    save_failures(BUILD, state.failed, key)
-
-
-REPORT_FILES = ("report.json", "junit.xml", "index.html")
-
-
-def _report_key(names: set[str]) -> str:
-    """What a no-op run's report depends on besides the build tree: the targets and the code."""
-    h = hashlib.sha256(json.dumps(sorted(names)).encode())
-    for name in ("report.py", "report_html.py", "build_state.py", "tasks.py"):
-        st = (REPO / "pipelines" / name).stat()
-        h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
-    return h.hexdigest()
+    finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"])
 
 
 # -- task creators ---------------------------------------------------------------------------------
@@ -503,9 +430,7 @@ def task_measure():
         roles = _roles(model_id, recipe)
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
-            from pipelines.golden import GOLDEN
-
-            swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN)]
+            swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN_STAGING)]
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [

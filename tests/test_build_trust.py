@@ -226,6 +226,9 @@ def _killed_build(env: dict, cwd: Path, build: Path, at_temporary: str | None, r
 
 
 def test_kill_9_leaves_no_temporary_and_the_same_artifacts(tmp_path, models_dir):
+    from pipelines import golden, tasks
+
+    assert tasks.GOLDEN_STAGING == golden.GOLDEN  # measure sweeps the golden staging dirs
     models = {"mtcnn-det1": ["onnx", "openvino"]}
     clean = make_zoo(tmp_path / "clean", models_dir, models)
     ok(run_doit(clean["env"], cwd=clean["base"]))
