@@ -274,9 +274,20 @@ def act_measure(
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
+    import io
+
+    from doit.exceptions import TaskFailed
+
     from pipelines.verify import gate
 
-    return gate(model_id, target_name, Path(verify_json), recipe, _roles(model_id, recipe))
+    said = io.StringIO()  # the gate's lines become the task's failure (printed once, by tag)
+    with contextlib.redirect_stderr(said):
+        passed = gate(model_id, target_name, Path(verify_json), recipe, _roles(model_id, recipe))
+    if passed:
+        return True
+    tag = f"verify:{model_id}:{target_name}: "
+    lines = [ln.removeprefix(tag) for ln in said.getvalue().splitlines() if ln.strip()]
+    return TaskFailed("\n".join(lines) or f"{verify_json} records no passing result")
 
 
 def _guarded(fn):
@@ -294,7 +305,7 @@ def _guarded(fn):
             result = fn(*args, **kwargs)
         except Exception as exc:  # describe() tells bad input from bugs; see pipelines.errors
             return TaskFailed(describe(exc)[1])
-        return result is not False
+        return result if isinstance(result, TaskFailed) else result is not False
 
     return run
 
