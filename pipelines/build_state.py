@@ -101,16 +101,11 @@ def save_failures(build_dir: str | os.PathLike, failed: dict[str, str], key: str
 
 
 REPORT_FILES = ("report.json", "junit.xml", "index.html")
-_REPORT_CODE = ("report.py", "report_html.py", "build_state.py", "tasks.py")
 
 
-def _report_key(names: set[str]) -> str:
+def _report_key(names: set[str], report_code: str) -> str:
     """What a no-op run's report depends on besides the build tree: the targets and the code."""
-    h = hashlib.sha256(json.dumps(sorted(names)).encode())
-    for name in _REPORT_CODE:
-        st = (Path(__file__).parent / name).stat()
-        h.update(f"{name}:{st.st_mtime_ns}:{st.st_size}".encode())
-    return h.hexdigest()
+    return hashlib.sha256(json.dumps([sorted(names), report_code]).encode()).hexdigest()
 
 
 def finish_run(
@@ -120,10 +115,12 @@ def finish_run(
     tasks: dict,
     events: dict,
     dep_file: str,
+    report_code: str,
 ) -> None:
     """End of a doit run: record failures, drop the stale outputs of models whose stage
     failed, rewrite the report. ``tasks``: doit's Task objects by name; ``events``: task ->
-    None (up to date), ``"ran"`` or ``(kind, message)``, kind ``failed`` / ``blocked``.
+    None (up to date), ``"ran"`` or ``(kind, message)``, kind ``failed`` / ``blocked``;
+    ``report_code``: the fingerprint of the code that writes the report.
 
     A run in which every task of the zoo was up to date changed nothing the report reads, so
     the report it would write is the one on disk: it is kept unless the set of targets or the
@@ -133,7 +130,7 @@ def finish_run(
 
     names = {t for i, recipe in zoo.items() for name in recipe["targets"] for t in chain(i, name)}
     gates = {f"verify:{i}:{t}" for i, recipe in zoo.items() for t in recipe["targets"]}
-    key = _report_key(names)
+    key = _report_key(names, report_code)
     previous = load_failures(build)
     if (
         all(name in events and events[name] is None for name in names | gates)

@@ -10,7 +10,8 @@ and the functions and classes of ``m`` that ``f`` names (plus everything ``m`` i
 module level, which runs when ``m`` is imported, e.g. handler registries); ``import m`` or a
 module imported as a name follows all of ``m``. Imports inside functions count (the code base
 imports lazily). The entry module (``pipelines/tasks.py``) counts only the source of the action
-and of the helpers it names, so editing an unrelated task creator reruns nothing.
+and of the helpers and module-level constants it names, so editing an unrelated task creator
+reruns nothing.
 
 An import line marked ``# fingerprint: ignore`` (with the reason beside it) is not followed:
 for a library consulted only to refuse input (``max_opset`` asks onnxruntime which opsets it
@@ -32,7 +33,7 @@ from pathlib import Path
 PROJECT = ("converters", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
-_CACHE_VERSION = 3
+_CACHE_VERSION = 4
 
 
 class Scanner:
@@ -122,7 +123,7 @@ def _imports(node: ast.AST, package: str, lines: list[str]) -> list[list]:
 def _analyse(source: str, package: str) -> dict:
     tree = ast.parse(source)
     lines = source.splitlines()
-    top, defs = [], {}
+    top, defs, assigns = [], {}, {}
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
@@ -136,8 +137,12 @@ def _analyse(source: str, package: str) -> dict:
             }
         else:
             top += _imports(stmt, package, lines)
-    # Names bound at module level by an import (``from m import f`` -> f: [m, f]).
-    return {"top": top, "defs": defs}
+            if isinstance(stmt, ast.Assign | ast.AnnAssign):  # a constant a function may read
+                seg = (ast.get_source_segment(source, stmt) or "").encode()
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                for name in (n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)):
+                    assigns[name] = hashlib.sha256(seg).hexdigest()
+    return {"top": top, "defs": defs, "assigns": assigns}
 
 
 def closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str, str], set[str]]:
@@ -200,6 +205,8 @@ def _closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str,
                 todo.append(ref)
             elif ref in bound:
                 want(*bound[ref])
+            elif ref in root["assigns"]:
+                files[f"{entry_module}:{ref}"] = root["assigns"][ref]
 
     while work:
         module, name = work.pop()

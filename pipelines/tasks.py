@@ -82,7 +82,8 @@ DOIT_CONFIG = {
 # The action each stage runs; its code fingerprint is that function's import closure
 # (pipelines.code_closure): project files it can reach and the third-party versions it imports.
 STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
-                 "export": "act_export", "measure": "act_measure"}  # fmt: skip
+                 "export": "act_export", "measure": "act_measure", "verify": "act_verify",
+                 "report": "pipelines.report:write_report"}  # fmt: skip
 
 
 @functools.cache
@@ -98,7 +99,8 @@ def code_fingerprint(stage: str) -> str:
     from pipelines.code_closure import fingerprint
 
     scanner = _scanner()
-    digest, _ = fingerprint(scanner, "pipelines.tasks", STAGE_ACTIONS[stage])
+    module, _, function = STAGE_ACTIONS[stage].rpartition(":")
+    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function)
     scanner.save()
     return digest
 
@@ -227,7 +229,7 @@ def recipe_path(model_id: str) -> str:
     return str(path)
 
 
-def act_convert(model_id: str, recipe: dict, roles: dict[str, Path], out: str) -> None:
+def act_convert(model_id: str, recipe: dict, out: str) -> None:
     from converters.errors import ModelMismatch
     from converters.io import save_onnx
     from pipelines.build import convert_source
@@ -237,7 +239,7 @@ def act_convert(model_id: str, recipe: dict, roles: dict[str, Path], out: str) -
         try:
             model = convert_source(
                 src["framework"],
-                roles,
+                _roles(model_id, recipe),
                 recipe.get("inputs"),
                 recipe.get("outputs"),
                 src.get("opset", 17),
@@ -265,12 +267,10 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
     _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
 
 
-def act_measure(
-    model_id: str, recipe: dict, target_name: str, roles: dict[str, Path], out_dir: str
-) -> None:
+def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
     from pipelines.verify import measure
 
-    measure(model_id, recipe, target_name, roles, Path(out_dir))
+    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
@@ -327,7 +327,8 @@ def finish_run(tasks: dict, events: dict) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
     from pipelines.build_state import finish_run as finish
 
-    finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"])
+    finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
+           code_fingerprint("report"))  # fmt: skip
 
 
 # -- task creators ---------------------------------------------------------------------------------
@@ -375,12 +376,7 @@ def task_convert():
         targets = [str(out), str(out.with_name("stats.json"))]
         yield {
             "name": model_id,
-            "actions": [
-                (_sweep, [targets]),
-                # The paths are data (they are file_dep): computed here, so the fetch code is
-                # no part of the converter's code fingerprint.
-                (_guarded(act_convert), [model_id, recipe, _roles(model_id, recipe), str(out)]),
-            ],
+            "actions": [(_sweep, [targets]), (_guarded(act_convert), [model_id, recipe, str(out)])],
             "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "convert")],
@@ -438,7 +434,6 @@ def task_measure():
     """Run each artifact and its source-framework reference; write verify.json and golden data."""
     for model_id, recipe in zoo().items():
         sources = [str(p) for p in source_files(model_id, recipe).values()]
-        roles = _roles(model_id, recipe)
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
             swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN_STAGING)]
@@ -446,7 +441,7 @@ def task_measure():
                 "name": f"{model_id}:{name}",
                 "actions": [
                     (_sweep, [swept]),
-                    (_guarded(act_measure), [model_id, recipe, name, roles, str(out_dir)]),
+                    (_guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
                 ],
                 "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
@@ -493,7 +488,7 @@ def task_verify():
                 "actions": [(_guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
                 "file_dep": [str(verify_json), *artifact, *sources],
                 "uptodate": [
-                    _uptodate(recipe, "verify", name, code="measure"),
+                    _uptodate(recipe, "verify", name),
                     golden_unchanged(out_dir),
                 ],
                 "verbosity": 2,
