@@ -269,15 +269,15 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     # Only the exporters import fp16.py; the ONNX bytes do not change, so measure stays.
     _touch_code(code / "converters" / "fp16.py")
     assert executed(ok(run_doit(env, cwd=cwd, dodo=dodo))) == {"export:mtcnn-det1:onnx"}
-    # names.py: the Caffe converter, preprocessing and ONNX->Caffe import it (convert, export)
-    # and the Caffe reference runtime (measure); no optimization pass does.
+    # names.py: the Caffe converter, preprocessing and ONNX->Caffe import it (convert, export);
+    # no optimization pass does, nor the verifier (its reference shares no converter code).
     _touch_code(code / "converters" / "names.py")
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
-    assert ran - {"verify:mtcnn-det1:onnx"} == {
-        "convert:mtcnn-det1",
-        "export:mtcnn-det1:onnx",
-        "measure:mtcnn-det1:onnx",
-    }, ran
+    assert ran == {"convert:mtcnn-det1", "export:mtcnn-det1:onnx"}, ran
+    # metrics.py: only the verifier (measure, and the gate that re-derives the verdict).
+    _touch_code(code / "pipelines" / "metrics.py")
+    ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
+    assert ran == {"measure:mtcnn-det1:onnx", "verify:mtcnn-det1:onnx"}, ran
     # The report and the task creators are no stage's code.
     _touch_code(code / "pipelines" / "report_html.py")
     tasks = code / "pipelines" / "tasks.py"
@@ -298,7 +298,8 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
     measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
-    assert {"pipelines/runtime_caffe.py", "converters/caffe/prototxt.py"} <= set(measure)
+    assert {"pipelines/runtime_caffe.py", "pipelines/reference_preprocess.py"} <= set(measure)
+    assert "converters/caffe/convert.py" not in measure  # the reference is independent
     # Third-party imports by stage: only the verifier runs onnxruntime, OpenCV and OpenVINO.
     assert {"onnxruntime", "cv2", "openvino", "numpy", "onnx"} <= measure_libs
     assert "onnxruntime" not in convert_libs and "cv2" not in convert_libs

@@ -161,7 +161,7 @@ def test_hand_changes_after_measure_fail_the_gate(zoo):
     original = _flip_last_byte(golden)
     r = run_doit(zoo["env"], check=False)
     assert r.returncode != 0 and executed(r) == {task}, r.stdout
-    assert re.search(rf"{task}: \S+/output_0\.pb: sha256 [0-9a-f]{{64}} differs", r.stderr)
+    assert re.search(rf"{task} failed: \S+/output_0\.pb: sha256 [0-9a-f]{{64}} differs", r.stderr)
     golden.write_bytes(original)
 
     verify_json = out / "verify.json"
