@@ -5,8 +5,10 @@ Usage:  python bench/bench_kill.py [N] [--seed S]        (default: 20 kills, see
 
 Builds a small real zoo (MTCNN P-Net and R-Net: ONNX, FP16 ONNX and OpenVINO IR targets) once
 from nothing to time it and take its artifact digests. Then, in a second build directory, N
-times: start `doit`, wait a uniformly random time within that build's duration, kill -9 the
-whole process group (doit, its OpenVINO child), count the temporaries lying around. Each
+times: start `doit` and kill -9 the whole process group (doit, its OpenVINO child): odd kills
+after a uniformly random time within that build's duration, even ones aimed, a random 0-20 ms
+after a temporary appears under a model's directory (random kills rarely land inside the short
+windows in which a temporary exists); then count the temporaries lying around. Each
 kill lands on whatever the previous killed runs left. Finally one more `doit` must finish: it
 must leave 0 temporaries (`*.zoomake-tmp-*`, `*.tmp`) and artifacts and golden data
 byte-identical to the clean build. Prints one line per kill and the totals.
@@ -82,19 +84,25 @@ def main() -> int:
         print(f"clean build: {duration:.1f} s, {len(want)} artifact/golden files")
         env = _zoo(tmp / "killed", mirror)
         build = tmp / "killed" / "build"
-        print(f"{'kill':>4} {'at s':>6} {'temporaries left by the kill':>29}")
+        print(f"{'kill':>4} {'aimed':>5} {'at s':>6} {'temporaries left by the kill':>29}")
         hit = 0
         for i in range(args.n):
-            at = rng.uniform(0.0, duration)
+            aimed = i % 2 == 1
             proc = _doit(env)
-            try:
-                proc.wait(timeout=at)
-            except subprocess.TimeoutExpired:
+            start = time.perf_counter()
+            at = rng.uniform(0.0, duration)
+            while proc.poll() is None and (aimed or time.perf_counter() - start < at):
+                if aimed and any(_temporaries(d) for d in build.glob("*/*") if d.is_dir()):
+                    time.sleep(rng.uniform(0.0, 0.02))
+                    break
+                time.sleep(0.002)
+            at = time.perf_counter() - start
+            if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
             left = len(_temporaries(build)) if build.is_dir() else 0
             hit += left > 0
-            print(f"{i + 1:4d} {at:6.2f} {left:29d}")
+            print(f"{i + 1:4d} {'yes' if aimed else 'no':>5} {at:6.2f} {left:29d}")
         proc = _doit(env)
         _, err = proc.communicate()
         if proc.returncode != 0:

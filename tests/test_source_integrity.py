@@ -76,7 +76,8 @@ def test_flipped_byte_in_the_build_source_fails_loudly_then_heals(zoo):
     r = run_doit(zoo["env"], check=False)
     assert r.returncode != 0, r.stdout + r.stderr
     assert (
-        f"error: {source}: sha256 {bad} ({zoo['ref']['size']} bytes), the recipe says sha256 "
+        f"convert:{MODEL} failed: {source}: sha256 {bad} ({zoo['ref']['size']} bytes), "
+        f"the recipe says sha256 "
         f"{zoo['ref']['sha256']} ({zoo['ref']['size']} bytes): the file changed after "
         f"fetch:{MODEL}; removed it, the next doit fetches it again"
     ) in r.stderr.splitlines(), r.stderr
@@ -102,7 +103,8 @@ def test_flipped_byte_in_the_cache_never_reaches_a_build(zoo):
         r = run_doit(fresh, check=False)
         assert r.returncode != 0, r.stdout + r.stderr
         line = (
-            f"error: {zoo['entry']}: corrupt cache entry for {zoo['ref']['url']}: sha256 {bad} "
+            f"fetch:{MODEL} failed: {zoo['entry']}: corrupt cache entry for {zoo['ref']['url']}: "
+            f"sha256 {bad} "
             f"({zoo['ref']['size']} bytes), expected sha256 {zoo['ref']['sha256']} "
             f"({zoo['ref']['size']} bytes); removed it, the next build fetches the file again"
         )
@@ -134,7 +136,8 @@ def test_flipped_byte_in_a_fresh_build_dir_stays_in_that_build_dir(zoo):
         r = run_doit(fresh, check=False)
         assert r.returncode != 0, r.stdout + r.stderr
         assert any(
-            line.startswith(f"error: {source}: sha256 {bad} ") and "changed after" in line
+            line.startswith(f"convert:{MODEL} failed: {source}: sha256 {bad} ")
+            and "changed after" in line
             for line in r.stderr.splitlines()
         ), r.stderr
         run_doit(fresh)
