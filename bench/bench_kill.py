@@ -5,7 +5,8 @@ Usage:  python bench/bench_kill.py [N] [--seed S]        (default: 20 kills, see
 
 Builds a small real zoo (MTCNN P-Net and R-Net: ONNX, FP16 ONNX and OpenVINO IR targets) once
 from nothing to time it and take its artifact digests. Then, in a second build directory, N
-times: start `doit` and kill -9 the whole process group (doit, its OpenVINO child): odd kills
+times: start `doit` and kill -9 the whole process group (doit, its OpenVINO child) of a full rebuild (doit's database removed
+first, the files on disk kept): odd kills
 after a uniformly random time within that build's duration, even ones aimed, a random 0-20 ms
 after a temporary appears under a model's directory (random kills rarely land inside the short
 windows in which a temporary exists); then count the temporaries lying around. Each
@@ -88,6 +89,9 @@ def main() -> int:
         hit = 0
         for i in range(args.n):
             aimed = i % 2 == 1
+            # doit records each finished task: without its database every kill lands on a full
+            # build again (what a killed run left on disk stays, for the next run to deal with).
+            (build / ".doit.db").unlink(missing_ok=True)
             proc = _doit(env)
             start = time.perf_counter()
             at = rng.uniform(0.0, duration)
