@@ -126,8 +126,6 @@ def finish_run(
     the report it would write is the one on disk: it is kept unless the set of targets or the
     report code changed (a no-op build stays cheap on a big zoo).
     """
-    from pipelines.report import write_report
-
     names = {t for i, recipe in zoo.items() for name in recipe["targets"] for t in chain(i, name)}
     gates = {f"verify:{i}:{t}" for i, recipe in zoo.items() for t in recipe["targets"]}
     key = _report_key(names, report_code)
@@ -166,6 +164,8 @@ def finish_run(
         for name in unreached:
             if deps.get_status(tasks[name], tasks).status != "up-to-date":
                 state.stale[name] = "is out of date (not run since its inputs changed)"
+    from pipelines.report import write_report  # after the no-op check: ~20 ms of imports
+
     write_report(zoo, build, build / "report", state)
     save_failures(build, state.failed, key)
 
