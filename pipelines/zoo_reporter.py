@@ -1,6 +1,7 @@
 """The doit reporter of zoo builds: the build lock, one line per failure, and the end of a run.
 
-doit calls a reporter's ``initialize`` before the first task and ``complete_run`` after the
+It extends ``pipelines.doit_reporter.ZooReporter`` (executed tasks only, one closing line for
+the zoo, now read from the report this reporter has just written). doit calls a reporter's ``initialize`` before the first task and ``complete_run`` after the
 last one in the main process, on success, on failure with or without ``--continue``, on
 Ctrl-C, in serial and parallel runs alike. That is the one place that sees every build end,
 so it is where the build takes its lock (``pipelines.build_lock``), records what each task
@@ -10,6 +11,7 @@ so no task of the build itself could do this.
 
 Failures print as ``<task> failed: <one-line error>``, without doit's
 ``TaskFailed - taskid:...`` banner (tracebacks, i.e. bugs, are still shown in full).
+``--reporter console`` (doit's own output) has none of this: no lock, no report.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import sys
 
 from doit.exceptions import TaskFailed, UnmetDependency
-from doit.reporter import ConsoleReporter
 
+from pipelines import doit_reporter
 from pipelines.errors import ZoomakeError
 
 UP_TO_DATE, RAN = None, "ran"  # events of a current task; else (kind, message)
@@ -33,8 +35,8 @@ def _one_line(fail) -> str:
     return lines[-1] if lines else type(fail).__name__
 
 
-class ZooReporter(ConsoleReporter):
-    desc = "console; one line per failure; zoo report written at the end of every run"
+class ZooReporter(doit_reporter.ZooReporter):
+    desc = "zoomake: executed tasks, one line per failure, the report and a closing line"
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
@@ -53,12 +55,14 @@ class ZooReporter(ConsoleReporter):
             raise SystemExit(1) from None
         self.locked = True
         self.tasks = tasks
+        super().initialize(tasks, selected_tasks)
 
     def skip_uptodate(self, task):
         super().skip_uptodate(task)
         self.events[task.name] = UP_TO_DATE
 
     def add_success(self, task):
+        super().add_success(task)
         self.events[task.name] = RAN
 
     def skip_ignore(self, task):
@@ -66,6 +70,8 @@ class ZooReporter(ConsoleReporter):
         self.events[task.name] = ("blocked", "was not built (doit ignore)")
 
     def add_failure(self, task, fail):
+        self._done(task)  # the closing line's bookkeeping; no doit failure banner
+        self.failed.add(task.name)
         if isinstance(fail, UnmetDependency):
             self.events[task.name] = ("blocked", f"was not built: {fail.message} failed")
             return
@@ -86,10 +92,14 @@ class ZooReporter(ConsoleReporter):
                 self.write(f"{task.name} <stdout>:\n{out}\n")
         if self.runtime_errors:
             self.write("Execution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
-        if self.locked:
-            from pipelines.tasks import finish_run
+        if not self.locked:
+            return
+        from pipelines import tasks
 
-            try:
-                finish_run(self.tasks, self.events)
-            except (OSError, ZoomakeError) as exc:
-                print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
+        try:
+            tasks.finish_run(self.tasks, self.events)
+        except (OSError, ZoomakeError) as exc:
+            print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
+        if self.zoo_run and not self.runtime_errors:  # read from the report just written
+            line = doit_reporter.zoo_line(tasks.zoo(), tasks.BUILD, self.failed, self.executed)
+            self.write(line + "\n")
