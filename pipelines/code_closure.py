@@ -13,6 +13,9 @@ imports lazily). The entry module (``pipelines/tasks.py``) counts only the sourc
 and of the helpers and module-level constants it names, so editing an unrelated task creator
 reruns nothing.
 
+Files a module names in a string literal (``"side_runners"``, a directory of runner scripts other
+Pythons execute) count as code of that module.
+
 An import line marked ``# fingerprint: ignore`` (with the reason beside it) is not followed:
 for a library consulted only to refuse input (``max_opset`` asks onnxruntime which opsets it
 loads), whose upgrade cannot change an artifact.
@@ -27,13 +30,15 @@ import ast
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 PROJECT = ("converters", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
-_CACHE_VERSION = 4
+_CACHE_VERSION = 5
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 class Scanner:
@@ -142,7 +147,19 @@ def _analyse(source: str, package: str) -> dict:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for name in (n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)):
                     assigns[name] = hashlib.sha256(seg).hexdigest()
-    return {"top": top, "defs": defs, "assigns": assigns}
+    # Plain names in string literals ("side_runners"): checked against the module's directory
+    # when the closure is taken, so a runner script or data file it names is covered.
+    literals = sorted(
+        {
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and 0 < len(n.value) < 64
+            and _PLAIN_NAME.fullmatch(n.value)
+        }
+    )
+    return {"top": top, "defs": defs, "assigns": assigns, "literals": literals}
 
 
 def closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str, str], set[str]]:
@@ -219,6 +236,11 @@ def _closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str,
         for data in sorted(path.parent.iterdir()):
             if data.suffix in DATA_SUFFIXES:
                 files[data.relative_to(scanner.root).as_posix()] = scanner.info(data)["sha"]
+        for literal in info.get("literals", []):  # files it names: run by other Pythons, read
+            data = path.parent / literal
+            for f in sorted(data.rglob("*")) if data.is_dir() else [data] if data.is_file() else []:
+                if f.is_file() and "__pycache__" not in f.parts:
+                    files[f.relative_to(scanner.root).as_posix()] = scanner.info(f)["sha"]
         for imp in info["top"]:
             want(*imp)
         defs = info["defs"]

@@ -301,6 +301,7 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
     measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
     assert {"pipelines/runtime_caffe.py", "pipelines/reference_preprocess.py"} <= set(measure)
     assert "converters/caffe/convert.py" not in measure  # the reference is independent
+    assert "pipelines/side_runners/run_caffe.py" in measure  # a script real Caffe's Python runs
     # Third-party imports by stage: only the verifier runs onnxruntime, OpenCV and OpenVINO.
     assert {"onnxruntime", "cv2", "openvino", "numpy", "onnx"} <= measure_libs
     assert "onnxruntime" not in convert_libs and "cv2" not in convert_libs
