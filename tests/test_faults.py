@@ -405,28 +405,34 @@ def test_disk_full_writing_the_output(models_dir, tmp_path, capsys, monkeypatch)
 
 def test_disk_full_in_a_doit_action_is_one_line(capsys):
     # Was: _guarded caught only ConversionError/ZoomakeError; OSError escaped to doit.
+    from doit.exceptions import TaskFailed
+
     from pipelines.tasks import _guarded
 
     def act():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "build/x/convert/model.onnx")
 
-    assert _guarded(act)() is False
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "error: build/x/convert/model.onnx: No space left on device (free some space, or point "
+    # The task fails with the line; the build's reporter prints it as "<task> failed: <line>".
+    failed = _guarded(act)()
+    assert isinstance(failed, TaskFailed)
+    assert failed.message.splitlines() == [
+        "build/x/convert/model.onnx: No space left on device (free some space, or point "
         "ZOOMAKE_BUILD / ZOOMAKE_CACHE / -o elsewhere)"
     ]
 
 
 def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
+    from doit.exceptions import TaskFailed
+
     from pipelines.tasks import _guarded
 
     def act():
         return {}["missing"]
 
-    assert _guarded(act)() is False
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: internal error (please report): KeyError")
+    failed = _guarded(act)()
+    assert isinstance(failed, TaskFailed)
+    err = failed.message.splitlines()
+    assert len(err) == 1 and err[0].startswith("internal error (please report): KeyError")
     assert "tests/test_faults.py" in err[0]
 
 

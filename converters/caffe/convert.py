@@ -230,18 +230,6 @@ def convert_caffe(
             key=first,
             detail=f"the model has no input '{first}'{did_you_mean(first, all_inputs)}",
         )
-    for name, dims in declared:
-        given = input_shapes.get(name)
-        if given is not None and dims and len(given) != len(dims):
-            raise ModelMismatch(
-                f"{source}: --input-shape {name}: the net declares a {len(dims)}-D input "
-                f"{list(dims)}, got {len(given)}-D {list(given)}",
-                field="inputs",
-                key=name,
-                sub="shape",
-                detail=f"input '{name}' is {len(dims)}-D in the model {list(dims)}, "
-                f"got {len(given)}-D {list(given)}",
-            )
 
     selected = _select(layers, outputs, {n for n, _ in declared}, source)
     if not outputs:
