@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.test_zoo_build import executed
+from tests.zoo_env import offline_zoo_env
 
 REPO = Path(__file__).resolve().parents[1]
 TEMP_MARKS = ("zoomake-tmp", ".tmp")  # ours, and what the OpenVINO export used to leave
@@ -54,14 +55,7 @@ def make_zoo(base: Path, models_dir: Path, models: dict[str, list[str]]) -> dict
     recipes.mkdir(parents=True)
     for model_id, targets in models.items():
         write_recipe(recipes, model_id, targets)
-    env = {
-        **os.environ,
-        "ZOOMAKE_RECIPES": str(recipes),
-        "ZOOMAKE_BUILD": str(base / "build"),
-        "ZOOMAKE_CACHE": str(base / "cache"),
-        "ZOOMAKE_MIRROR": str(models_dir),
-        "ZOOMAKE_OFFLINE": "1",
-    }
+    env = offline_zoo_env(base, recipes, models_dir)
     return {"base": base, "recipes": recipes, "build": base / "build", "env": env}
 
 

@@ -10,7 +10,6 @@ byte-identical to the ones built from the intact weights, and the run after a fa
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.test_zoo_build import executed, run_doit
+from tests.zoo_env import offline_zoo_env
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mtcnn-det1"
@@ -44,14 +44,7 @@ def zoo(tmp_path_factory, models_dir):
     recipe = yaml.safe_load((REPO / "recipes" / f"{MODEL}.yaml").read_text())
     recipe["targets"] = {"onnx": recipe["targets"]["onnx"]}
     (recipes / f"{MODEL}.yaml").write_text(yaml.safe_dump(recipe))
-    env = {
-        **os.environ,
-        "ZOOMAKE_RECIPES": str(recipes),
-        "ZOOMAKE_BUILD": str(base / "build"),
-        "ZOOMAKE_CACHE": str(base / "cache"),
-        "ZOOMAKE_MIRROR": str(models_dir),
-        "ZOOMAKE_OFFLINE": "1",
-    }
+    env = offline_zoo_env(base, recipes, models_dir)
     run_doit(env)
     ref = recipe["source"]["caffemodel"]
     artifact = base / "build" / MODEL / "onnx" / "model.onnx"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from tests.caffe.helpers import caffe_available
+from tests.zoo_env import offline_zoo_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,14 +45,7 @@ def zoo(tmp_path_factory, models_dir):
     base = tmp_path_factory.mktemp("zoo")
     recipes = base / "recipes"
     shutil.copytree(REPO / "recipes", recipes)
-    env = {
-        **os.environ,
-        "ZOOMAKE_RECIPES": str(recipes),
-        "ZOOMAKE_BUILD": str(base / "build"),
-        "ZOOMAKE_CACHE": str(base / "cache"),
-        "ZOOMAKE_MIRROR": str(models_dir),
-        "ZOOMAKE_OFFLINE": "1",
-    }
+    env = offline_zoo_env(base, recipes, models_dir)
     first = run_doit(env)
     return {"env": env, "recipes": recipes, "build": base / "build", "cache": base / "cache",
             "first": first}  # fmt: skip
