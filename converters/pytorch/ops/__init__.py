@@ -1,0 +1,16 @@
+"""ONNX op families for the PyTorch code generator (imported explicitly, no scanning)."""
+
+from converters.pytorch.ops import (
+    activation,
+    conv,
+    eltwise,
+    gemm,
+    norm,
+    pooling,
+    resize,
+    shape,
+    slicing,
+    softmax,
+)
+
+ALL_MODULES = (activation, conv, eltwise, gemm, norm, pooling, resize, shape, slicing, softmax)
