@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import helper
 
 from converters.errors import UnsupportedError
 from converters.pytorch.context import Context
@@ -68,10 +69,9 @@ def generate(
     outputs = [o.name for o in model.graph.output]
     results = []
     for o in outputs:
-        if o in ctx.vars:
-            results.append(ctx.vars[o])
-        else:
-            raise UnsupportedError(f"{source}: output {o!r} is a constant (nothing to compute)")
+        if o not in ctx.vars:  # a constant output (e.g. SSD priors): returned from a buffer
+            ctx.add_buffer(None, ctx.consts[o], o)
+        results.append(ctx.vars[o])
     code = HEADER.format(source=Path(source).name, inputs=inputs, outputs=outputs)
     for attr, ctor in ctx.modules:
         code += f"        self.{attr} = {ctor}\n"
@@ -106,28 +106,46 @@ def _static(model: onnx.ModelProto, source: str, input_shapes) -> onnx.ModelProt
                 f"{source}: input {vi.name!r} has a dynamic shape; give its shape "
                 "(e.g. input_shapes={...: [1, 3, 240, 320]})"
             )
-    del model.graph.value_info[:]
-    for _ in range(len(model.graph.node) + 1):
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-        ctx = Context(model, source)
+    # Shape inference and folding run on a copy without the large weights (declared as inputs
+    # of known type and shape instead): copying a 60M-parameter graph per round costs seconds.
+    big = {t.name: t for t in model.graph.initializer if _size(t) > 64}
+    light = onnx.ModelProto.FromString(model.SerializeToString())
+    del light.graph.initializer[:]
+    light.graph.initializer.extend(t for t in model.graph.initializer if t.name not in big)
+    light.graph.input.extend(
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big.values()
+    )
+    del light.graph.value_info[:]
+    for _ in range(len(light.graph.node) + 1):
+        light = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+        ctx = Context(light, source)
         keep, folded = [], []
-        for node in model.graph.node:
+        for node in light.graph.node:
             if _fold(ctx, node):
                 folded.extend(node.output)
             else:
                 keep.append(node)
         if not folded:
-            return model
-        used = {i for n in keep for i in n.input} | {o.name for o in model.graph.output}
-        del model.graph.node[:]
-        model.graph.node.extend(keep)
+            break
+        used = {i for n in keep for i in n.input} | {o.name for o in light.graph.output}
+        del light.graph.node[:]
+        light.graph.node.extend(keep)
         for name in folded:
             if name in used:
-                model.graph.initializer.append(
+                light.graph.initializer.append(
                     onnx.numpy_helper.from_array(np.asarray(ctx.consts[name]), name)
                 )
-        del model.graph.value_info[:]
-    return model
+        del light.graph.value_info[:]
+    del light.graph.input[len(light.graph.input) - len(big) :]
+    light.graph.initializer.extend(big.values())
+    return light
+
+
+def _size(t) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
 
 
 def _fold(ctx: Context, node) -> bool:
@@ -148,7 +166,6 @@ def _fold(ctx: Context, node) -> bool:
     present = [i for i in node.input if i]
     if not present or not all(i in ctx.consts for i in present):
         return False
-    from onnx import helper
     from onnx.reference import ReferenceEvaluator
 
     graph = helper.make_graph(
