@@ -69,7 +69,7 @@ def load(source: dict):
 
     kind = source["kind"]
     if kind == "pt2":
-        return torch.export.load(source["model"]).module()
+        return torch.export.load(source["model"]).module()  # already traced in eval mode
     if kind == "torchscript":
         return torch.jit.load(source["model"], map_location="cpu").eval()
     if source.get("stub_modules"):

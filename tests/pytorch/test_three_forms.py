@@ -1,0 +1,54 @@
+"""The three published forms of UltraFace RFB-320 agree through zoomake within 1e-4 on every
+output, so each oracle checks the others: the PyTorch checkpoint (exported to ONNX here, and run
+eagerly), the Caffe files (converted here, and run in OpenCV) and the publisher's ONNX."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.caffe.helpers import run_opencv
+from tests.pytorch.helpers import run_ort
+from tests.pytorch.test_source import authors_input, ultraface_source
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_rfb_320_three_forms_agree(models_dir):
+    import onnx
+
+    from converters.caffe.convert import caffe_to_onnx
+    from converters.pytorch.source import run_reference, torch_to_onnx
+
+    d = models_dir / "ultraface"
+    x = authors_input(3)
+    feeds = {"input": x}
+    src = ultraface_source(models_dir, "RFB-320")
+    forms = {}
+    # The checkpoint's forward returns confidences before the softmax the other two apply.
+    eager = run_reference(src, feeds, ["scores", "boxes"])
+    forms["torch eager"] = {"scores": _softmax(eager["scores"]), "boxes": eager["boxes"]}
+    exported = run_ort(torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"]), feeds)
+    forms["torch -> onnx"] = {"scores": _softmax(exported["scores"]), "boxes": exported["boxes"]}
+    caffe = caffe_to_onnx(
+        d / "RFB-320.prototxt", d / "RFB-320.caffemodel", outputs=["scores", "boxes"]
+    )
+    forms["caffe -> onnx"] = run_ort(caffe, feeds)
+    forms["caffe in opencv"] = run_opencv(
+        d / "RFB-320.prototxt", d / "RFB-320.caffemodel", feeds, ["scores", "boxes"]
+    )
+    published = onnx.load(d / "version-RFB-320_without_postprocessing.onnx")
+    forms["publisher onnx"] = run_ort(published, feeds)
+    names = list(forms)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for out in ("scores", "boxes"):
+                assert (
+                    forms[a][out].shape
+                    == forms[b][out].shape
+                    == ((1, 4420, 2) if out == "scores" else (1, 4420, 4))
+                )
+                err = float(np.abs(forms[a][out] - forms[b][out]).max())
+                assert err <= 1e-4, f"{out}: {a} vs {b} differ by {err}"
