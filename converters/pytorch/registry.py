@@ -10,53 +10,11 @@ Registering an op twice is an error, so two modules can never silently fight ove
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from converters.op_registry import Handler, HandlerInfo, OpRegistry
 
-Handler = Callable[..., None]
+_REGISTRY = OpRegistry("converters.pytorch.ops", label=" for PyTorch")
+register = _REGISTRY.register
+get_handler = _REGISTRY.get_handler
+supported_ops = _REGISTRY.supported_ops
 
-
-@dataclass(frozen=True)
-class HandlerInfo:
-    op_type: str
-    handler: Handler
-    family: str
-    notes: str
-
-
-_HANDLERS: dict[str, HandlerInfo] = {}
-
-
-def register(*op_types: str, notes: str = "") -> Callable[[Handler], Handler]:
-    """Register ``fn`` as the handler of each ONNX op type in ``op_types``."""
-
-    def deco(fn: Handler) -> Handler:
-        family = fn.__module__.rsplit(".", 1)[-1]
-        doc = (fn.__doc__ or "").strip()
-        doc_line = notes or (doc.splitlines()[0] if doc else "")
-        for name in op_types:
-            if name in _HANDLERS:
-                other = _HANDLERS[name]
-                raise RuntimeError(
-                    f"ONNX op {name!r} registered twice for PyTorch: "
-                    f"{other.family}.{other.handler.__name__} and {family}.{fn.__name__}"
-                )
-            _HANDLERS[name] = HandlerInfo(name, fn, family, doc_line)
-        return fn
-
-    return deco
-
-
-def get_handler(op_type: str) -> HandlerInfo | None:
-    _load_ops()
-    return _HANDLERS.get(op_type)
-
-
-def supported_ops() -> list[HandlerInfo]:
-    _load_ops()
-    return sorted(_HANDLERS.values(), key=lambda h: (h.family, h.op_type))
-
-
-def _load_ops() -> None:
-    # Explicit import list (no filesystem scanning): the registry is exactly these modules.
-    from converters.pytorch.ops import ALL_MODULES  # noqa: F401
+__all__ = ["Handler", "HandlerInfo", "get_handler", "register", "supported_ops"]
