@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
+from converters.caffe import records
 from converters.caffe.context import Context, LayerView
 from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import parse_prototxt
@@ -264,7 +265,11 @@ def convert_caffe(
             info = get_handler(layer.type)
             if info is None:
                 raise _unsupported(layer, source)
+            read = [ctx.blob_map.get(b) for b in layer.bottoms]
+            keep = records.wants_record(ctx, layer)
             info.handler(layer, ctx)
+            if keep:
+                records.record(ctx, layer, read)
             _warn_ignored_fields(layer)
             for b in layer.bottoms:
                 available.pop(b, None)
@@ -292,6 +297,7 @@ def convert_caffe(
         graph_outputs.append(value)
 
     model = _assemble(ctx, graph_outputs, net.name or Path(source).stem, opset)
+    records.attach(model, ctx.layer_records)
     _check(model, ctx, source)
     return SplitModel(model, ctx.big)
 
