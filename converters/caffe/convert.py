@@ -351,7 +351,15 @@ def _warn_ignored_fields(layer: LayerView) -> None:
 
 def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     kind = None
-    if layer.type in POSTPROCESSING_TYPES:
+    if layer.type == "Python":
+        p = getattr(layer.proto, "python_param", None)  # V1 layers have none
+        code = f" ({p.module}.{p.layer})" if p is not None and p.module else ""
+        kind = f"Python code{code} run by pycaffe, which no ONNX graph can hold"
+    elif layer.type == "Proposal":
+        # The C++ Proposal of the Faster R-CNN forks: not converted (docs/supported_layers.md)
+        kind = ("Faster R-CNN's region proposal (anchors, decoding and NMS in pixels), which "
+                "zoomake does not convert")  # fmt: skip
+    elif layer.type in POSTPROCESSING_TYPES:
         kind = "post-processing that deployment graphs leave out"
     elif layer.type in TRAINING_TYPES:
         kind = "a training-only layer"

@@ -46,7 +46,9 @@ def render() -> str:
     footer = (
         f"\n{len(rows)} layer types.\n\nPost-processing layers ({cut}) are not converted: "
         "cut the graph before them with the recipe's `outputs` or `--outputs`; the error "
-        "message names the blobs to cut at.\n"
+        "message names the blobs to cut at. Detection layers (DetectionOutput, PriorBox, "
+        "ROIPooling, Proposal; the empty-result rows; writing SSD back to Caffe): "
+        "[detection.md](detection.md).\n"
     )
     ops = [f"| `{h.op_type}` | `{h.family}` | {h.notes} |" for h in supported_ops()]
     return (
