@@ -144,6 +144,14 @@ def emit(r: Restore, ctx, p: Plan, checked: set[str]) -> None:
     ctx.define(r.top)
 
 
+def emit_output(name: str, ctx, p: Plan, checked: set[str]) -> None:
+    """A graph output that is a recorded constant (the priors of a net cut before its
+    DetectionOutput) is written as its PriorBox/Concat layers; other constants stay refused."""
+    r = p.by_top.get(name)
+    if r is not None and r.const:
+        _emit_const(r, ctx, p, checked)
+
+
 def _emit_const(r: Restore, ctx, p: Plan, checked: set[str]) -> None:
     _verify(r, ctx, p, checked)
     emit(r, ctx, p, checked)

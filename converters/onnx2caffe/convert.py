@@ -86,6 +86,9 @@ def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
             if o and not ctx.has_blob(o) and o not in ctx.pads and ctx.consumers.get(o):
                 raise node.error(f"internal error: output '{o}' was not produced")
 
+    for name in outputs:  # priors as a graph output (an SSD cut before DetectionOutput)
+        if name in consts and not ctx.has_blob(name):
+            caffe_layers.emit_output(name, ctx, restored, checked)
     _finish_outputs(ctx, outputs)
     for p in ctx.pads.values():
         users = ctx.consumers.get(p.node.outputs[0], [])
@@ -116,7 +119,7 @@ def _finish_outputs(ctx: Context, outputs: list[str]) -> None:
     copied out at the end; Slice pieces nobody reads go into one Silence layer.
     """
     for name in outputs:
-        if name in ctx.consts:
+        if name in ctx.consts and not ctx.has_blob(name):  # a written-back prior has a blob
             raise ConversionError(
                 f"Caffe export: graph output '{name}' is a constant; Caffe has no constant layer"
             )

@@ -113,3 +113,23 @@ def test_without_records_the_nms_loop_is_refused(tmp_path, models_dir):
     model.metadata_props.extend(keep)
     with pytest.raises(ConversionError, match=r"no Caffe equivalent"):
         onnx_to_caffe(model, tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
+
+
+def test_cut_before_detection_output_writes_the_priors_back(tmp_path, models_dir):
+    # the raw heads (a recipe's `outputs`): the priors are a constant output, written as
+    # PriorBox + Concat layers; OpenCV runs the written net like the source
+    proto = models_dir / "architectures" / "MobileNetSSD_deploy.prototxt"
+    heads = ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox"]
+    weights = synthesize_weights(proto, tmp_path / "w.caffemodel", seed=3, outputs=heads)
+    model = run_passes(caffe_to_onnx(proto, weights, outputs=heads))
+    out_proto, out_weights = tmp_path / "rt.prototxt", tmp_path / "rt.caffemodel"
+    onnx_to_caffe(model, out_proto, out_weights)
+    types = _types(out_proto)
+    assert types.count("PriorBox") == 6 and "DetectionOutput" not in types
+    feeds = {"data": np.random.default_rng(5).uniform(-1, 1, (1, 3, 300, 300)).astype(np.float32)}
+    want = run_opencv(proto, weights, feeds, heads)
+    got = run_opencv(out_proto, out_weights, feeds, heads)
+    for name in heads:
+        assert got[name].shape == want[name].shape, name
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4, rtol=0, err_msg=name)
+    np.testing.assert_array_equal(got["mbox_priorbox"], want["mbox_priorbox"])
