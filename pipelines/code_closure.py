@@ -34,7 +34,7 @@ import re
 import sys
 from pathlib import Path
 
-PROJECT = ("converters", "pipelines")
+PROJECT = ("converters", "formats", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
 _CACHE_VERSION = 5
@@ -286,9 +286,25 @@ def distribution_versions(scanner: Scanner, import_names: set[str]) -> dict[str,
     return versions
 
 
-def fingerprint(scanner: Scanner, entry_module: str, entry: str) -> tuple[str, dict]:
-    """``(sha256, what it covers)`` of the code ``entry`` runs and the libraries it imports."""
+def fingerprint(
+    scanner: Scanner, entry_module: str, entry: str, extra: list[tuple[str, str]] = ()
+) -> tuple[str, dict]:
+    """``(sha256, what it covers)`` of the code ``entry`` runs and the libraries it imports.
+
+    ``extra``: more ``(module, function)`` entries the stage calls through a lookup the import
+    scan cannot see (a format's functions, found in the ``formats`` registry by name): their
+    closures are added, and each such module's whole file (its declarations are data the stage
+    reads)."""
     files, third = closure(scanner, entry_module, entry)
+    files, third = dict(files), set(third)
+    for module, function in extra:
+        more, more_third = closure(scanner, module, function)
+        files.update(more)
+        third |= more_third
+        path = scanner.module_file(module)
+        if path is not None:
+            files[path.relative_to(scanner.root).as_posix()] = scanner.info(path)["sha"]
+    files = dict(sorted(files.items()))
     covered = {"files": files, "libraries": distribution_versions(scanner, third)}
     digest = hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()
     return digest, covered

@@ -131,14 +131,20 @@ def _check_verify_outputs(recipe: dict) -> list[tuple[str, str]]:
 def _check_reference(recipe: dict, framework) -> list[tuple[str, str]]:
     verify = recipe.get("verify")
     choice = verify.get("reference") if isinstance(verify, dict) else None
-    if framework == "onnx" and choice in ("caffe", "opencv"):
-        return [
-            (
-                "/verify/reference",
-                f"expected auto for an ONNX source (run by onnxruntime), got '{choice}'",
-            )
-        ]
-    return []
+    from formats import sources
+
+    spec = next((f for f in sources() if f.name == framework), None)
+    if spec is None or not isinstance(choice, str) or choice in spec.source.references:
+        return []  # an unknown framework or choice is the schema's to refuse
+    expected = " or ".join(spec.source.references)
+    article = "an" if spec.short[:1] in "AEIOU" else "a"
+    return [
+        (
+            "/verify/reference",
+            f"expected {expected} for {article} {spec.short} source "
+            f"(run by {spec.source.reference_runtime}), got '{choice}'",
+        )
+    ]
 
 
 def check(recipe: dict) -> list[tuple[str, str]]:
