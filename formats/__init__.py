@@ -150,19 +150,31 @@ def suffixes() -> dict[str, str]:
     return {f.target.suffix: f.name for f in targets()}
 
 
-def fingerprint_entries(*uses: tuple[str, str | None]) -> list[tuple[str, str]]:
-    """``[(module, function)]`` whose import closures a task's code fingerprint must add:
-    ``uses`` are ``("source"|"target", format name)`` pairs; unknown names are skipped (the
-    task fails on them with its own line)."""
+_PARTS = {"to_onnx": "source", "reference": "source", "from_onnx": "target", "runner": "target",
+          "files": "target"}  # fmt: skip
+
+
+def fingerprint_entries(*uses: tuple[str, str]) -> list[tuple[str, str | None]]:
+    """``[(module, function)]`` whose import closures a task's code fingerprint must add.
+
+    ``uses`` are ``(what, format name)`` pairs, ``what`` one of ``to_onnx`` and ``reference``
+    (of a source), ``from_onnx``, ``runner`` and ``files`` (of a target: its declaration only,
+    function ``None``). Unknown names are skipped: the task fails on them with its own line."""
     _load()
     entries = []
-    for kind, name in uses:
+    for what, name in uses:
         fmt = _REGISTRY.get(name or "")
-        part = getattr(fmt, kind, None) if fmt else None
+        part = getattr(fmt, _PARTS[what], None) if fmt else None
         if part is None:
             continue
-        for fn in part.functions():
-            entries.append((fn.__module__, fn.__name__))
+        fn = getattr(part, what) if what != "files" else None
+        module = fn.__module__ if fn is not None else type(fmt).__module__
+        if fn is None:  # the module that registered the format declares its files
+            module = next(
+                (f.__module__ for f in part.functions() if f.__module__.startswith("formats.")),
+                module,
+            )
+        entries.append((module, fn.__name__ if fn is not None else None))
     return entries
 
 

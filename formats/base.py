@@ -36,6 +36,9 @@ class Role:
     help: str = ""
     noun: str = ""  # in messages: "the weights"
 
+    def cli_flags(self) -> tuple[str, ...]:
+        return self.flags or (f"--{self.name}",)
+
 
 def given_files(given: dict, input_model=None) -> dict:
     """The default ``Source.cli_files``: the files as the flags gave them (a format whose
@@ -50,6 +53,7 @@ class Source:
     reference: Callable
     references: tuple[str, ...] = ("auto",)  # verify.reference values it understands
     reference_runtime: str = ""  # what runs the reference, for messages ("onnxruntime")
+    layouts: tuple[str, ...] = ("NCHW", "NHWC")  # the recipe's inputs.<name>.layout it takes
     # Files given elsewhere in the recipe that the converter also reads (documentation only).
     companions: tuple[str, ...] = ()
     # One-shot CLI: the usage in the "no source" error, the suffix ``--input_model`` takes for

@@ -113,6 +113,7 @@ FORMAT = register(
             reference=reference,
             reference_runtime="real Caffe or OpenCV DNN",
             references=("auto", "caffe", "opencv"),
+            layouts=("NCHW",),
             companions=("inputs.<name>.preprocess.mean_file (binaryproto)",),
             usage="--prototxt P [--caffemodel W]",
             model_suffix=".caffemodel",

@@ -164,7 +164,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("source (zoomake / Model Optimizer / mmconvert spellings)")
     for fmt in formats.sources():  # each source file role's flags, as the format declares them
         for role in fmt.source.roles:
-            src.add_argument(*role.flags, dest=role.name, type=Path, metavar="FILE",
+            src.add_argument(*role.cli_flags(), dest=role.name, type=Path, metavar="FILE",
                              help=role.help)  # fmt: skip
     model_suffixes = " or ".join(f"the {f.source.model_suffix}" for f in formats.sources()
                                  if f.source.model_suffix)  # fmt: skip
@@ -288,7 +288,7 @@ def _source(args) -> tuple[str, dict[str, Path]]:
         given[owner.name] = owner.source.cli_files(given[owner.name], args.input_model)
     claimed = {name: files for name, files in given.items() if files}
     if len(claimed) > 1:
-        flags = [f"--{'/--'.join(r.name for r in formats.source(n).roles)}" for n in claimed]
+        flags = ["/".join(r.cli_flags()[0] for r in formats.source(n).roles) for n in claimed]
         raise ZoomakeError(f"give either {' or '.join(flags)}, not both")
     if not claimed:
         usage = " or ".join(f.source.usage for f in formats.sources())
@@ -635,7 +635,7 @@ def _verify(req: Request, out_dir: Path) -> dict | None:
     if missing:  # e.g. a Caffe network without its weights
         role = missing[0]
         log.warning(f"not verified: the {spec.short} reference needs {role.noun or role.name} "
-                    f"({role.flags[0]})")  # fmt: skip
+                    f"({role.cli_flags()[0]})")  # fmt: skip
         return None
     recipe = {
         "source": {"framework": req.framework},

@@ -30,7 +30,7 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     files: dict[str, dict] = {}
     source = recipe.get("source")
     if isinstance(source, dict):
-        for role in ("prototxt", "caffemodel", "onnx"):
+        for role in _source_roles():
             if _is_file(source.get(role)):
                 files[f"source/{role}"] = source[role]
     inputs = recipe.get("inputs")
@@ -47,12 +47,26 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     return files
 
 
+def _source_roles() -> list[str]:
+    """Every source file role of every format (``formats``), in registry order."""
+    from formats import sources
+
+    return [r.name for f in sources() for r in f.source.roles]
+
+
 def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
+    from formats import sources
+
     where = f"/inputs/{escape_pointer(name)}"
     out: list[tuple[str, str]] = []
     layout = spec.get("layout", "NCHW")
-    if framework == "caffe" and layout != "NCHW":
-        out.append((f"{where}/layout", f"expected NCHW (Caffe inputs are NCHW), got '{layout}'"))
+    fmt = next((f for f in sources() if f.name == framework), None)
+    if fmt is not None and layout not in fmt.source.layouts:
+        expected = " or ".join(fmt.source.layouts)
+        out.append(
+            (f"{where}/layout", f"expected {expected} ({fmt.short} inputs are {expected}), "
+             f"got '{layout}'")
+        )  # fmt: skip
     shape = spec.get("shape")
     pre = spec.get("preprocess")
     if not _is_shape(shape) or not isinstance(pre, dict):

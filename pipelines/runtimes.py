@@ -17,7 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+# The interface every runner implements lives in a neutral module, so a format's own runners
+# (formats/, converters/<format>/) need nothing from pipelines/; re-exported here.
+from formats.runner import Port, Runner, static_shape
 from pipelines.errors import ZoomakeError
+
+__all__ = ["Port", "Runner", "static_shape"]
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -28,13 +33,6 @@ _ORT_TYPES = {
     "tensor(int64)": np.int64,
     "tensor(double)": np.float64,
 }
-
-
-# The interface every runner implements lives in a neutral module, so a format's own runners
-# (formats/, converters/<format>/) need nothing from pipelines/; re-exported here.
-from formats.runner import Port, Runner, static_shape  # noqa: E402
-
-__all__ = ["Port", "Runner", "static_shape"]
 
 
 def need_files(*paths: Path) -> None:
@@ -154,17 +152,16 @@ def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> R
     return spec.runner(out_dir, prefer)
 
 
-REFERENCES = ("auto", "caffe", "opencv")
-
-
 def caffe_reference(choice: str = "auto") -> str:
     """Which runtime runs a Caffe source: ``verify.reference`` resolved (``auto``: real Caffe
     when its side runtime is set up, else OpenCV). A missing requested runtime is an error."""
+    from formats import source
     from pipelines.side_runtime import available, setup_command
 
-    if choice not in REFERENCES:
+    references = source("caffe").references
+    if choice not in references:
         raise ZoomakeError(
-            f"verify.reference: expected one of {', '.join(REFERENCES)}, got '{choice}'"
+            f"verify.reference: expected one of {', '.join(references)}, got '{choice}'"
         )
     if choice == "opencv":
         return "opencv"

@@ -97,9 +97,9 @@ def _scanner():
 def code_fingerprint(stage: str, uses: tuple[tuple[str, str], ...] = ()) -> str:
     """sha256 over the code a stage runs and the versions of the libraries it imports.
 
-    ``uses``: the ``("source"|"target", format)`` the task works with; the stage reaches their
-    functions through the ``formats`` registry, so their closures are added here (a Caffe
-    source's converter is in convert:<id>'s fingerprint, not in an ONNX-source model's)."""
+    ``uses``: the ``(function, format)`` the task calls (``formats.fingerprint_entries``); the
+    stage reaches them through the ``formats`` registry, so their closures are added here (a
+    Caffe source's converter is in convert:<id>'s fingerprint, not in an ONNX-source model's)."""
     from formats import fingerprint_entries
     from pipelines.code_closure import fingerprint
 
@@ -146,9 +146,9 @@ def _uses(recipe: dict, stage: str, target: str | None) -> tuple[tuple[str, str]
     """The formats a task of ``stage`` works with (for its code fingerprint)."""
     framework = (recipe.get("source") or {}).get("framework", "")
     fmt = ((recipe.get("targets") or {}).get(target) or {}).get("format", "onnx")
-    return {"convert": (("source", framework),), "export": (("target", fmt),),
-            "measure": (("source", framework), ("target", fmt)),
-            "verify": (("target", fmt),)}.get(stage, ())  # fmt: skip
+    return {"convert": (("to_onnx", framework),), "export": (("from_onnx", fmt),),
+            "measure": (("reference", framework), ("runner", fmt)),
+            "verify": (("files", fmt),)}.get(stage, ())  # fmt: skip
 
 
 def _uptodate(

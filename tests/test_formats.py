@@ -160,7 +160,7 @@ def test_cli_choices_and_flags_come_from_the_registry():
     assert list(actions["src_framework"].choices) == formats.source_names()
     for fmt in formats.sources():
         for role in fmt.source.roles:
-            assert actions[role.name].option_strings == list(role.flags)
+            assert actions[role.name].option_strings == list(role.cli_flags())
 
 
 def test_cli_output_suffix_and_companions(tmp_path):
@@ -188,16 +188,18 @@ def test_format_code_is_in_the_fingerprint_of_the_stages_using_it():
                                  formats.fingerprint_entries(*uses))  # fmt: skip
         return set(covered["files"])
 
-    caffe_convert = files("act_convert", ("source", "caffe"))
-    onnx_convert = files("act_convert", ("source", "onnx"))
+    caffe_convert = files("act_convert", ("to_onnx", "caffe"))
+    onnx_convert = files("act_convert", ("to_onnx", "onnx"))
     assert {"formats/caffe.py", "converters/caffe/convert.py"} <= caffe_convert
     assert "converters/caffe/convert.py" not in onnx_convert
     assert "converters/onnx_source.py" in onnx_convert
-    export_ov = files("act_export", ("target", "openvino"))
+    export_ov = files("act_export", ("from_onnx", "openvino"))
     assert {"formats/openvino.py", "converters/openvino_export.py"} <= export_ov
     assert not any(f.startswith("converters/onnx2caffe/") for f in export_ov)
-    measure = files("act_measure", ("source", "caffe"), ("target", "openvino"))
+    measure = files("act_measure", ("reference", "caffe"), ("runner", "openvino"))
     assert {"pipelines/runtime_caffe.py", "pipelines/runtimes.py", "formats/openvino.py"} <= measure
+    assert "converters/caffe/convert.py" not in measure  # the reference shares no converter code
+    assert files("act_verify", ("files", "caffe")) >= {"formats/caffe.py"}
 
 
 def test_extras_and_docs_table():
@@ -314,3 +316,18 @@ def test_runners_through_the_registry_agree(det1):
     got = onnx_ref.run({"data": x})
     for name in want:
         np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+
+
+def test_a_new_format_reaches_fetch_tasks_and_cli(monkeypatch, tmp_path):
+    """Registered, a format's roles are fetched, its artifact files are the tasks' targets and
+    its name is a CLI choice, with no edit elsewhere."""
+    from pipelines.recipe_checks import recipe_files
+    from pipelines.tasks import _artifact_files
+
+    monkeypatch.setitem(formats._REGISTRY, "toy", _toy())
+    ref = {"url": "https://example.org/m.toy", "sha256": "0" * 64, "size": 1}
+    assert recipe_files({"source": {"framework": "toy", "toyfile": ref}}) == {"source/toyfile": ref}
+    assert _artifact_files(tmp_path, "toy") == [tmp_path / "model.toy"]
+    actions = {a.dest: a for a in _convert_parser()._actions}
+    assert "toy" in actions["to"].choices and "toy" in actions["src_framework"].choices
+    assert actions["toyfile"].option_strings == ["--toyfile"]
