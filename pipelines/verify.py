@@ -258,7 +258,10 @@ def measure(
     passed = all(r["passed"] for r in results.values())
     failures = [r["message"] for r in results.values() if not r["passed"]]
     divergence = None
-    if not passed and bisect:
+    # Out-of-tolerance values (not a missing or reshaped output): where do they start?
+    numerical = any(not r["passed"] and ("failing_elements" in r or "problems" in r)
+                    for r in results.values())  # fmt: skip
+    if numerical and bisect:
         tol = tolerance(recipe, "", precision)  # the recipe's preset for this precision
         divergence = _bisect(framework, sources, fmt, out_dir, inputs, feeds_list[0][0], means,
                              tol)  # fmt: skip
@@ -434,6 +437,20 @@ def gate(
     problems = recheck(recipe, target_name, Path(verify_json), sources)
     if problems and problems[0].endswith(" is missing"):
         problems[0] += f" (measure:{model_id}:{target_name} did not run or failed)"
+    if problems and not problems[-1].startswith("first divergence"):
+        problems += _recorded_divergence(Path(verify_json))
     for message in problems:
         print(f"{tag}: {message}", file=sys.stderr)
     return not problems
+
+
+def _recorded_divergence(verify_json: Path) -> list[str]:
+    """measure's first-divergence line (a diagnosis for the failure message, not evidence:
+    the verdict never depends on it)."""
+    try:
+        data = json.loads(verify_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    where = data.get("first_divergence") if isinstance(data, dict) else None
+    message = where.get("message") if isinstance(where, dict) else None
+    return [message] if isinstance(message, str) and message.startswith("first divergence") else []

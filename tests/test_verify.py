@@ -135,9 +135,10 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     assert f"at index {idx} of sample {worst['sample']}" in message
     assert gate("mtcnn-det1", "onnx", out_dir / "verify.json", recipe, sources) is False
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert lines[0].startswith("verify:mtcnn-det1:onnx: FAILED output 'prob1': max abs error")
     assert "> atol 1e-05 + rtol 0.0001 * |reference|" in lines[0]
+    assert lines[1] == f"verify:mtcnn-det1:onnx: {where}"  # the gate's failure names the layer
 
 
 def _fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:
