@@ -42,7 +42,7 @@ class ZooReporter(doit_reporter.ZooReporter):
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
         self.locked = False
-        self.started: float | None = None
+        self.run_started: float | None = None
         self.tasks: dict = {}
         self.events: dict[str, tuple[str, str] | None] = {}
 
@@ -56,7 +56,7 @@ class ZooReporter(doit_reporter.ZooReporter):
             print(f"doit: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         self.locked = True
-        self.started = time.time()
+        self.run_started = time.time()
         self.tasks = tasks
         super().initialize(tasks, selected_tasks)
 
@@ -100,7 +100,7 @@ class ZooReporter(doit_reporter.ZooReporter):
         from pipelines import tasks
 
         try:
-            tasks.finish_run(self.tasks, self.events, self.started)
+            tasks.finish_run(self.tasks, self.events, self.run_started)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
         if self.zoo_run and not self.runtime_errors:  # read from the report just written

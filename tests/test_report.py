@@ -512,3 +512,34 @@ def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
     cases = {c.get("name"): c for c in junit.iter("testcase")}
     assert cases["recipe:bad"].find("failure").get("type") == "InvalidRecipe"
     assert cases["verify:good:onnx-fp16"].find("error") is not None
+
+
+def test_baseline_given_as_a_report_bundle_or_bad(zoo_build, tmp_path):
+    """A report (its folder, its file, a file:// URL) compares artifact digests; a baseline
+    that is none of those is one line in the report, not a failed report."""
+    from pipelines.baseline import annotate
+
+    report_dir = zoo_build / "report"
+    for spec in (str(report_dir), str(report_dir / "report.json"), report_dir.as_uri()):
+        report = json.loads((report_dir / "report.json").read_text())
+        annotate(report, zoo_build, spec)
+        states = {(m["id"], t["name"]): t["baseline"]["status"]
+                  for m in report["models"] for t in m["targets"]}  # fmt: skip
+        assert states[("good", "onnx")] == states[("broken", "onnx")] == "unchanged", spec
+        assert report["baseline"]["kind"] == "report" and report["baseline"]["gone"] == []
+    edited = json.loads((report_dir / "report.json").read_text())
+    for m in edited["models"]:
+        for t in m["targets"]:
+            if (m["id"], t["name"]) == ("good", "onnx"):
+                t["digests"]["artifact"]["model.onnx"] = "0" * 64
+    (tmp_path / "old.json").write_text(json.dumps(edited))
+    report = json.loads((report_dir / "report.json").read_text())
+    annotate(report, zoo_build, str(tmp_path / "old.json"))
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    assert by["good", "onnx"]["baseline"]["status"] == "changed"
+    assert by["good", "onnx-fp16"]["baseline"]["status"] == "unchanged"
+    for bad, says in ((tmp_path / "nothing", "no such build directory or report"),
+                      (tmp_path, "neither a build directory")):  # fmt: skip
+        report = json.loads((report_dir / "report.json").read_text())
+        annotate(report, zoo_build, str(bad))
+        assert says in report["baseline"]["error"] and report["baseline"]["counts"] == {}
