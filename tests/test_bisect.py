@@ -79,3 +79,32 @@ def test_no_divergence_on_a_faithful_conversion(models_dir, tmp_path):
                               1e-4, 1e-3)  # fmt: skip
     assert result["found"] is False
     assert result["compared"] >= 9  # conv1, PReLU1, pool1, conv2, ... prob1: all matched by name
+
+
+def test_onnx_source_against_a_caffe_artifact(models_dir, tmp_path):
+    """The other runners: an ONNX source in onnxruntime against a Caffe artifact in OpenCV.
+    The artifact is exported from P-Net's ONNX; the SOURCE then gets one conv2 weight changed,
+    so conv2 is where the two part (its input, pool1, still agrees)."""
+    import numpy as np
+
+    from converters.io import save_onnx
+    from pipelines.bisect import first_divergence
+    from pipelines.build import convert_source, write_model
+    from tests.verify_helpers import corrupt, initializer_feeding
+
+    det1 = models_dir / "mtcnn"
+    sources = {"prototxt": det1 / "det1.prototxt", "caffemodel": det1 / "det1.caffemodel"}
+    model = convert_source("caffe", sources, {}, None, 17)
+    write_model(model, tmp_path / "model.prototxt", "caffe")
+    x = {"data": np.random.default_rng(1).uniform(-1, 1, (1, 3, 12, 12)).astype(np.float32)}
+    save_onnx(model, tmp_path / "source.onnx")
+    same = first_divergence("onnx", {"onnx": tmp_path / "source.onnx"}, "caffe", tmp_path, x, x,
+                            1e-4, 1e-3)  # fmt: skip
+    assert same["found"] is False and same["compared"] == 10
+    weight = initializer_feeding(model, "Conv", "conv2@conv2")
+    save_onnx(corrupt(model, weight, (3, 0, 1, 1), 0.5), tmp_path / "source.onnx")
+    d = first_divergence("onnx", {"onnx": tmp_path / "source.onnx"}, "caffe", tmp_path, x, x,
+                         1e-4, 1e-3)  # fmt: skip
+    assert (d["found"], d["type"], d["tensor"]) == (True, "Conv", "conv2@conv2")
+    assert d["input"]["tensor"] == "pool1" and d["input"]["max_abs_error"] < 1e-4  # in tolerance
+    assert d["message"].startswith("first divergence: layer conv2@conv2 (Conv): max abs err ")
