@@ -170,7 +170,11 @@ def finish_run(
                 state.stale[name] = "is out of date (not run since its inputs changed)"
     from pipelines.report import write_report  # after the no-op check: ~20 ms of imports
 
-    write_report(zoo, build, build / "report", state, started=started, baseline=baseline)
+    report = write_report(zoo, build, build / "report", state, started=started, baseline=baseline)
+    if (report.get("baseline") or {}).get("error"):  # the report is written; say why it lacks it
+        import sys
+
+        print(f"doit: {report['baseline']['error']} (no vs-baseline column)", file=sys.stderr)
     save_failures(build, state.failed, key)
 
 

@@ -101,3 +101,15 @@ def test_other_ways_to_name_the_baseline_agree(rebuilt, repo_root):
     assert r.returncode == 0, r.stderr
     states = _states(build)
     assert states["mtcnn-det2:onnx"] == "unchanged" and states["mtcnn-det1:onnx"] == "changed"
+
+
+def test_an_unusable_baseline_is_one_line_and_the_report_is_written(rebuilt, tmp_path):
+    env, build = rebuilt["env"], rebuilt["build"]
+    r = _doit(env, "--baseline", str(tmp_path / "no-such-build"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [
+        f"doit: baseline {tmp_path / 'no-such-build'}: no such build directory or report "
+        "(no vs-baseline column)"
+    ]
+    report = json.loads((build / "report" / "report.json").read_text())
+    assert report["summary"]["passed"] == 4 and "error" in report["baseline"]
