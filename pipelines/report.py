@@ -79,6 +79,7 @@ def target_entry(
         "latency_ms": None,
         "latency_threads": None,
         "reference": None,
+        "reference_version": None,
         "margins": {},
         "digests": None,
         "size_ratio_fp32": None,
@@ -119,6 +120,7 @@ def target_entry(
         latency_ms=((data.get("candidate") or {}).get("latency_ms") or {}).get("median"),
         latency_threads=(data.get("candidate") or {}).get("threads"),
         reference=(data.get("reference") or {}).get("runtime"),
+        reference_version=(data.get("reference") or {}).get("version"),
         verify_seconds=data.get("seconds"),
         margins={k: _margin(v) for k, v in outputs.items() if isinstance(v, dict)},
         digests=_digests(data),
@@ -245,6 +247,7 @@ def _case_properties(t: dict) -> list[tuple[str, object]]:
     items: list[tuple[str, object]] = [
         ("format", t["format"]), ("precision", t["precision"]), ("status", t["status"]),
         ("stage", t["stage"]), ("reference", t.get("reference")),
+        ("reference_version", t.get("reference_version")),
         ("latency_ms", t.get("latency_ms")), ("latency_threads", t.get("latency_threads")),
         ("conversion_seconds", t.get("conversion_seconds")),
         ("size_ratio_fp32", t.get("size_ratio_fp32")),

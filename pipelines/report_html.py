@@ -228,7 +228,8 @@ def _cell(model_id: str, t: dict | None, prefix: str) -> str:
     parts.append(_margins(t))
     facts = []
     if t.get("reference"):
-        facts.append(f'<span class="reference">vs {escape(t["reference"])}</span>')
+        version = f" {t['reference_version']}" if t.get("reference_version") else ""
+        facts.append(f'<span class="reference">vs {escape(t["reference"] + version)}</span>')
     if t["latency_ms"] is not None:
         threads = f" ({t['latency_threads']} threads)" if t.get("latency_threads") else ""
         facts.append(f'<span class="latency">latency {_num(t["latency_ms"])} ms{threads}</span>')

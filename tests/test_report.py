@@ -150,6 +150,7 @@ def test_report_margins_and_provenance(zoo_build):
             t["digests"]["source"]["prototxt"] == verify["sha256"]["source"]["prototxt"]["sha256"]
         )
         assert t["latency_threads"] == verify["candidate"]["threads"] >= 1
+        assert t["reference_version"] == verify["reference"]["version"]  # OpenCV's or Caffe's
     assert by["broken", "onnx"]["margins"]["prob"]["margin"] > 1  # out of tolerance ...
     assert by["broken", "onnx"]["margins"]["score"]["margin"] < 1  # ... and within it
     assert by["good", "onnx"]["margins"]["prob"]["margin"] < 1
