@@ -48,7 +48,7 @@ def cmd_convert(args) -> int:
 
 def cmd_validate(args) -> int:
     from pipelines.locations import recipes_dir
-    from pipelines.recipes import validate_recipe_file
+    from pipelines.recipes.load import validate_recipe_file
 
     paths = args.recipes or sorted(recipes_dir().glob("*.yaml"))
     if not paths:

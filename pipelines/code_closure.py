@@ -63,7 +63,7 @@ class Scanner:
         from converters.io import atomic_output, sweep_temporaries
 
         try:
-            sweep_temporaries(self.cache_file)  # a killed run's (see pipelines.recipe_cache)
+            sweep_temporaries(self.cache_file)  # a killed run's (see pipelines.recipes.cache)
             with atomic_output(self.cache_file) as tmp:
                 tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": self.cache}))
         except OSError:

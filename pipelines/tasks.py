@@ -1,7 +1,7 @@
 """doit task generators for the zoo (``dodo.py`` only re-exports these).
 
 Nothing here fetches, parses a model or converts while tasks are being described: loading the
-zoo costs a stat per recipe when the recipe cache is warm (see ``pipelines.recipes``), and the
+zoo costs a stat per recipe when the recipe cache is warm (see ``pipelines.recipes.load``), and the
 code fingerprints hash a few dozen small source files. Every action is a module-level function
 called with plain arguments, so ``doit -n N -P process`` can run them in worker processes.
 
@@ -107,7 +107,7 @@ def code_fingerprint(stage: str) -> str:
 
 @functools.cache
 def _load() -> tuple[dict[str, dict], dict[str, list[str]]]:
-    from pipelines.recipes import load_zoo_partial
+    from pipelines.recipes.load import load_zoo_partial
 
     try:
         valid, invalid = load_zoo_partial(RECIPES, BUILD / ".cache")
@@ -139,7 +139,7 @@ def invalid_recipes() -> dict[str, list[str]]:
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
 ):
-    from pipelines.recipes import stage_config
+    from pipelines.recipes.load import stage_config
 
     # One config_changed per task: doit keeps a single saved value for all of them.
     config = {
@@ -152,7 +152,7 @@ def _uptodate(
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     """role -> path under build/<id>/source/ for every file the recipe fetches."""
     from pipelines.fetch import url_basename
-    from pipelines.recipes import recipe_files
+    from pipelines.recipes.load import recipe_files
 
     src = BUILD / model_id / "source"
     return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
@@ -179,7 +179,7 @@ def _rmtree(path: Path) -> None:
 # -- actions (run in doit workers) -------------------------------------------------------------
 def act_fetch(model_id: str, recipe: dict) -> None:
     from pipelines.fetch import fetch_file, materialize
-    from pipelines.recipes import recipe_files
+    from pipelines.recipes.load import recipe_files
 
     dests = source_files(model_id, recipe)
     for role, ref in recipe_files(recipe).items():
@@ -193,7 +193,7 @@ def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
     flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
     verified against itself (~1 s per GB, once per task that reads the sources)."""
     from pipelines.fetch import check_fetched
-    from pipelines.recipes import recipe_files
+    from pipelines.recipes.load import recipe_files
 
     refs = recipe_files(recipe)
     out = {}
@@ -333,7 +333,7 @@ def finish_run(tasks: dict, events: dict) -> None:
 
 # -- task creators ---------------------------------------------------------------------------------
 def _schema_path() -> Path:
-    from pipelines.recipes import SCHEMA_PATH
+    from pipelines.recipes.load import SCHEMA_PATH
 
     return SCHEMA_PATH
 
@@ -342,7 +342,7 @@ def task_validate():
     """Validate every recipe against the schema (all errors, one per line)."""
 
     def validate():
-        from pipelines.recipes import validate_recipe_file
+        from pipelines.recipes.load import validate_recipe_file
 
         errors = [e for p in sorted(RECIPES.glob("*.yaml")) for e in validate_recipe_file(p)]
         for line in errors:
@@ -532,7 +532,7 @@ def task_docs():
         write_support_table(REPO / "docs" / "supported_layers.md")
 
     def reference():
-        from pipelines.schemadoc import write_reference
+        from pipelines.recipes.schemadoc import write_reference
 
         write_reference(REPO / "docs" / "recipe-reference.md")
 
@@ -551,7 +551,7 @@ def task_docs():
         "actions": [reference],
         "file_dep": [
             str(REPO / "schemas" / "recipe.schema.json"),
-            str(REPO / "pipelines" / "schemadoc.py"),
+            str(REPO / "pipelines" / "recipes" / "schemadoc.py"),
         ],
         "targets": [str(REPO / "docs" / "recipe-reference.md")],
     }

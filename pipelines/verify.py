@@ -36,7 +36,7 @@ LATENCY_BUDGET_S = 1.0  # ... and no more timed runs once this much time has pas
 
 def _default(*path: str):
     """A default of the recipe schema's verify block (the tolerance presets live there)."""
-    from pipelines.recipes import schema
+    from pipelines.recipes.load import schema
 
     node = schema()["$defs"]["verify"]
     for key in path:

@@ -372,7 +372,7 @@ def test_progress_bar_only_when_asked(server, tmp_path, capsys):
 
 def test_default_zoo_is_fetchable_offline_from_the_shared_mirror(repo_root, models_dir, tmp_path):
     # What CI does: ZOOMAKE_MIRROR=../shared/models, no network.
-    from pipelines import recipes
+    from pipelines.recipes import load as recipes
 
     zoo = recipes.load_zoo(repo_root / "recipes", tmp_path / "recipe-cache")
     fetched = 0

@@ -424,7 +424,7 @@ def test_redirect_to_another_scheme_is_refused(server, tmp_path):
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_recipe_check_refuses_url_names_that_leave_the_source_directory(tmp_path, name):
-    from pipelines import recipes
+    from pipelines.recipes import load as recipes
     from tests.test_recipes import VALID
 
     url = f"https://example.org/m/{name}"

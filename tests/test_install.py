@@ -105,7 +105,7 @@ def test_wheel_ships_schema_and_tasks(installed):
     import zipfile
 
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
-    assert {"pipelines/recipe.schema.json", "pipelines/tasks.py",
+    assert {"pipelines/recipes/recipe.schema.json", "pipelines/tasks.py",
             "converters/caffe/proto/caffe.proto"} <= names  # fmt: skip
     probe = "import pipelines, converters; print(pipelines.__file__, converters.__file__)"
     r = run([installed["bin"] / "python", "-c", probe], cwd=installed["base"])

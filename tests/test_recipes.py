@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import recipe_cache, recipes
 from pipelines.errors import ZoomakeError
+from pipelines.recipes import cache as recipe_cache
+from pipelines.recipes import load as recipes
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = sorted((REPO / "recipes").glob("*.yaml"))

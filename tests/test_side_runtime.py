@@ -227,7 +227,7 @@ def test_setup_runtime_with_a_python_that_lacks_caffe(monkeypatch, tmp_path, cap
 
 
 def test_onnx_source_refuses_a_caffe_reference(tmp_path):
-    from pipelines.recipe_checks import check
+    from pipelines.recipes.checks import check
 
     recipe = {"source": {"framework": "onnx"}, "verify": {"reference": "caffe"}}
     assert check(recipe) == [

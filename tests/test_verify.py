@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_set
-from pipelines.recipes import load_recipe
+from pipelines.recipes.load import load_recipe
 from pipelines.reference_preprocess import preprocess
 from pipelines.verify import gate, measure
 from tests.caffe.helpers import caffe_available, run_caffe, run_opencv

@@ -455,7 +455,7 @@ def describe_tasks(recipe_path: Path) -> None:
         finally:
             del os.environ["ZOOMAKE_BUILD"]
     from pipelines import tasks
-    from pipelines.recipes import load_recipe
+    from pipelines.recipes.load import load_recipe
 
     recipe = load_recipe(recipe_path)
     cached = tasks.zoo

@@ -17,8 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from pipelines import recipes
 from pipelines.errors import ZoomakeError
+from pipelines.recipes import load as recipes
 
 _HERE = Path(__file__).resolve().parent
 # Files whose content decides what a cached recipe looks like (the cache key's code part).
@@ -26,9 +26,9 @@ _FINGERPRINTED = [
     recipes.SCHEMA_PATH,
     *(
         _HERE / name
-        for name in ("recipes.py", "recipe_cache.py", "recipe_yaml.py", "schema_errors.py",
-                     "recipe_checks.py", "fetch.py")
+        for name in ("load.py", "cache.py", "yaml.py", "schema_errors.py", "checks.py")
     ),
+    _HERE.parent / "fetch.py",
 ]  # fmt: skip
 _RACY_NS = 2_000_000_000
 _CACHE_VERSION = 1
@@ -78,7 +78,7 @@ def _write_cache(path: Path, entries: dict) -> None:
 
 
 def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
-    """See pipelines.recipes.load_zoo."""
+    """See pipelines.recipes.load.load_zoo."""
     zoo, invalid = load_zoo_partial(recipes_dir, cache_dir)
     if invalid:
         raise ZoomakeError("\n".join(line for lines in invalid.values() for line in lines))

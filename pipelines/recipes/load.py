@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from pipelines.errors import ZoomakeError
-from pipelines.recipe_stages import (  # noqa: F401  (public API of this module)
+from pipelines.recipes.stages import (  # noqa: F401  (public API of this module)
     canonical_json,
     recipe_files,
     stage_config,
@@ -28,7 +28,7 @@ from pipelines.recipe_stages import (  # noqa: F401  (public API of this module)
 # YAML, jsonschema and the error translation are imported only when a recipe must really be
 # parsed: a warm load_zoo (every `doit list`) needs none of them (~140 ms of imports).
 
-# The schema is edited in schemas/recipe.schema.json; pipelines/recipe.schema.json links to it so
+# The schema is edited in schemas/recipe.schema.json; pipelines/recipes/recipe.schema.json links to it so
 # that it ships inside the package (package data) and is found the same way when installed.
 SCHEMA_PATH = Path(__file__).resolve().with_name("recipe.schema.json")
 MODEL_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -64,8 +64,9 @@ def _sort_key(positions: dict, pointer: str) -> tuple[int, int]:
 
 def _check_text(path: str | os.PathLike, text: str) -> tuple[dict | None, list[str]]:
     """Parse and validate one recipe; return (data, error lines)."""
-    from pipelines import recipe_checks, schema_errors
-    from pipelines.recipe_yaml import parse_yaml
+    from pipelines.recipes import checks as recipe_checks
+    from pipelines.recipes import schema_errors
+    from pipelines.recipes.yaml import parse_yaml
 
     name = str(path)
     data, positions, issues = parse_yaml(text)
@@ -171,10 +172,10 @@ def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> di
     """All recipes of ``recipes_dir`` as ``{model_id: recipe}`` (validated, defaults filled).
 
     Unchanged files are served from a cache in ``cache_dir`` without being read (see
-    pipelines.recipe_cache). Raises ZoomakeError listing every problem of every invalid
+    pipelines.recipes.cache). Raises ZoomakeError listing every problem of every invalid
     recipe, and ``.yml`` files (which would otherwise be silently ignored).
     """
-    from pipelines import recipe_cache
+    from pipelines.recipes import cache as recipe_cache
 
     return recipe_cache.load_zoo(recipes_dir, cache_dir)
 
@@ -184,7 +185,7 @@ def load_zoo_partial(
 ) -> tuple[dict[str, dict], dict[str, list[str]]]:
     """Like load_zoo, but an invalid recipe does not stop the others: returns
     ``(valid recipes by id, {id: its error lines} of the invalid ones)``."""
-    from pipelines import recipe_cache
+    from pipelines.recipes import cache as recipe_cache
 
     return recipe_cache.load_zoo_partial(recipes_dir, cache_dir)
 

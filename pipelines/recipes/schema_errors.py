@@ -13,7 +13,7 @@ import difflib
 import json
 from typing import TYPE_CHECKING
 
-from pipelines.recipe_yaml import escape_pointer
+from pipelines.recipes.yaml import escape_pointer
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError

@@ -46,7 +46,7 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     """Every file a recipe fetches, ``{role: {url, sha256, size}}``; roles are JSON pointers
     without the leading slash (``source/prototxt``, ``inputs/data/preprocess/mean_file``,
     ``verify/files/0``)."""
-    from pipelines import recipe_checks
+    from pipelines.recipes import checks as recipe_checks
 
     return recipe_checks.recipe_files(recipe)
 
