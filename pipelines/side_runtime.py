@@ -71,7 +71,7 @@ class RuntimeEnv:
 
 
 def runtime_dir(framework: str) -> Path:
-    from pipelines.fetch import default_cache_dir
+    from pipelines.fetch.cache import default_cache_dir
 
     return default_cache_dir() / "runtimes" / framework
 

@@ -151,7 +151,7 @@ def _uptodate(
 
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     """role -> path under build/<id>/source/ for every file the recipe fetches."""
-    from pipelines.fetch import url_basename
+    from pipelines.fetch.cache import url_basename
     from pipelines.recipes.load import recipe_files
 
     src = BUILD / model_id / "source"
@@ -178,7 +178,7 @@ def _rmtree(path: Path) -> None:
 
 # -- actions (run in doit workers) -------------------------------------------------------------
 def act_fetch(model_id: str, recipe: dict) -> None:
-    from pipelines.fetch import fetch_file, materialize
+    from pipelines.fetch.cache import fetch_file, materialize
     from pipelines.recipes.load import recipe_files
 
     dests = source_files(model_id, recipe)
@@ -192,7 +192,7 @@ def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
     (a preprocessing mean image) and file:<N> (verify sample N), each re-hashed first: a byte
     flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
     verified against itself (~1 s per GB, once per task that reads the sources)."""
-    from pipelines.fetch import check_fetched
+    from pipelines.fetch.cache import check_fetched
     from pipelines.recipes.load import recipe_files
 
     refs = recipe_files(recipe)

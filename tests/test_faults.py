@@ -463,8 +463,9 @@ def _ref(models_dir):
 def test_disk_full_filling_the_cache_from_the_mirror(models_dir, tmp_path, monkeypatch):
     # Was: the OSError was swallowed as "unreadable mirror file", the .tmp file stayed in
     # <cache>/tmp, and the error said the file is "not in the cache or in ZOOMAKE_MIRROR".
-    from pipelines import fetch, safe_read
+    from pipelines import safe_read
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     url, sha, size = _ref(models_dir)
     cache = tmp_path / "cache"
@@ -480,8 +481,9 @@ def test_disk_full_filling_the_cache_from_the_mirror(models_dir, tmp_path, monke
 
 def test_disk_full_copying_a_file_url_into_the_cache(models_dir, tmp_path, monkeypatch):
     # Was reported as "cannot read" the source.
-    from pipelines import fetch, safe_read
+    from pipelines import safe_read
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     _, sha, size = _ref(models_dir)
     url = (models_dir / "mtcnn" / MIRROR_NAME).as_uri()
@@ -495,8 +497,8 @@ def test_disk_full_copying_a_file_url_into_the_cache(models_dir, tmp_path, monke
 
 def test_zoomake_cache_naming_a_file(models_dir, tmp_path, monkeypatch):
     # Was: NotADirectoryError traceback from the cache lookup.
-    from pipelines import fetch
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     url, sha, size = _ref(models_dir)
     afile = tmp_path / "cache"

@@ -1,4 +1,4 @@
-"""pipelines.fetch against a real HTTP server on 127.0.0.1 (started here, ephemeral port)."""
+"""pipelines.fetch.cache against a real HTTP server on 127.0.0.1 (started here, ephemeral port)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import fetch
 from pipelines.errors import ZoomakeError
+from pipelines.fetch import cache as fetch
 
 PAYLOAD = bytes(range(256)) * 800 + b"tail"  # 204804 bytes: several read chunks
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

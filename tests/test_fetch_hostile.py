@@ -1,4 +1,4 @@
-"""pipelines.fetch against damaged caches, odd mirrors, hostile recipes and hostile servers.
+"""pipelines.fetch.cache against damaged caches, odd mirrors, hostile recipes and hostile servers.
 
 Every case must end in one line and quickly: the ones that used to hang (a FIFO, /dev/zero)
 run under ``_within``, which turns a hang into a failure. Servers only on 127.0.0.1.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import fetch
 from pipelines.errors import ZoomakeError
+from pipelines.fetch import cache as fetch
 from tests import test_fetch
 from tests.test_fetch import FAST, PAYLOAD, PAYLOAD_SHA, _leftovers
 

@@ -28,7 +28,7 @@ _FINGERPRINTED = [
         _HERE / name
         for name in ("load.py", "cache.py", "yaml.py", "schema_errors.py", "checks.py")
     ),
-    _HERE.parent / "fetch.py",
+    _HERE.parent / "fetch" / "cache.py",
 ]  # fmt: skip
 _RACY_NS = 2_000_000_000
 _CACHE_VERSION = 1

@@ -82,7 +82,7 @@ def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
 def _check_file_names(recipe: dict) -> list[tuple[str, str]]:
     # All fetched files land side by side in build/<id>/source/: each name must be a plain file
     # name (a '..%2F' would write outside it) and names must not collide.
-    from pipelines.fetch import name_problem, url_basename  # urllib is slow to import
+    from pipelines.fetch.cache import name_problem, url_basename  # urllib is slow to import
 
     out = []
     first: dict[str, str] = {}

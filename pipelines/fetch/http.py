@@ -1,4 +1,4 @@
-"""Resumable HTTP(S) download with retries, for pipelines.fetch (urllib only).
+"""Resumable HTTP(S) download with retries, for pipelines.fetch.cache (urllib only).
 
 One attempt appends to a partial file, asking for the rest with ``Range: bytes=N-`` when
 the file already holds N bytes. 206 with the matching Content-Range continues it, 200 means

@@ -36,8 +36,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from converters.io import temp_prefix
-from pipelines import http_get, safe_read
+from pipelines import safe_read
 from pipelines.errors import ZoomakeError, os_error_line
+from pipelines.fetch import http as http_get
 
 try:
     import fcntl
