@@ -179,7 +179,7 @@ def _remove_outputs(task) -> None:
     if task.name.startswith("measure:"):  # its golden sets are as stale as verify.json
         import shutil
 
-        from pipelines.golden import golden_sets
+        from pipelines.verify.golden import golden_sets
 
         for golden in golden_sets(Path(task.targets[0]).parent):
             shutil.rmtree(golden, ignore_errors=True)

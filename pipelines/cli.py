@@ -84,7 +84,7 @@ def cmd_build(args) -> int:
 
 def cmd_regress(args) -> int:
     from pipelines.locations import build_dir
-    from pipelines.regress import regress
+    from pipelines.verify.regress import regress
 
     return regress(build_dir(), Path(args.against))
 

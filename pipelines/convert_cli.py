@@ -10,7 +10,7 @@ key. Flags with the same meaning write the same destination, so ``--mean`` and
 ``[104,117,123]``, ``(104,117,123)`` and ``data[104,117,123],info[1,2,3]``.
 
 The converted model is written into a temporary directory beside the output, verified there
-(``pipelines.verify.measure``: the source model in its own framework's runtime against the
+(``pipelines.verify.measure.measure``: the source model in its own framework's runtime against the
 result in the target's runtime, on one seeded input, at the schema's default tolerances) and
 moved into place only when it passed: a failed conversion or verification leaves no output.
 """
@@ -624,7 +624,7 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
 
 
 def _verify(req: Request, out_dir: Path) -> dict | None:
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
 
     if req.framework == "caffe" and "caffemodel" not in req.files:
         log.warning("not verified: the Caffe reference needs the weights (--caffemodel)")

@@ -116,7 +116,7 @@ def target_entry(
     if entry["passed"] and recipe is not None:
         # A pass is shown only if it still stands, as the verify gate checks it: a hand-edited
         # or outdated verify.json must not turn the report green.
-        from pipelines.verify import recheck
+        from pipelines.verify.measure import recheck
 
         problems = recheck(recipe, name, verify_path)
         if problems:

@@ -268,7 +268,7 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
 
 
 def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
 
     measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
 
@@ -278,7 +278,7 @@ def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
 
     from doit.exceptions import TaskFailed
 
-    from pipelines.verify import gate
+    from pipelines.verify.measure import gate
 
     said = io.StringIO()  # the gate's lines become the task's failure (printed once, by tag)
     with contextlib.redirect_stderr(said):
@@ -310,7 +310,7 @@ def _guarded(fn):
     return run
 
 
-# pipelines.golden.GOLDEN, the name its staging directory is a temporary of (not imported:
+# pipelines.verify.golden.GOLDEN, the name its staging directory is a temporary of (not imported:
 # golden imports numpy, ~200 ms on every `doit list`).
 GOLDEN_STAGING = "golden"
 

@@ -220,7 +220,8 @@ def _killed_build(env: dict, cwd: Path, build: Path, at_temporary: str | None, r
 
 
 def test_kill_9_leaves_no_temporary_and_the_same_artifacts(tmp_path, models_dir):
-    from pipelines import golden, tasks
+    from pipelines import tasks
+    from pipelines.verify import golden
 
     assert tasks.GOLDEN_STAGING == golden.GOLDEN  # measure sweeps the golden staging dirs
     models = {"mtcnn-det1": ["onnx", "openvino"]}
@@ -270,7 +271,7 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
     assert ran == {"convert:mtcnn-det1", "export:mtcnn-det1:onnx"}, ran
     # metrics.py: only the verifier (measure, and the gate that re-derives the verdict).
-    _touch_code(code / "pipelines" / "metrics.py")
+    _touch_code(code / "pipelines" / "verify" / "metrics.py")
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
     assert ran == {"measure:mtcnn-det1:onnx", "verify:mtcnn-det1:onnx"}, ran
     # The report and the task creators are no stage's code.
@@ -293,7 +294,9 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
     measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
-    assert {"pipelines/runtime_caffe.py", "pipelines/reference_preprocess.py"} <= set(measure)
+    assert {"pipelines/runtime_caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
+        measure
+    )
     assert "converters/caffe/convert.py" not in measure  # the reference is independent
     assert "pipelines/side_runners/run_caffe.py" in measure  # a script real Caffe's Python runs
     # Third-party imports by stage: only the verifier runs onnxruntime, OpenCV and OpenVINO.

@@ -1,7 +1,7 @@
 """pipelines.report: report.json, junit.xml and index.html of a small real build tree.
 
 The tree holds one model whose targets pass, one whose artifact has a corrupted weight (fails)
-and one that was never built (missing), each measured for real by pipelines.verify.
+and one that was never built (missing), each measured for real by pipelines.verify.measure.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.report import write_report
-from pipelines.verify import measure
+from pipelines.verify.measure import measure
 from tests.verify_helpers import (
     build_sources,
     corrupt,

@@ -172,7 +172,7 @@ def test_missing_runtime_names_the_setup_command(monkeypatch, tmp_path):
 
 
 def test_measure_fails_in_one_line_when_the_requested_caffe_is_missing(monkeypatch, tmp_path):
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
     from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
 
     _no_runtimes(monkeypatch, tmp_path)
@@ -258,7 +258,7 @@ def _transposed_ip(tmp_path):
 def test_transposed_inner_product_artifact_matches_caffe_not_opencv(tmp_path, reference):
     """OpenCV ignores inner_product_param.transpose: measured against it, zoomake's correct
     artifact fails; against real Caffe it passes, and verify.json says which one ran."""
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
     from tests.verify_helpers import build_sources, fake_build, make_recipe
 
     require_caffe()

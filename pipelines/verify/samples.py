@@ -141,9 +141,9 @@ def reference_feeds(
     inputs: list[DeployedInput], feeds: dict[str, np.ndarray], mean_images: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """What the SOURCE model receives for ``feeds``: the recipe's preprocessing, computed by the
-    reference's own transcription of the README formula (``pipelines.reference_preprocess``),
+    reference's own transcription of the README formula (``pipelines.verify.reference_preprocess``),
     never by the code that embeds it in the artifact."""
-    from pipelines.reference_preprocess import preprocess
+    from pipelines.verify.reference_preprocess import preprocess
 
     out = {}
     for inp in inputs:
@@ -160,7 +160,7 @@ def reference_feeds(
 
 def mean_images(sources: dict[str, Path]) -> dict[str, np.ndarray]:
     """The mean images of ``mean_file:<input>`` sources, by input name."""
-    from pipelines.reference_preprocess import load_mean_image
+    from pipelines.verify.reference_preprocess import load_mean_image
 
     return {
         role.split(":", 1)[1]: load_mean_image(path)

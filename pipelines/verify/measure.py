@@ -2,12 +2,12 @@
 
 Reference: the SOURCE model in its own framework's runtime (real Caffe when its side runtime is
 set up, else OpenCV DNN, as ``verify.reference`` says; onnxruntime for ONNX), fed the recipe's
-preprocessing computed in numpy by a transcription of its own (``pipelines.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
-``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.samples`` for their
+preprocessing computed in numpy by a transcription of its own (``pipelines.verify.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
+``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.verify.samples`` for their
 ranges and seeds). The artifact must produce exactly the expected outputs (the recipe's, else
-the source model's), each compared with the rule of ``pipelines.metrics``. ``measure`` records
+the source model's), each compared with the rule of ``pipelines.verify.metrics``. ``measure`` records
 everything in ``verify.json`` (with the sha256 of every file it read or wrote) and the golden
-data (``pipelines.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on,
+data (``pipelines.verify.golden``) and never fails on numbers; ``gate`` is the verdict doit acts on,
 re-derived from those files rather than read from verify.json.
 """
 
@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from converters.io import atomic_output
-from pipelines import samples
 from pipelines.errors import ZoomakeError
-from pipelines.golden import golden_sets, read_tensors, write_golden
-from pipelines.metrics import RULE, DetectionCheck, OutputCheck
 from pipelines.runtimes import open_artifact, open_reference, versions
+from pipelines.verify import samples
+from pipelines.verify.golden import golden_sets, read_tensors, write_golden
+from pipelines.verify.metrics import RULE, DetectionCheck, OutputCheck
 
 LATENCY_RUNS = (5, 50)  # at least / at most this many timed runs ...
 LATENCY_BUDGET_S = 1.0  # ... and no more timed runs once this much time has passed
@@ -139,7 +139,7 @@ def compare(
 
     The artifact must produce exactly ``expected``: an expected output it lacks and an output
     it has beyond them fail with a line naming the output (a renamed output is both), and
-    ``pipelines.metrics`` fails one whose shape or values differ. ``measure`` runs this on the
+    ``pipelines.verify.metrics`` fails one whose shape or values differ. ``measure`` runs this on the
     outputs it just computed and ``gate`` again on the golden files, so both reach one verdict.
     """
     produced = [n for n in (sets[0][0] if sets else []) if all(n in got for got, _ in sets)]

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-from pipelines.golden import golden_sets, read_set
-from pipelines.metrics import OutputCheck, abs_error, fmt
 from pipelines.runtimes import open_artifact
+from pipelines.verify.golden import golden_sets, read_set
+from pipelines.verify.metrics import OutputCheck, abs_error, fmt
 
 
 def _artifacts(build_dir: Path) -> dict[str, Path]:
