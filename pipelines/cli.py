@@ -121,14 +121,14 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_setup_runtime(args) -> int:
-    from pipelines.runtime_setup import setup_runtime
+    from pipelines.runtimes.setup_runtime import setup_runtime
 
     setup_runtime(args.framework, args.from_dir)
     return 0
 
 
 def cmd_doctor(args) -> int:
-    from pipelines.runtime_setup import doctor
+    from pipelines.runtimes.setup_runtime import doctor
 
     lines, healthy = doctor()
     print("\n".join(lines))

@@ -425,7 +425,7 @@ def task_export():
 
 
 def _reference_config(recipe: dict) -> dict:
-    from pipelines.side_runtime import reference_config
+    from pipelines.runtimes.side import reference_config
 
     return reference_config(recipe)
 

@@ -41,7 +41,7 @@ os.environ.setdefault("ZOOMAKE_MIRROR", str(shared_path() / "models"))
 def _pin_side_runtimes() -> None:
     """Name the side runtimes set up in the zoomake cache by environment variable, so tests
     that point ZOOMAKE_CACHE elsewhere (zoo builds in a temp dir) still find them."""
-    from pipelines.side_runtime import locate
+    from pipelines.runtimes.side import locate
 
     for framework in ("caffe", "mxnet"):
         var = f"ZOOMAKE_{framework.upper()}_PYTHON"

@@ -294,11 +294,13 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
     measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
-    assert {"pipelines/runtime_caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
+    assert {"pipelines/runtimes/caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
         measure
     )
     assert "converters/caffe/convert.py" not in measure  # the reference is independent
-    assert "pipelines/side_runners/run_caffe.py" in measure  # a script real Caffe's Python runs
+    assert (
+        "pipelines/runtimes/side_runners/run_caffe.py" in measure
+    )  # a script real Caffe's Python runs
     # Third-party imports by stage: only the verifier runs onnxruntime, OpenCV and OpenVINO.
     assert {"onnxruntime", "cv2", "openvino", "numpy", "onnx"} <= measure_libs
     assert "onnxruntime" not in convert_libs and "cv2" not in convert_libs

@@ -1,4 +1,4 @@
-"""Side runtimes (pipelines.side_runtime, side_runners/): the protocol, failure modes, setup,
+"""Side runtimes (pipelines.runtimes.side, side_runners/): the protocol, failure modes, setup,
 doctor, verify.reference, and real Caffe / MXNet as references.
 
 The failure-mode tests run a fake ``caffe`` package in zoomake's own Python (the runner only
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import side_runtime
 from pipelines.errors import ZoomakeError
-from pipelines.side_runners import sideproto
+from pipelines.runtimes import side as side_runtime
+from pipelines.runtimes.side_runners import sideproto
 from tests.caffe.helpers import caffe_available, require_caffe, run_caffe, run_opencv, run_ort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_runner_dies_with_its_parent(fake_caffe, tmp_path):
     script = textwrap.dedent(
         """
         import os, sys, time
-        from pipelines.side_runtime import process
+        from pipelines.runtimes.side import process
         print(process("caffe").proc.pid, flush=True)
         time.sleep(60)
         """
@@ -160,7 +160,7 @@ def _no_runtimes(monkeypatch, tmp_path):
 
 
 def test_missing_runtime_names_the_setup_command(monkeypatch, tmp_path):
-    from pipelines.runtimes import caffe_reference
+    from pipelines.runtimes.choose import caffe_reference
 
     _no_runtimes(monkeypatch, tmp_path)
     with pytest.raises(ZoomakeError) as err:
@@ -374,7 +374,7 @@ def test_caffe_available_is_what_ci_set_up():
 
 def test_measure_reruns_when_the_chosen_reference_changes(monkeypatch, tmp_path, fake_caffe):
     """auto picks real Caffe once it is set up: the measure task's config says so."""
-    from pipelines.side_runtime import reference_config as _reference_config
+    from pipelines.runtimes.side import reference_config as _reference_config
 
     caffe_recipe = {"source": {"framework": "caffe"}, "verify": {"reference": "auto"}}
     with_caffe = _reference_config(caffe_recipe)

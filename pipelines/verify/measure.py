@@ -3,7 +3,7 @@
 Reference: the SOURCE model in its own framework's runtime (real Caffe when its side runtime is
 set up, else OpenCV DNN, as ``verify.reference`` says; onnxruntime for ONNX), fed the recipe's
 preprocessing computed in numpy by a transcription of its own (``pipelines.verify.reference_preprocess``). Candidate: the artifact in its deployment runtime (see
-``pipelines.runtimes``). Both see the same deployed inputs (see ``pipelines.verify.samples`` for their
+``pipelines.runtimes.choose``). Both see the same deployed inputs (see ``pipelines.verify.samples`` for their
 ranges and seeds). The artifact must produce exactly the expected outputs (the recipe's, else
 the source model's), each compared with the rule of ``pipelines.verify.metrics``. ``measure`` records
 everything in ``verify.json`` (with the sha256 of every file it read or wrote) and the golden
@@ -25,7 +25,7 @@ import numpy as np
 
 from converters.io import atomic_output
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes import open_artifact, open_reference, versions
+from pipelines.runtimes.choose import open_artifact, open_reference, versions
 from pipelines.verify import samples
 from pipelines.verify.golden import golden_sets, read_tensors, write_golden
 from pipelines.verify.metrics import RULE, DetectionCheck, OutputCheck

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes import open_artifact
+from pipelines.runtimes.choose import open_artifact
 from pipelines.verify.golden import golden_sets, read_set
 from pipelines.verify.metrics import OutputCheck, abs_error, fmt
 

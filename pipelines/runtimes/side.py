@@ -10,7 +10,7 @@ deadline, and a crash or a missing environment is one line naming what to do.
 
 Where a runtime is found, in order: ``ZOOMAKE_<FW>_PYTHON`` (+ ``ZOOMAKE_<FW>_PYTHONPATH``,
 ``os.pathsep``-separated), else ``<zoomake cache>/runtimes/<fw>/runtime.json`` written by
-``zoomake setup-runtime <fw>`` (``pipelines.runtime_setup``).
+``zoomake setup-runtime <fw>`` (``pipelines.runtimes.setup_runtime``).
 
 API (stable; tests use it)::
 
@@ -209,7 +209,7 @@ class SideProcess:
         return ZoomakeError(f"{self.framework} runtime {why} {what}: {reason}")
 
     def request(self, header: dict, arrays=None, timeout: float | None = None, what: str = ""):
-        from pipelines.side_runners.sideproto import decode_arrays, encode
+        from pipelines.runtimes.side_runners.sideproto import decode_arrays, encode
 
         what = what or header.get("op", "")
         if not self.alive:

@@ -6,9 +6,9 @@ model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {n
 - ONNX: onnxruntime, CPU provider, every graph optimization on (what a deployment gets).
 - OpenVINO IR: OpenVINO runtime on CPU with ``INFERENCE_PRECISION_HINT f32``; without the hint
   recent CPUs silently run bf16/fp16 arithmetic, which is how wrong FP16 conversions went unseen.
-- Caffe: real Caffe (pycaffe in its own environment, ``pipelines.side_runtime``) as the
+- Caffe: real Caffe (pycaffe in its own environment, ``pipelines.runtimes.side``) as the
   reference when set up, else OpenCV DNN 4.x (``DNN_BACKEND_OPENCV``, CPU), which also runs Caffe
-  artifacts; see ``pipelines.runtime_caffe`` and ``caffe_reference``.
+  artifacts; see ``pipelines.runtimes.caffe`` and ``caffe_reference``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> R
     if fmt == "openvino":
         return OpenVinoRunner(out_dir / "model.xml", prefer)
     if fmt == "caffe":
-        from pipelines.runtime_caffe import OpenCvCaffeRunner
+        from pipelines.runtimes.caffe import OpenCvCaffeRunner
 
         return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
     raise ZoomakeError(f"{out_dir}: unknown artifact format '{fmt}' (onnx, openvino, caffe)")
@@ -178,7 +178,7 @@ REFERENCES = ("auto", "caffe", "opencv")
 def caffe_reference(choice: str = "auto") -> str:
     """Which runtime runs a Caffe source: ``verify.reference`` resolved (``auto``: real Caffe
     when its side runtime is set up, else OpenCV). A missing requested runtime is an error."""
-    from pipelines.side_runtime import available, setup_command
+    from pipelines.runtimes.side import available, setup_command
 
     if choice not in REFERENCES:
         raise ZoomakeError(
@@ -201,7 +201,7 @@ def open_reference(
 ) -> Runner:
     """The SOURCE model in its own framework's runtime, able to produce ``outputs``."""
     if framework == "caffe":
-        from pipelines.runtime_caffe import OpenCvCaffeRunner, RealCaffeRunner
+        from pipelines.runtimes.caffe import OpenCvCaffeRunner, RealCaffeRunner
 
         for role in ("prototxt", "caffemodel"):
             if role not in sources:

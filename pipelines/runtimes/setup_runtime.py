@@ -1,5 +1,5 @@
 """``zoomake setup-runtime`` and ``zoomake doctor``: create and check the side runtimes'
-environments (see ``pipelines.side_runtime``) and list every runtime a build can use.
+environments (see ``pipelines.runtimes.side``) and list every runtime a build can use.
 
 A side runtime's venv lives under ``<zoomake cache>/runtimes/<fw>/venv``, described by
 ``runtime.json`` beside it (python, PYTHONPATH, build). Each setup ends with a check: a tiny
@@ -19,7 +19,7 @@ import numpy as np
 
 from converters.io import atomic_output
 from pipelines.errors import ZoomakeError
-from pipelines.side_runtime import (
+from pipelines.runtimes.side import (
     SideModel,
     build_note,
     locate,
@@ -40,7 +40,7 @@ PIP_TIMEOUT_S = 1200
 def default_caffe_dir() -> Path:
     """``$ZOOMAKE_SHARED/tools/caffe``, else ``../shared/tools/caffe`` beside the repository."""
     shared = os.environ.get("ZOOMAKE_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
+    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
     return base / "tools" / "caffe"
 
 
@@ -151,7 +151,7 @@ def describe(framework: str, info: dict) -> str:
 
 def doctor() -> tuple[list[str], bool]:
     """Lines for ``zoomake doctor`` and whether every runtime that is set up works."""
-    from pipelines.runtimes import versions
+    from pipelines.runtimes.choose import versions
 
     v = versions()
     lines, healthy = ["reference runtimes (run the source model):"], True

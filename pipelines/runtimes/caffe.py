@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes import Port, Runner, need_files, static_shape
+from pipelines.runtimes.choose import Port, Runner, need_files, static_shape
 
 # Caffe's deploy state (caffe.proto ``NetState`` defaults: what ``caffe test`` and pycaffe's
 # ``caffe.TEST`` build): phase TEST, level 0, no stages. OpenCV DNN 4.x ignores include/exclude
@@ -176,7 +176,7 @@ class OpenCvCaffeRunner(Runner):
 
 
 class RealCaffeRunner(Runner):
-    """The model in real Caffe (pycaffe in its own environment, ``pipelines.side_runtime``).
+    """The model in real Caffe (pycaffe in its own environment, ``pipelines.runtimes.side``).
 
     Any blob of the net can be asked for, including intermediate ones; an in-place layer's
     blob holds the value after the last layer that writes it, as in OpenCV's addressing.
@@ -185,7 +185,7 @@ class RealCaffeRunner(Runner):
     runtime = "caffe"
 
     def __init__(self, prototxt: Path, caffemodel: Path | None):
-        from pipelines.side_runtime import SideModel
+        from pipelines.runtimes.side import SideModel
 
         need_files(prototxt, *([caffemodel] if caffemodel else []))
         files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}
