@@ -2,7 +2,7 @@
 
 doit skips every task downstream of a failed one and stops at the first failure without
 ``--continue``, so the artifacts on disk alone cannot tell a fresh pass from yesterday's. The
-run's reporter (``pipelines.zoo_reporter``) therefore records, at the end of every run, the
+run's reporter (``pipelines.report.zoo_reporter``) therefore records, at the end of every run, the
 one-line error of each task that failed (``<build>/.status.json``, kept across runs until the
 task succeeds) and which tasks are not current (this run's knowledge: skipped because an
 upstream task failed, or not reached and out of date in doit's own database). The report
@@ -164,7 +164,7 @@ def finish_run(
         for name in unreached:
             if deps.get_status(tasks[name], tasks).status != "up-to-date":
                 state.stale[name] = "is out of date (not run since its inputs changed)"
-    from pipelines.report import write_report  # after the no-op check: ~20 ms of imports
+    from pipelines.report.results import write_report  # after the no-op check: ~20 ms of imports
 
     write_report(zoo, build, build / "report", state)
     save_failures(build, state.failed, key)

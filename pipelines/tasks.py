@@ -17,7 +17,7 @@ Per model ``<id>``::
 
 ``measure`` never fails on a numerical mismatch (it records it); ``verify`` is the gate that
 fails. The zoo report (build/report/{report.json,junit.xml,index.html}) is written at the end
-of every run, whatever failed, by the run's reporter (``pipelines.zoo_reporter``): doit skips
+of every run, whatever failed, by the run's reporter (``pipelines.report.zoo_reporter``): doit skips
 every task downstream of a failed one, so no task could be trusted to do it. The reporter also
 takes the build-directory lock.
 
@@ -38,7 +38,7 @@ from doit.tools import config_changed
 
 from pipelines.errors import ZoomakeError
 from pipelines.locations import CODE_ROOT, build_dir, is_checkout, recipes_dir
-from pipelines.zoo_reporter import ZooReporter
+from pipelines.report.zoo_reporter import ZooReporter
 
 REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or the build is
 # ./recipes and ./build of the current directory, or ZOOMAKE_RECIPES / ZOOMAKE_BUILD (tests,
@@ -65,7 +65,7 @@ DOIT_CONFIG = {
     "backend": "sqlite3",
     "verbosity": 1,
     # Executed tasks and one closing line for the zoo (`--reporter console`: doit's own output);
-    # the reporter also takes the build lock and writes the report (pipelines.zoo_reporter).
+    # the reporter also takes the build lock and writes the report (pipelines.report.zoo_reporter).
     "reporter": ZooReporter,
     "default_tasks": [
         "fetch",
@@ -83,7 +83,7 @@ DOIT_CONFIG = {
 # (pipelines.code_closure): project files it can reach and the third-party versions it imports.
 STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
                  "export": "act_export", "measure": "act_measure", "verify": "act_verify",
-                 "report": "pipelines.report:write_report"}  # fmt: skip
+                 "report": "pipelines.report.results:write_report"}  # fmt: skip
 
 
 @functools.cache

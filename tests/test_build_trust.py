@@ -275,7 +275,7 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
     assert ran == {"measure:mtcnn-det1:onnx", "verify:mtcnn-det1:onnx"}, ran
     # The report and the task creators are no stage's code.
-    _touch_code(code / "pipelines" / "report_html.py")
+    _touch_code(code / "pipelines" / "report" / "html.py")
     tasks = code / "pipelines" / "tasks.py"
     tasks.write_text(tasks.read_text().replace('"""Regenerate docs/', '"""Regenerate the docs/'))
     assert executed(ok(run_doit(env, cwd=cwd, dodo=dodo))) == set()

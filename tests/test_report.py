@@ -1,4 +1,4 @@
-"""pipelines.report: report.json, junit.xml and index.html of a small real build tree.
+"""pipelines.report.results: report.json, junit.xml and index.html of a small real build tree.
 
 The tree holds one model whose targets pass, one whose artifact has a corrupted weight (fails)
 and one that was never built (missing), each measured for real by pipelines.verify.measure.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.report import write_report
+from pipelines.report.results import write_report
 from pipelines.verify.measure import measure
 from tests.verify_helpers import (
     build_sources,

@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from pipelines.report import target_entry
+from pipelines.report.results import target_entry
 from pipelines.verify.golden import read_set
 from pipelines.verify.measure import gate, measure
 from tests.verify_helpers import (

@@ -1,6 +1,6 @@
 """The doit reporter of zoo builds: the build lock, one line per failure, and the end of a run.
 
-It extends ``pipelines.doit_reporter.ZooReporter`` (executed tasks only, one closing line for
+It extends ``pipelines.report.doit_reporter.ZooReporter`` (executed tasks only, one closing line for
 the zoo, now read from the report this reporter has just written). doit calls a reporter's ``initialize`` before the first task and ``complete_run`` after the
 last one in the main process, on success, on failure with or without ``--continue``, on
 Ctrl-C, in serial and parallel runs alike. That is the one place that sees every build end,
@@ -20,8 +20,8 @@ import sys
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
-from pipelines import doit_reporter
 from pipelines.errors import ZoomakeError
+from pipelines.report import doit_reporter
 
 UP_TO_DATE, RAN = None, "ran"  # events of a current task; else (kind, message)
 

@@ -33,7 +33,7 @@ def _verdict(verify_json: Path) -> bool | None:
 
 
 def _report_verdicts(build: Path) -> dict[tuple[str, str], bool | None]:
-    """Each target's status in report.json (the gate's recheck, see pipelines.report)."""
+    """Each target's status in report.json (the gate's recheck, see pipelines.report.results)."""
     try:
         report = json.loads((build / "report" / "report.json").read_text(encoding="utf-8"))
         return {

@@ -219,7 +219,7 @@ def write_report(
     zoo: dict[str, dict], build_dir: Path, out_dir: Path, state: BuildState | None = None
 ) -> None:
     """Write ``out_dir``/report.json, junit.xml and index.html for the models of ``zoo``."""
-    from pipelines.report_html import render_html
+    from pipelines.report.html import render_html
 
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     report = build_report(zoo, build_dir, state)
