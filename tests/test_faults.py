@@ -1,7 +1,7 @@
 """Faults and bad input (issue 9): every root cause the fuzzing found gives one line, never a
 traceback, exits non-zero and leaves no output behind.
 
-Each test drives the real entry point (``pipelines.cli.main`` in this process, or ``doit`` as a
+Each test drives the real entry point (``pipelines.cli.main.main`` in this process, or ``doit`` as a
 subprocess for the build directory) on a minimal input for one root cause; on the code before
 these fixes each of them escaped as a Python exception (noted per test).
 """
@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -437,7 +437,7 @@ def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
 
 
 def test_a_bug_in_the_cli_is_labelled_internal_and_exits_70(monkeypatch, capsys):
-    from pipelines import cli
+    from pipelines.cli import main as cli
 
     monkeypatch.setitem(cli.COMMANDS, "layers", lambda args: 1 // 0)
     assert main(["layers"]) == 70

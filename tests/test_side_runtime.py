@@ -188,7 +188,7 @@ def test_measure_fails_in_one_line_when_the_requested_caffe_is_missing(monkeypat
 
 
 def test_doctor_without_side_runtimes(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     assert main(["doctor"]) == 0
@@ -201,7 +201,7 @@ def test_doctor_without_side_runtimes(monkeypatch, tmp_path, capsys):
 
 
 def test_setup_runtime_refuses_a_dir_without_pycaffe(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     assert main(["setup-runtime", "caffe", "--from", str(tmp_path)]) == 1
@@ -214,7 +214,7 @@ def test_setup_runtime_refuses_a_dir_without_pycaffe(monkeypatch, tmp_path, caps
 
 
 def test_setup_runtime_with_a_python_that_lacks_caffe(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHON", sys.executable)
@@ -318,7 +318,7 @@ def test_one_runner_serves_many_models_and_returns_blobs(models_dir):
 
 
 def test_doctor_shows_caffe_with_version_and_commit(capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     require_caffe()
     assert main(["doctor"]) == 0

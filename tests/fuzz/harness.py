@@ -19,7 +19,7 @@ Kinds:
   valid, through every doit task creator (what ``doit list`` reads);
 - ``cli``: random ``zoomake convert`` flag combinations and values on the real models.
 
-Each case runs ``pipelines.cli.main`` with its output in an empty directory and is judged:
+Each case runs ``pipelines.cli.main.main`` with its output in an empty directory and is judged:
 ``ok`` (exit 0, every output present and loadable), ``error`` (exit 1 with a one-line
 ``zoomake: error:`` message), ``usage`` (argparse's exit 2), or a failure: ``traceback`` (an
 exception escaped ``main``), ``internal`` (main reported a bug: ``internal error``), ``partial``
@@ -508,7 +508,7 @@ def _outputs_ok(out: Path, fmt: str | None) -> str:
 def run_case(kind: str, index: int, seeds: Seeds, root: Path, *, seed: int = 0,
              timeout: float = 30.0) -> Result:  # fmt: skip
     """Run one case in this process (main thread: the timeout uses SIGALRM)."""
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     rng = random.Random(f"{seed}:{kind}:{index}")
     case_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-{index}-", dir=root))

@@ -26,7 +26,7 @@ from pipelines.errors import ZoomakeError, describe
 
 
 def _add_convert(sub) -> None:
-    from pipelines import convert_cli
+    from pipelines.cli import cmd_convert as convert_cli
 
     p = sub.add_parser(
         "convert",
@@ -41,7 +41,7 @@ def _add_convert(sub) -> None:
 
 
 def cmd_convert(args) -> int:
-    from pipelines import convert_cli
+    from pipelines.cli import cmd_convert as convert_cli
 
     return convert_cli.run(args)
 
