@@ -50,7 +50,7 @@ def _ref(path: Path) -> dict:
 
 
 def _convert_s(prototxt: Path, caffemodel: Path, repeat: int) -> float:
-    from pipelines.build import convert_source
+    from pipelines.build.steps import convert_source
 
     files = {"prototxt": prototxt, "caffemodel": caffemodel}
     return _median_s(lambda: convert_source("caffe", files), repeat)

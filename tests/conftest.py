@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# As in the build (pipelines/tasks.py): OpenBLAS worker threads next to OpenVINO's and
+# As in the build (pipelines/build/tasks.py): OpenBLAS worker threads next to OpenVINO's and
 # onnxruntime's pools were seen spinning forever; numpy is not imported yet at this point.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 

@@ -220,7 +220,7 @@ def _killed_build(env: dict, cwd: Path, build: Path, at_temporary: str | None, r
 
 
 def test_kill_9_leaves_no_temporary_and_the_same_artifacts(tmp_path, models_dir):
-    from pipelines import tasks
+    from pipelines.build import tasks
     from pipelines.verify import golden
 
     assert tasks.GOLDEN_STAGING == golden.GOLDEN  # measure sweeps the golden staging dirs
@@ -276,24 +276,24 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     assert ran == {"measure:mtcnn-det1:onnx", "verify:mtcnn-det1:onnx"}, ran
     # The report and the task creators are no stage's code.
     _touch_code(code / "pipelines" / "report" / "html.py")
-    tasks = code / "pipelines" / "tasks.py"
+    tasks = code / "pipelines" / "build" / "tasks.py"
     tasks.write_text(tasks.read_text().replace('"""Regenerate docs/', '"""Regenerate the docs/'))
     assert executed(ok(run_doit(env, cwd=cwd, dodo=dodo))) == set()
 
 
 def test_code_closure_covers_what_the_hand_kept_list_missed():
-    from pipelines.code_closure import Scanner, closure
+    from pipelines.build.fingerprints import Scanner, closure
 
     scanner = Scanner(REPO)
-    export, export_libs = closure(scanner, "pipelines.tasks", "act_export")
+    export, export_libs = closure(scanner, "pipelines.build.tasks", "act_export")
     for f in ("converters/names.py", "converters/passes/graph.py", "converters/fp16.py",
               "converters/caffe/proto/caffe.proto", "converters/openvino_export.py"):  # fmt: skip
         assert f in export, f
-    convert, convert_libs = closure(scanner, "pipelines.tasks", "act_convert")
+    convert, convert_libs = closure(scanner, "pipelines.build.tasks", "act_convert")
     assert "converters/names.py" in convert and "converters/caffe/layers/conv.py" in convert
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
-    measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
+    measure, measure_libs = closure(scanner, "pipelines.build.tasks", "act_measure")
     assert {"pipelines/runtimes/caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
         measure
     )
@@ -310,11 +310,11 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
 def test_upgrading_onnxruntime_reverifies_but_does_not_reconvert(monkeypatch):
     from importlib import metadata
 
-    from pipelines.code_closure import Scanner, fingerprint
+    from pipelines.build.fingerprints import Scanner, fingerprint
 
     def prints():
         scanner = Scanner(REPO)  # no cache file: recomputed from the installed metadata
-        return {s: fingerprint(scanner, "pipelines.tasks", f"act_{s}")[0]
+        return {s: fingerprint(scanner, "pipelines.build.tasks", f"act_{s}")[0]
                 for s in ("convert", "optimize", "export", "measure")}  # fmt: skip
 
     before = prints()

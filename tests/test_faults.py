@@ -407,7 +407,7 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
     # Was: _guarded caught only ConversionError/ZoomakeError; OSError escaped to doit.
     from doit.exceptions import TaskFailed
 
-    from pipelines.tasks import _guarded
+    from pipelines.build.tasks import _guarded
 
     def act():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "build/x/convert/model.onnx")
@@ -424,7 +424,7 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
 def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
     from doit.exceptions import TaskFailed
 
-    from pipelines.tasks import _guarded
+    from pipelines.build.tasks import _guarded
 
     def act():
         return {}["missing"]

@@ -241,7 +241,7 @@ def test_html_renders_in_chromium(zoo_build, tmp_path):
 
 def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
     """A chain task that failed or is out of date outranks a passing verify.json on disk."""
-    from pipelines.build_state import BuildState
+    from pipelines.build.state import BuildState
 
     zoo = {
         "good": make_recipe(targets={"onnx": {"format": "onnx", "precision": "fp32"},

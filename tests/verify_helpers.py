@@ -73,7 +73,7 @@ def make_recipe(**changes) -> dict:
 
 def deployed_model(sources: dict[str, Path], recipe: dict) -> onnx.ModelProto:
     """The source converted and its preprocessing embedded, as convert:<id> does."""
-    from pipelines.build import convert_source
+    from pipelines.build.steps import convert_source
 
     return convert_source("caffe", sources, recipe["inputs"], recipe.get("outputs"))
 

@@ -308,7 +308,7 @@ def _source(args) -> tuple[str, dict[str, Path]]:
 
 
 def _output(args, files: dict[str, Path]) -> tuple[Path, str]:
-    from pipelines import build
+    from pipelines.build import steps as build
 
     if args.out is not None and args.output_dir is not None:
         raise ZoomakeError("give either -o FILE or --output_dir DIR, not both")
@@ -370,7 +370,7 @@ def make_request(args) -> Request:
     framework, files = _source(args)
     out, fmt = _output(args, files)
     # The rename into place comes after the whole conversion: refuse a directory now.
-    from pipelines.build import output_files
+    from pipelines.build.steps import output_files
 
     refuse_directories(output_files(out, fmt))
     if (args.fp16 and fmt == "caffe") or (args.data_type in ("FP16", "half") and fmt == "caffe"):
@@ -463,7 +463,7 @@ def run(args) -> int:
 
 
 def _convert(req: Request, args):
-    from pipelines import build
+    from pipelines.build import steps as build
 
     inputs = {n: {"shape": s} for n, s in req.shapes.items()}
     # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
@@ -592,7 +592,7 @@ def _describe(model, req: Request) -> dict:
 
 def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict | None]:
     """Write into a temporary directory beside the output, verify, then move into place."""
-    from pipelines import build
+    from pipelines.build import steps as build
 
     parent = req.out.parent
     created = not parent.exists()

@@ -3,7 +3,7 @@
 Subcommands:
   convert    one-shot conversion without a recipe (mmconvert / OpenVINO ``mo`` style)
   validate   check recipes against the schema, print every error one per line
-  build      build the zoo in ./recipes (runs doit on pipelines.tasks; extra args go to doit)
+  build      build the zoo in ./recipes (runs doit on pipelines.build.tasks; extra args go to doit)
   regress    compare a build's golden outputs with an earlier build's
   layers     list the supported Caffe layer types
   setup-runtime  create a side runtime's environment (real Caffe, MXNet) and check it
@@ -77,7 +77,7 @@ def cmd_build(args) -> int:
             f"{recipes_dir()}: recipes folder not found; run zoomake build in a zoo directory "
             "(one with recipes/) or give --recipes DIR"
         )
-    from pipelines import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
+    from pipelines.build import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
 
     return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
 

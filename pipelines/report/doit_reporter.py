@@ -124,6 +124,6 @@ class ZooReporter(ConsoleReporter):
     def complete_run(self):
         super().complete_run()
         if self.zoo_run and not self.runtime_errors:
-            from pipelines import tasks
+            from pipelines.build import tasks
 
             self.write(zoo_line(tasks.zoo(), tasks.BUILD, self.failed, self.executed) + "\n")

@@ -1,6 +1,6 @@
 """The zoo report: ``report.json`` (machines), ``junit.xml`` (CI) and ``index.html`` (people).
 
-Everything is read from the build tree, never recomputed: the build state (``pipelines.build_state``:
+Everything is read from the build tree, never recomputed: the build state (``pipelines.build.state``:
 which stage failed and why, which are out of date), each target's ``verify.json`` (status,
 errors, latency; a pass counts only if the verify gate's ``recheck`` of it still
 holds), its artifact files (sizes) and the stage timings (``convert/stats.json``,
@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from converters.io import atomic_output
-from pipelines.build_state import BuildState
+from pipelines.build.state import BuildState
 
 ARTIFACT_FILES = {
     "onnx": ["model.onnx"],

@@ -4,8 +4,8 @@ It extends ``pipelines.report.doit_reporter.ZooReporter`` (executed tasks only, 
 the zoo, now read from the report this reporter has just written). doit calls a reporter's ``initialize`` before the first task and ``complete_run`` after the
 last one in the main process, on success, on failure with or without ``--continue``, on
 Ctrl-C, in serial and parallel runs alike. That is the one place that sees every build end,
-so it is where the build takes its lock (``pipelines.build_lock``), records what each task
-did (``pipelines.build_state``), removes the stale outputs of a model whose stage failed and
+so it is where the build takes its lock (``pipelines.build.lock``), records what each task
+did (``pipelines.build.state``), removes the stale outputs of a model whose stage failed and
 rewrites the zoo report. A task skipped because its upstream failed is never run by doit,
 so no task of the build itself could do this.
 
@@ -45,8 +45,8 @@ class ZooReporter(doit_reporter.ZooReporter):
         self.events: dict[str, tuple[str, str] | None] = {}
 
     def initialize(self, tasks, selected_tasks):
-        from pipelines import build_lock
-        from pipelines.tasks import BUILD
+        from pipelines.build import lock as build_lock
+        from pipelines.build.tasks import BUILD
 
         try:
             build_lock.hold(BUILD)
@@ -94,7 +94,7 @@ class ZooReporter(doit_reporter.ZooReporter):
             self.write("Execution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
         if not self.locked:
             return
-        from pipelines import tasks
+        from pipelines.build import tasks
 
         try:
             tasks.finish_run(self.tasks, self.events)

@@ -447,14 +447,14 @@ def describe_tasks(recipe_path: Path) -> None:
     """What ``doit list`` does with a recipe that validates: every task creator reads it."""
     import sys
 
-    if "pipelines.tasks" not in sys.modules and not os.environ.get("ZOOMAKE_BUILD"):
+    if "pipelines.build.tasks" not in sys.modules and not os.environ.get("ZOOMAKE_BUILD"):
         # Importing the task module creates its build directory: not in the repository.
         os.environ["ZOOMAKE_BUILD"] = str(recipe_path.parent.parent / "build")
         try:
-            from pipelines import tasks
+            from pipelines.build import tasks
         finally:
             del os.environ["ZOOMAKE_BUILD"]
-    from pipelines import tasks
+    from pipelines.build import tasks
     from pipelines.recipes.load import load_recipe
 
     recipe = load_recipe(recipe_path)

@@ -80,7 +80,7 @@ DOIT_CONFIG = {
 }
 
 # The action each stage runs; its code fingerprint is that function's import closure
-# (pipelines.code_closure): project files it can reach and the third-party versions it imports.
+# (pipelines.build.fingerprints): project files it can reach and the third-party versions it imports.
 STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
                  "export": "act_export", "measure": "act_measure", "verify": "act_verify",
                  "report": "pipelines.report.results:write_report"}  # fmt: skip
@@ -88,7 +88,7 @@ STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "ac
 
 @functools.cache
 def _scanner():
-    from pipelines.code_closure import Scanner
+    from pipelines.build.fingerprints import Scanner
 
     return Scanner(REPO, BUILD / ".cache" / "code-closure.json")
 
@@ -96,11 +96,11 @@ def _scanner():
 @functools.cache
 def code_fingerprint(stage: str) -> str:
     """sha256 over the code a stage runs and the versions of the libraries it imports."""
-    from pipelines.code_closure import fingerprint
+    from pipelines.build.fingerprints import fingerprint
 
     scanner = _scanner()
     module, _, function = STAGE_ACTIONS[stage].rpartition(":")
-    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function)
+    digest, _ = fingerprint(scanner, module or "pipelines.build.tasks", function)
     scanner.save()
     return digest
 
@@ -166,7 +166,7 @@ def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
 
 def _rmtree(path: Path) -> None:
     """`doit clean`'s action: never under a running build's feet."""
-    from pipelines import build_lock
+    from pipelines.build import lock as build_lock
 
     try:
         build_lock.hold(BUILD)
@@ -232,7 +232,7 @@ def recipe_path(model_id: str) -> str:
 def act_convert(model_id: str, recipe: dict, out: str) -> None:
     from converters.errors import ModelMismatch
     from converters.io import save_onnx
-    from pipelines.build import convert_source
+    from pipelines.build.steps import convert_source
 
     def run():
         src = recipe["source"]
@@ -253,7 +253,7 @@ def act_convert(model_id: str, recipe: dict, out: str) -> None:
 
 def act_optimize(recipe: dict, src: str, out: str) -> None:
     from converters.io import load_onnx, save_onnx
-    from pipelines.build import optimize
+    from pipelines.build.steps import optimize
 
     _timed(
         lambda: save_onnx(optimize(load_onnx(src), recipe.get("optimize")), out),
@@ -262,7 +262,7 @@ def act_optimize(recipe: dict, src: str, out: str) -> None:
 
 
 def act_export(target: dict, src: str, out_dir: str) -> None:
-    from pipelines.build import export
+    from pipelines.build.steps import export
 
     _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
 
@@ -324,8 +324,8 @@ def _sweep(paths: list[str]) -> None:
 
 
 def finish_run(tasks: dict, events: dict) -> None:
-    """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
-    from pipelines.build_state import finish_run as finish
+    """End of every doit run (the reporter calls it): see ``pipelines.build.state.finish_run``."""
+    from pipelines.build.state import finish_run as finish
 
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
            code_fingerprint("report"))  # fmt: skip

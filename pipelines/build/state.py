@@ -90,7 +90,7 @@ def load_failures(build_dir: str | os.PathLike) -> dict[str, str]:
 
 
 def report_key(build_dir: str | os.PathLike) -> str | None:
-    """The key the last written report was made with (see pipelines.tasks.finish_run)."""
+    """The key the last written report was made with (see pipelines.build.tasks.finish_run)."""
     return _status(build_dir).get("report_key")
 
 
