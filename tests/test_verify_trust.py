@@ -187,7 +187,7 @@ def test_reference_preprocessing_by_hand():
 
 # Modules the reference side of measure runs; none may reach the code it checks.
 REFERENCE_SIDE = ["pipelines/verify/reference_preprocess.py", "pipelines/verify/samples.py",
-                  "pipelines/runtimes/caffe.py"]  # fmt: skip
+                  "pipelines/runtimes/opencv.py", "pipelines/runtimes/caffe.py"]  # fmt: skip
 CODE_UNDER_TEST = ("converters.preprocess", "converters.caffe.convert", "converters.caffe.prototxt")
 
 

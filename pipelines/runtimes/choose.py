@@ -1,4 +1,4 @@
-"""Run a model in the runtime it is deployed with (candidate) or came from (reference).
+"""Open a model in the runtime it is deployed with (candidate) or came from (reference).
 
 Every runner exposes the same small surface: ``inputs`` (name, static shape, numpy dtype, in the
 model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {name: array}``.
@@ -8,155 +8,22 @@ model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {n
   recent CPUs silently run bf16/fp16 arithmetic, which is how wrong FP16 conversions went unseen.
 - Caffe: real Caffe (pycaffe in its own environment, ``pipelines.runtimes.side``) as the
   reference when set up, else OpenCV DNN 4.x (``DNN_BACKEND_OPENCV``, CPU), which also runs Caffe
-  artifacts; see ``pipelines.runtimes.caffe`` and ``caffe_reference``.
+  artifacts; see ``pipelines.runtimes.opencv``, ``pipelines.runtimes.caffe`` and
+  ``caffe_reference``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-
-_ORT_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-    "tensor(double)": np.float64,
-}
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    shape: tuple[int, ...] | None  # None when the model leaves a dimension symbolic
-    dtype: np.dtype
-
-
-class Runner:
-    runtime = ""
-    inputs: list[Port]
-    outputs: list[str]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def has_output(self, name: str) -> bool:
-        """Whether ``run`` can return ``name`` (a graph output here; any blob of a Caffe net)."""
-        return name in self.outputs
-
-
-def static_shape(dims) -> tuple[int, ...] | None:
-    return tuple(dims) if all(isinstance(d, int) and d > 0 for d in dims) else None
-
-
-def need_files(*paths: Path) -> None:
-    for p in paths:
-        if not Path(p).is_file():
-            raise ZoomakeError(f"{p}: model file not found")
-
-
-class OrtRunner(Runner):
-    runtime = "onnxruntime"
-
-    def __init__(self, model: Path | bytes, extra_outputs: list[str] | None = None):
-        import onnxruntime as ort
-
-        if extra_outputs:
-            model = _with_outputs(model, extra_outputs)
-        elif isinstance(model, Path):
-            need_files(model)
-            model = str(model)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Errors only: a source file with initializers listed as inputs (old exporters) makes
-        # onnxruntime print a warning per weight, which would drown the build log.
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ZoomakeError(f"onnxruntime cannot load the model: {exc}") from None
-        self.inputs = [
-            Port(i.name, static_shape(i.shape), np.dtype(_ORT_TYPES.get(i.type, np.float32)))
-            for i in self.session.get_inputs()
-        ]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def run(self, feeds, outputs=None):
-        names = list(outputs or self.outputs)
-        try:
-            results = self.session.run(names, feeds)
-        except Exception as exc:
-            raise ZoomakeError(f"onnxruntime failed to run the model: {exc}") from None
-        return dict(zip(names, results, strict=True))
-
-
-def _with_outputs(path: Path, names: list[str]) -> bytes:
-    """The model with intermediate values ``names`` added as graph outputs (cut points)."""
-    import onnx
-
-    from converters.io import load_onnx
-
-    model = load_onnx(path)
-    present = {o.name for o in model.graph.output}
-    known = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
-    for name in names:
-        if name in present:
-            continue
-        if name not in known:
-            raise ZoomakeError(f"{path}: '{name}' is not a value of the source ONNX model")
-        model.graph.output.append(onnx.ValueInfoProto(name=name))
-    return model.SerializeToString()
-
-
-class OpenVinoRunner(Runner):
-    runtime = "openvino"
-
-    def __init__(self, xml: Path, prefer: list[str] | None = None):
-        from converters.optional import require
-
-        ov = require("openvino")
-        need_files(xml, xml.with_suffix(".bin"))
-        core = ov.Core()
-        try:
-            model = core.read_model(str(xml))
-            # No CPU pinning: the build process also runs numpy's OpenBLAS and onnxruntime, and
-            # OpenVINO pinning their threads to its cores is how a verify task got stuck.
-            config = {"INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
-            self.compiled = core.compile_model(model, "CPU", config)
-        except RuntimeError as exc:
-            raise ZoomakeError(f"{xml}: OpenVINO cannot load the model: {exc}") from None
-        self.inputs = [
-            Port(
-                p.get_any_name(),
-                static_shape(list(p.get_shape())) if p.get_partial_shape().is_static else None,
-                np.dtype(p.get_element_type().to_dtype()),
-            )
-            for p in self.compiled.inputs
-        ]
-        # An IR tensor may carry several names; keep the one the ONNX graph gave its output.
-        preferred = set(prefer or ())
-        self.outputs = []
-        for port in self.compiled.outputs:
-            names = sorted(port.get_names())
-            self.outputs.append(next((n for n in names if n in preferred), port.get_any_name()))
-        self.request = self.compiled.create_infer_request()
-
-    def run(self, feeds, outputs=None):
-        try:
-            result = self.request.infer(feeds)
-        except RuntimeError as exc:
-            raise ZoomakeError(f"OpenVINO failed to run the model: {exc}") from None
-        got = {
-            name: np.array(result[port])
-            for name, port in zip(self.outputs, self.compiled.outputs, strict=True)
-        }
-        return {n: got[n] for n in (outputs or self.outputs)}
+from pipelines.runtimes.base import Runner, need_files
+from pipelines.runtimes.caffe import RealCaffeRunner
+from pipelines.runtimes.onnxruntime import OrtRunner
+from pipelines.runtimes.opencv import OpenCvCaffeRunner
+from pipelines.runtimes.openvino import OpenVinoRunner
 
 
 def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> Runner:
@@ -166,8 +33,6 @@ def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> R
     if fmt == "openvino":
         return OpenVinoRunner(out_dir / "model.xml", prefer)
     if fmt == "caffe":
-        from pipelines.runtimes.caffe import OpenCvCaffeRunner
-
         return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
     raise ZoomakeError(f"{out_dir}: unknown artifact format '{fmt}' (onnx, openvino, caffe)")
 
@@ -201,8 +66,6 @@ def open_reference(
 ) -> Runner:
     """The SOURCE model in its own framework's runtime, able to produce ``outputs``."""
     if framework == "caffe":
-        from pipelines.runtimes.caffe import OpenCvCaffeRunner, RealCaffeRunner
-
         for role in ("prototxt", "caffemodel"):
             if role not in sources:
                 raise ZoomakeError(f"the Caffe reference needs the source {role} (not fetched)")

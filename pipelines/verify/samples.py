@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes.choose import Port
+from pipelines.runtimes.base import Port
 
 PIXELS = "uniform [0, 255]"
 NORMAL = "standard normal"
