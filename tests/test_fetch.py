@@ -372,9 +372,10 @@ def test_progress_bar_only_when_asked(server, tmp_path, capsys):
 
 def test_default_zoo_is_fetchable_offline_from_the_shared_mirror(repo_root, models_dir, tmp_path):
     # What CI does: ZOOMAKE_MIRROR=../shared/models, no network.
+    from pipelines.recipes import cache as recipe_cache
     from pipelines.recipes import load as recipes
 
-    zoo = recipes.load_zoo(repo_root / "recipes", tmp_path / "recipe-cache")
+    zoo = recipe_cache.load_zoo(repo_root / "recipes", tmp_path / "recipe-cache")
     fetched = 0
     for recipe in zoo.values():
         for ref in recipes.recipe_files(recipe).values():

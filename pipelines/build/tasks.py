@@ -107,7 +107,7 @@ def code_fingerprint(stage: str) -> str:
 
 @functools.cache
 def _load() -> tuple[dict[str, dict], dict[str, list[str]]]:
-    from pipelines.recipes.load import load_zoo_partial
+    from pipelines.recipes.cache import load_zoo_partial
 
     try:
         valid, invalid = load_zoo_partial(RECIPES, BUILD / ".cache")
@@ -139,7 +139,7 @@ def invalid_recipes() -> dict[str, list[str]]:
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
 ):
-    from pipelines.recipes.load import stage_config
+    from pipelines.recipes.stages import stage_config
 
     # One config_changed per task: doit keeps a single saved value for all of them.
     config = {
@@ -152,7 +152,7 @@ def _uptodate(
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     """role -> path under build/<id>/source/ for every file the recipe fetches."""
     from pipelines.fetch.cache import url_basename
-    from pipelines.recipes.load import recipe_files
+    from pipelines.recipes.stages import recipe_files
 
     src = BUILD / model_id / "source"
     return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
@@ -179,7 +179,7 @@ def _rmtree(path: Path) -> None:
 # -- actions (run in doit workers) -------------------------------------------------------------
 def act_fetch(model_id: str, recipe: dict) -> None:
     from pipelines.fetch.cache import fetch_file, materialize
-    from pipelines.recipes.load import recipe_files
+    from pipelines.recipes.stages import recipe_files
 
     dests = source_files(model_id, recipe)
     for role, ref in recipe_files(recipe).items():
@@ -193,7 +193,7 @@ def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
     flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
     verified against itself (~1 s per GB, once per task that reads the sources)."""
     from pipelines.fetch.cache import check_fetched
-    from pipelines.recipes.load import recipe_files
+    from pipelines.recipes.stages import recipe_files
 
     refs = recipe_files(recipe)
     out = {}

@@ -78,7 +78,12 @@ def _write_cache(path: Path, entries: dict) -> None:
 
 
 def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
-    """See pipelines.recipes.load.load_zoo."""
+    """All recipes of ``recipes_dir`` as ``{model_id: recipe}`` (validated, defaults filled).
+
+    Unchanged files are served from the cache in ``cache_dir`` without being read. Raises
+    ZoomakeError listing every problem of every invalid recipe, and ``.yml`` files (which would
+    otherwise be silently ignored).
+    """
     zoo, invalid = load_zoo_partial(recipes_dir, cache_dir)
     if invalid:
         raise ZoomakeError("\n".join(line for lines in invalid.values() for line in lines))
@@ -88,7 +93,8 @@ def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> di
 def load_zoo_partial(
     recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike
 ) -> tuple[dict[str, dict], dict[str, list[str]]]:
-    """``(valid recipes by id, {id: error lines} of the invalid ones)``: see load_zoo."""
+    """Like load_zoo, but an invalid recipe does not stop the others: returns
+    ``(valid recipes by id, {id: its error lines} of the invalid ones)``."""
     base = Path(recipes_dir)
     cache_file = _cache_path(base, Path(cache_dir))
     old = _read_cache(cache_file)

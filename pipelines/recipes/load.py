@@ -1,10 +1,11 @@
-"""Recipes: load safely, validate against the JSON Schema, fill defaults, cache the zoo.
+"""One recipe: load safely, validate against the JSON Schema, fill defaults.
 
 Every validation problem becomes one line ``<file>#<json-pointer>: expected ..., got ...``,
-all of them at once, sorted by position in the file. ``load_zoo`` keeps the validated
-recipes in a JSON cache keyed by each file's stat signature and by a fingerprint of the
-schema and of this code, so that listing the tasks of a 500-recipe zoo costs ~500 ``stat``
-calls instead of 500 YAML parses and schema validations.
+all of them at once, sorted by position in the file. A whole zoo is loaded through the cache
+above this module (``pipelines.recipes.cache.load_zoo``): validated recipes keyed by each
+file's stat signature and by a fingerprint of the schema and of this code, so that listing the
+tasks of a 500-recipe zoo costs ~500 ``stat`` calls instead of 500 YAML parses and schema
+validations.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pipelines.recipes.stages import (  # noqa: F401  (public API of this module
 )
 
 # YAML, jsonschema and the error translation are imported only when a recipe must really be
-# parsed: a warm load_zoo (every `doit list`) needs none of them (~140 ms of imports).
+# parsed: a warm cache.load_zoo (every `doit list`) needs none of them (~140 ms of imports).
 
 # The schema is edited in schemas/recipe.schema.json; pipelines/recipes/recipe.schema.json links to it so
 # that it ships inside the package (package data) and is found the same way when installed.
@@ -166,28 +167,6 @@ def _load_text(path, text: str) -> dict:
 def load_recipe(path: str | os.PathLike) -> dict:
     """The validated recipe with every default filled in; ZoomakeError lists all problems."""
     return _load_text(path, _decode(path, _read(path)))
-
-
-def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
-    """All recipes of ``recipes_dir`` as ``{model_id: recipe}`` (validated, defaults filled).
-
-    Unchanged files are served from a cache in ``cache_dir`` without being read (see
-    pipelines.recipes.cache). Raises ZoomakeError listing every problem of every invalid
-    recipe, and ``.yml`` files (which would otherwise be silently ignored).
-    """
-    from pipelines.recipes import cache as recipe_cache
-
-    return recipe_cache.load_zoo(recipes_dir, cache_dir)
-
-
-def load_zoo_partial(
-    recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike
-) -> tuple[dict[str, dict], dict[str, list[str]]]:
-    """Like load_zoo, but an invalid recipe does not stop the others: returns
-    ``(valid recipes by id, {id: its error lines} of the invalid ones)``."""
-    from pipelines.recipes import cache as recipe_cache
-
-    return recipe_cache.load_zoo_partial(recipes_dir, cache_dir)
 
 
 def recipe_paths(recipes_dir: str | os.PathLike) -> list[Path]:
