@@ -324,8 +324,8 @@ def _sweep(paths: list[str]) -> None:
 
 
 def finish_run(tasks: dict, events: dict) -> None:
-    """End of every doit run (the reporter calls it): see ``pipelines.build.state.finish_run``."""
-    from pipelines.build.state import finish_run as finish
+    """End of every doit run (the reporter calls it): see ``pipelines.build.finish.finish_run``."""
+    from pipelines.build.finish import finish_run as finish
 
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
            code_fingerprint("report"))  # fmt: skip
