@@ -527,7 +527,7 @@ def task_docs():
         return
 
     def layers():
-        from converters.caffe.supported import write_support_table
+        from converters.supported import write_support_table
 
         write_support_table(REPO / "docs" / "supported_layers.md")
 
@@ -539,7 +539,8 @@ def task_docs():
     yield {
         "name": "supported_layers",
         "actions": [layers],
-        "file_dep": [
+        "file_dep": [str(REPO / "converters" / "supported.py")]
+        + [
             str(p)
             for sub in ("caffe", "onnx2caffe")
             for p in sorted((REPO / "converters" / sub).rglob("*.py"))

@@ -1,7 +1,8 @@
 """Write ``docs/supported_layers.md`` from the handler registries (run by ``doit docs``).
 
 Both directions are listed: Caffe layer types the Caffe -> ONNX converter reads, and ONNX ops
-the ONNX -> Caffe writer (``format: caffe`` targets) can express.
+the ONNX -> Caffe writer (``format: caffe`` targets) can express. This module sits above both
+converters and imports both registries, so neither converter imports the other for its docs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from converters.caffe.registry import POSTPROCESSING_TYPES, supported_types
 from converters.io import atomic_output
+from converters.onnx2caffe.registry import supported_ops
 
 HEADER = """\
 # Supported layers and ops
@@ -39,8 +41,6 @@ with one line naming the node and the reason; nothing is written then.
 
 
 def render() -> str:
-    from converters.onnx2caffe.registry import supported_ops
-
     rows = [f"| `{h.type_name}` | `{h.family}` | {h.notes} |" for h in supported_types()]
     cut = ", ".join(f"`{t}`" for t in sorted(POSTPROCESSING_TYPES))
     footer = (
