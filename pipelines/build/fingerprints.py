@@ -14,7 +14,9 @@ and of the helpers and module-level constants it names, so editing an unrelated 
 reruns nothing.
 
 Files a module names in a string literal (``"side_runners"``, a directory of runner scripts other
-Pythons execute) count as code of that module.
+Pythons execute) count as code of that module. A literal naming a package beside it (``"build"``
+or ``"recipes"`` next to ``pipelines/build/``) does not: a package is code, reached through its
+imports like any other.
 
 An import line marked ``# fingerprint: ignore`` (with the reason beside it) is not followed:
 for a library consulted only to refuse input (``max_opset`` asks onnxruntime which opsets it
@@ -37,7 +39,7 @@ from pathlib import Path
 PROJECT = ("converters", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
-_CACHE_VERSION = 5
+_CACHE_VERSION = 6
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
@@ -238,6 +240,8 @@ def _closure(scanner: Scanner, entry_module: str, entry: str) -> tuple[dict[str,
                 files[data.relative_to(scanner.root).as_posix()] = scanner.info(data)["sha"]
         for literal in info.get("literals", []):  # files it names: run by other Pythons, read
             data = path.parent / literal
+            if (data / "__init__.py").is_file():
+                continue  # a package, not data: its modules count when they are imported
             for f in sorted(data.rglob("*")) if data.is_dir() else [data] if data.is_file() else []:
                 if f.is_file() and "__pycache__" not in f.parts:
                     files[f.relative_to(scanner.root).as_posix()] = scanner.info(f)["sha"]
