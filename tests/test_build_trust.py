@@ -285,15 +285,15 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
     from pipelines.build.fingerprints import Scanner, closure
 
     scanner = Scanner(REPO)
-    export, export_libs = closure(scanner, "pipelines.build.tasks", "act_export")
+    export, export_libs = closure(scanner, "pipelines.build.actions", "act_export")
     for f in ("converters/names.py", "converters/passes/graph.py", "converters/fp16.py",
               "converters/caffe/proto/caffe.proto", "converters/openvino_export.py"):  # fmt: skip
         assert f in export, f
-    convert, convert_libs = closure(scanner, "pipelines.build.tasks", "act_convert")
+    convert, convert_libs = closure(scanner, "pipelines.build.actions", "act_convert")
     assert "converters/names.py" in convert and "converters/caffe/layers/conv.py" in convert
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
-    measure, measure_libs = closure(scanner, "pipelines.build.tasks", "act_measure")
+    measure, measure_libs = closure(scanner, "pipelines.build.actions", "act_measure")
     assert {"pipelines/runtimes/caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
         measure
     )
@@ -318,7 +318,7 @@ def test_upgrading_onnxruntime_reverifies_but_does_not_reconvert(monkeypatch):
 
     def prints():
         scanner = Scanner(REPO)  # no cache file: recomputed from the installed metadata
-        return {s: fingerprint(scanner, "pipelines.build.tasks", f"act_{s}")[0]
+        return {s: fingerprint(scanner, "pipelines.build.actions", f"act_{s}")[0]
                 for s in ("convert", "optimize", "export", "measure")}  # fmt: skip
 
     before = prints()

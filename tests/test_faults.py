@@ -407,13 +407,13 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
     # Was: _guarded caught only ConversionError/ZoomakeError; OSError escaped to doit.
     from doit.exceptions import TaskFailed
 
-    from pipelines.build.tasks import _guarded
+    from pipelines.build.actions import guarded
 
     def act():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "build/x/convert/model.onnx")
 
     # The task fails with the line; the build's reporter prints it as "<task> failed: <line>".
-    failed = _guarded(act)()
+    failed = guarded(act)()
     assert isinstance(failed, TaskFailed)
     assert failed.message.splitlines() == [
         "build/x/convert/model.onnx: No space left on device (free some space, or point "
@@ -424,12 +424,12 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
 def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
     from doit.exceptions import TaskFailed
 
-    from pipelines.build.tasks import _guarded
+    from pipelines.build.actions import guarded
 
     def act():
         return {}["missing"]
 
-    failed = _guarded(act)()
+    failed = guarded(act)()
     assert isinstance(failed, TaskFailed)
     err = failed.message.splitlines()
     assert len(err) == 1 and err[0].startswith("internal error (please report): KeyError")

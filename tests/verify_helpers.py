@@ -100,7 +100,7 @@ def fake_build(
 
 
 def build_sources(root: Path, model_id: str, sources: dict[str, Path]) -> dict[str, Path]:
-    """The role -> path map ``tasks._roles`` hands measure (the copies under source/)."""
+    """The role -> path map ``actions._roles`` hands measure (the copies under source/)."""
     return {role: root / model_id / "source" / Path(p).name for role, p in sources.items()}
 
 

@@ -9,9 +9,9 @@ Reachability is by name, one level finer than whole modules: ``from m import f``
 and the functions and classes of ``m`` that ``f`` names (plus everything ``m`` imports at
 module level, which runs when ``m`` is imported, e.g. handler registries); ``import m`` or a
 module imported as a name follows all of ``m``. Imports inside functions count (the code base
-imports lazily). The entry module (``pipelines/build/tasks.py``) counts only the source of the action
-and of the helpers and module-level constants it names, so editing an unrelated task creator
-reruns nothing.
+imports lazily). The entry module (``pipelines/build/actions.py``) counts only the source of the action
+and of the helpers and module-level constants it names, so editing another stage's action
+reruns nothing (and the task creators, in ``pipelines/build/tasks.py``, are no stage's code).
 
 Files a module names in a string literal (``"side_runners"``, a directory of runner scripts other
 Pythons execute) count as code of that module. A literal naming a package beside it (``"build"``

@@ -28,23 +28,27 @@ the work (both through ``config_changed``).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import shutil
 import sys
 from pathlib import Path
 
 from doit.tools import config_changed
 
+from pipelines.build.actions import (
+    act_convert,
+    act_export,
+    act_fetch,
+    act_measure,
+    act_optimize,
+    act_verify,
+    guarded,
+    sweep,
+)
+from pipelines.build.layout import BUILD, DEP_FILE, RECIPES, REPO, artifact_files, source_files
+from pipelines.build.run import code_fingerprint, invalid_recipes, zoo
 from pipelines.errors import ZoomakeError
-from pipelines.locations import CODE_ROOT, build_dir, is_checkout, recipes_dir
+from pipelines.locations import is_checkout
 from pipelines.report.zoo_reporter import ZooReporter
-
-REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or the build is
-# ./recipes and ./build of the current directory, or ZOOMAKE_RECIPES / ZOOMAKE_BUILD (tests,
-# benchmarks, a CI job that builds a subset; `zoomake build --recipes/--build` set them).
-RECIPES = recipes_dir()
-BUILD = build_dir()
 
 
 def _usable_build_dir() -> None:
@@ -61,7 +65,7 @@ def _usable_build_dir() -> None:
 
 _usable_build_dir()
 DOIT_CONFIG = {
-    "dep_file": str(BUILD / ".doit.db"),
+    "dep_file": DEP_FILE,
     "backend": "sqlite3",
     "verbosity": 1,
     # Executed tasks and one closing line for the zoo (`--reporter console`: doit's own output);
@@ -79,62 +83,6 @@ DOIT_CONFIG = {
     ],
 }
 
-# The action each stage runs; its code fingerprint is that function's import closure
-# (pipelines.build.fingerprints): project files it can reach and the third-party versions it imports.
-STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
-                 "export": "act_export", "measure": "act_measure", "verify": "act_verify",
-                 "report": "pipelines.report.results:write_report"}  # fmt: skip
-
-
-@functools.cache
-def _scanner():
-    from pipelines.build.fingerprints import Scanner
-
-    return Scanner(REPO, BUILD / ".cache" / "code-closure.json")
-
-
-@functools.cache
-def code_fingerprint(stage: str) -> str:
-    """sha256 over the code a stage runs and the versions of the libraries it imports."""
-    from pipelines.build.fingerprints import fingerprint
-
-    scanner = _scanner()
-    module, _, function = STAGE_ACTIONS[stage].rpartition(":")
-    digest, _ = fingerprint(scanner, module or "pipelines.build.tasks", function)
-    scanner.save()
-    return digest
-
-
-@functools.cache
-def _load() -> tuple[dict[str, dict], dict[str, list[str]]]:
-    from pipelines.recipes.cache import load_zoo_partial
-
-    try:
-        valid, invalid = load_zoo_partial(RECIPES, BUILD / ".cache")
-    except ZoomakeError as exc:  # the recipe directory itself is unusable
-        print(f"doit: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    for lines in invalid.values():
-        for line in lines:
-            print(line, file=sys.stderr)
-    if invalid:
-        print(
-            f"doit: {len(invalid)} invalid recipe(s) not built, each fails as recipe:<id> "
-            "(`zoomake validate` lists the errors)",
-            file=sys.stderr,
-        )
-    return valid, invalid
-
-
-def zoo() -> dict[str, dict]:
-    """The valid recipes (an invalid one is reported and left out, see ``invalid_recipes``)."""
-    return _load()[0]
-
-
-def invalid_recipes() -> dict[str, list[str]]:
-    """``{id: error lines}`` of the recipes that fail validation."""
-    return _load()[1]
-
 
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
@@ -149,21 +97,6 @@ def _uptodate(
     return config_changed({**config, **({"extra": extra} if extra else {})})
 
 
-def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
-    """role -> path under build/<id>/source/ for every file the recipe fetches."""
-    from pipelines.fetch.cache import url_basename
-    from pipelines.recipes.stages import recipe_files
-
-    src = BUILD / model_id / "source"
-    return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
-
-
-def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
-    names = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
-             "caffe": ["model.prototxt", "model.caffemodel"]}[fmt]  # fmt: skip
-    return [out_dir / n for n in names]
-
-
 def _rmtree(path: Path) -> None:
     """`doit clean`'s action: never under a running build's feet."""
     from pipelines.build import lock as build_lock
@@ -176,162 +109,11 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# -- actions (run in doit workers) -------------------------------------------------------------
-def act_fetch(model_id: str, recipe: dict) -> None:
-    from pipelines.fetch.cache import fetch_file, materialize
-    from pipelines.recipes.stages import recipe_files
-
-    dests = source_files(model_id, recipe)
-    for role, ref in recipe_files(recipe).items():
-        cached = fetch_file(ref["url"], ref["sha256"], ref["size"])
-        materialize(cached, dests[role], ref["sha256"])
-
-
-def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
-    """The fetched files by short role: prototxt, caffemodel, onnx (the source), mean_file:<input>
-    (a preprocessing mean image) and file:<N> (verify sample N), each re-hashed first: a byte
-    flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
-    verified against itself (~1 s per GB, once per task that reads the sources)."""
-    from pipelines.fetch.cache import check_fetched
-    from pipelines.recipes.stages import recipe_files
-
-    refs = recipe_files(recipe)
-    out = {}
-    for role, path in source_files(model_id, recipe).items():
-        check_fetched(path, refs[role], f"fetch:{model_id}")
-        parts = role.split("/")
-        if parts[0] == "source":
-            out[parts[1]] = path
-        elif parts[-1] == "mean_file":
-            out[f"mean_file:{parts[1]}"] = path
-        elif parts[:2] == ["verify", "files"]:
-            out[f"file:{parts[2]}"] = path
-    return out
-
-
-def _timed(fn, stats_path: Path, *args) -> None:
-    import json
-    import time
-
-    from converters.io import atomic_output
-
-    t0 = time.perf_counter()
-    fn(*args)
-    with atomic_output(stats_path) as tmp:
-        tmp.write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 4)}))
-
-
-def recipe_path(model_id: str) -> str:
-    """The recipe file as the user names it: relative to the working directory when inside."""
-    path = RECIPES / f"{model_id}.yaml"
-    with contextlib.suppress(ValueError):
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    return str(path)
-
-
-def act_convert(model_id: str, recipe: dict, out: str) -> None:
-    from converters.errors import ModelMismatch
-    from converters.io import save_onnx
-    from pipelines.build.steps import convert_source
-
-    def run():
-        src = recipe["source"]
-        try:
-            model = convert_source(
-                src["framework"],
-                _roles(model_id, recipe),
-                recipe.get("inputs"),
-                recipe.get("outputs"),
-                src.get("opset", 17),
-            )
-        except ModelMismatch as exc:  # the recipe asked for it: say so against the recipe
-            raise ZoomakeError(f"{recipe_path(model_id)}#{exc.pointer()}: {exc.detail}") from None
-        save_onnx(model, out)
-
-    _timed(run, Path(out).with_name("stats.json"))
-
-
-def act_optimize(recipe: dict, src: str, out: str) -> None:
-    from converters.io import load_onnx, save_onnx
-    from pipelines.build.steps import optimize
-
-    _timed(
-        lambda: save_onnx(optimize(load_onnx(src), recipe.get("optimize")), out),
-        Path(out).with_name("stats.json"),
-    )
-
-
-def act_export(target: dict, src: str, out_dir: str) -> None:
-    from pipelines.build.steps import export
-
-    _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
-
-
-def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
-    from pipelines.verify.measure import measure
-
-    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
-
-
-def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
-    import io
-
-    from doit.exceptions import TaskFailed
-
-    from pipelines.verify.measure import gate
-
-    said = io.StringIO()  # the gate's lines become the task's failure (printed once, by tag)
-    with contextlib.redirect_stderr(said):
-        passed = gate(model_id, target_name, Path(verify_json), recipe, _roles(model_id, recipe))
-    if passed:
-        return True
-    tag = f"verify:{model_id}:{target_name}: "
-    lines = [ln.removeprefix(tag) for ln in said.getvalue().splitlines() if ln.strip()]
-    return TaskFailed("\n".join(lines) or f"{verify_json} records no passing result")
-
-
-def _guarded(fn):
-    """Wrap an action so any failure fails the task with one line (no traceback; the reporter
-    prints it as ``<task> failed: <line>``): bad input and environment errors (disk full) as
-    such, bugs as ``internal error`` lines (pipelines.errors.describe)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        from doit.exceptions import TaskFailed
-
-        from pipelines.errors import describe
-
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:  # describe() tells bad input from bugs; see pipelines.errors
-            return TaskFailed(describe(exc)[1])
-        return result if isinstance(result, TaskFailed) else result is not False
-
-    return run
-
-
 # pipelines.verify.golden.GOLDEN, the name its staging directory is a temporary of (not imported:
 # golden imports numpy, ~200 ms on every `doit list`).
 GOLDEN_STAGING = "golden"
 
 
-def _sweep(paths: list[str]) -> None:
-    """First action of every task: remove what a killed earlier run left beside its outputs."""
-    from converters.io import sweep_temporaries
-
-    for path in paths:
-        sweep_temporaries(path)
-
-
-def finish_run(tasks: dict, events: dict) -> None:
-    """End of every doit run (the reporter calls it): see ``pipelines.build.finish.finish_run``."""
-    from pipelines.build.finish import finish_run as finish
-
-    finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
-           code_fingerprint("report"))  # fmt: skip
-
-
-# -- task creators ---------------------------------------------------------------------------------
 def _schema_path() -> Path:
     from pipelines.recipes.load import SCHEMA_PATH
 
@@ -362,7 +144,7 @@ def task_fetch():
         targets = [str(p) for p in source_files(model_id, recipe).values()]
         yield {
             "name": model_id,
-            "actions": [(_sweep, [targets]), (_guarded(act_fetch), [model_id, recipe])],
+            "actions": [(sweep, [targets]), (guarded(act_fetch), [model_id, recipe])],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "fetch")],
             "clean": [(_rmtree, [BUILD / model_id / "source"])],
@@ -376,7 +158,7 @@ def task_convert():
         targets = [str(out), str(out.with_name("stats.json"))]
         yield {
             "name": model_id,
-            "actions": [(_sweep, [targets]), (_guarded(act_convert), [model_id, recipe, str(out)])],
+            "actions": [(sweep, [targets]), (guarded(act_convert), [model_id, recipe, str(out)])],
             "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "convert")],
@@ -393,8 +175,8 @@ def task_optimize():
         yield {
             "name": model_id,
             "actions": [
-                (_sweep, [targets]),
-                (_guarded(act_optimize), [recipe, str(src), str(out)]),
+                (sweep, [targets]),
+                (guarded(act_optimize), [recipe, str(src), str(out)]),
             ],
             "file_dep": [str(src)],
             "targets": targets,
@@ -409,13 +191,13 @@ def task_export():
         src = BUILD / model_id / "optimize" / "model.onnx"
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
-            files = _artifact_files(out_dir, target["format"])
+            files = artifact_files(out_dir, target["format"])
             targets = [str(f) for f in files] + [str(out_dir / "export-stats.json")]
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [
-                    (_sweep, [targets]),
-                    (_guarded(act_export), [target, str(src), str(out_dir)]),
+                    (sweep, [targets]),
+                    (guarded(act_export), [target, str(src), str(out_dir)]),
                 ],
                 "file_dep": [str(src)],
                 "targets": targets,
@@ -440,10 +222,10 @@ def task_measure():
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [
-                    (_sweep, [swept]),
-                    (_guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
+                    (sweep, [swept]),
+                    (guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
                 ],
-                "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
+                "file_dep": [str(f) for f in artifact_files(out_dir, target["format"])] + sources,
                 "targets": [str(out_dir / "verify.json")],
                 "uptodate": [
                     _uptodate(recipe, "verify", name, "measure", _reference_config(recipe))
@@ -482,10 +264,10 @@ def task_verify():
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
             verify_json = out_dir / "verify.json"
-            artifact = [str(f) for f in _artifact_files(out_dir, target["format"])]
+            artifact = [str(f) for f in artifact_files(out_dir, target["format"])]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(_guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
+                "actions": [(guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
                 "file_dep": [str(verify_json), *artifact, *sources],
                 "uptodate": [
                     _uptodate(recipe, "verify", name),

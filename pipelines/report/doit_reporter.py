@@ -124,6 +124,7 @@ class ZooReporter(ConsoleReporter):
     def complete_run(self):
         super().complete_run()
         if self.zoo_run and not self.runtime_errors:
-            from pipelines.build import tasks
+            from pipelines.build import run
+            from pipelines.build.layout import BUILD
 
-            self.write(zoo_line(tasks.zoo(), tasks.BUILD, self.failed, self.executed) + "\n")
+            self.write(zoo_line(run.zoo(), BUILD, self.failed, self.executed) + "\n")

@@ -46,7 +46,7 @@ class ZooReporter(doit_reporter.ZooReporter):
 
     def initialize(self, tasks, selected_tasks):
         from pipelines.build import lock as build_lock
-        from pipelines.build.tasks import BUILD
+        from pipelines.build.layout import BUILD
 
         try:
             build_lock.hold(BUILD)
@@ -94,12 +94,13 @@ class ZooReporter(doit_reporter.ZooReporter):
             self.write("Execution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
         if not self.locked:
             return
-        from pipelines.build import tasks
+        from pipelines.build import run
+        from pipelines.build.layout import BUILD
 
         try:
-            tasks.finish_run(self.tasks, self.events)
+            run.finish_run(self.tasks, self.events)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
         if self.zoo_run and not self.runtime_errors:  # read from the report just written
-            line = doit_reporter.zoo_line(tasks.zoo(), tasks.BUILD, self.failed, self.executed)
+            line = doit_reporter.zoo_line(run.zoo(), BUILD, self.failed, self.executed)
             self.write(line + "\n")
