@@ -437,9 +437,9 @@ def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
 
 
 def test_a_bug_in_the_cli_is_labelled_internal_and_exits_70(monkeypatch, capsys):
-    from pipelines.cli import main as cli
+    from pipelines.cli import cmd_layers
 
-    monkeypatch.setitem(cli.COMMANDS, "layers", lambda args: 1 // 0)
+    monkeypatch.setattr(cmd_layers, "run", lambda args: 1 // 0)
     assert main(["layers"]) == 70
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

@@ -254,6 +254,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="do not run the source and the result on a seeded input")  # fmt: skip
 
 
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "convert",
+        help="convert one model without a recipe",
+        description="Convert a Caffe or ONNX model to ONNX, OpenVINO IR or Caffe, verify the "
+        "result against the source model and print a summary. The output format follows "
+        "-o's suffix (.onnx, .xml, .prototxt) unless --to is given. Model Optimizer's and "
+        "mmconvert's flags are accepted with their own meaning (README, Migrating from "
+        "OpenVINO's Model Optimizer).",
+    )
+    add_arguments(p)
+    return p
+
+
 # -- from flags to a conversion --------------------------------------------------------------
 @dataclass
 class Request:

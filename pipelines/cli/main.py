@@ -22,79 +22,21 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.errors import ZoomakeError, describe
+from pipelines.cli import (
+    cmd_build,
+    cmd_convert,
+    cmd_doctor,
+    cmd_layers,
+    cmd_regress,
+    cmd_setup_runtime,
+    cmd_validate,
+)
+from pipelines.errors import describe
 
-
-def _add_convert(sub) -> None:
-    from pipelines.cli import cmd_convert as convert_cli
-
-    p = sub.add_parser(
-        "convert",
-        help="convert one model without a recipe",
-        description="Convert a Caffe or ONNX model to ONNX, OpenVINO IR or Caffe, verify the "
-        "result against the source model and print a summary. The output format follows "
-        "-o's suffix (.onnx, .xml, .prototxt) unless --to is given. Model Optimizer's and "
-        "mmconvert's flags are accepted with their own meaning (README, Migrating from "
-        "OpenVINO's Model Optimizer).",
-    )
-    convert_cli.add_arguments(p)
-
-
-def cmd_convert(args) -> int:
-    from pipelines.cli import cmd_convert as convert_cli
-
-    return convert_cli.run(args)
-
-
-def cmd_validate(args) -> int:
-    from pipelines.locations import recipes_dir
-    from pipelines.recipes.load import validate_recipe_file
-
-    paths = args.recipes or sorted(recipes_dir().glob("*.yaml"))
-    if not paths:
-        raise ZoomakeError(f"no recipes to validate in {recipes_dir()}")
-    errors = []
-    for path in paths:
-        errors.extend(validate_recipe_file(Path(path)))
-    for line in errors:
-        print(line, file=sys.stderr)
-    if errors:
-        print(f"{len(errors)} error(s) in {len(paths)} recipe(s)", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"{len(paths)} recipe(s) valid")
-    return 0
-
-
-def cmd_build(args) -> int:
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
-
-    from pipelines.locations import recipes_dir
-
-    if not recipes_dir().is_dir():
-        raise ZoomakeError(
-            f"{recipes_dir()}: recipes folder not found; run zoomake build in a zoo directory "
-            "(one with recipes/) or give --recipes DIR"
-        )
-    from pipelines.build import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
-
-    return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
-
-
-def cmd_regress(args) -> int:
-    from pipelines.locations import build_dir
-    from pipelines.verify.regress import regress
-
-    return regress(build_dir(), Path(args.against))
-
-
-def cmd_layers(args) -> int:
-    from converters.caffe.registry import supported_types
-
-    for info in supported_types():
-        print(f"{info.type_name:24} {info.family:16} {info.notes}")
-    return 0
+# Subcommand -> its module: ``add_parser(sub)`` declares it, ``run(args)`` runs it.
+COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build,
+            "regress": cmd_regress, "layers": cmd_layers,
+            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor}  # fmt: skip
 
 
 def _dirs_options(parser: argparse.ArgumentParser) -> None:
@@ -120,21 +62,6 @@ def _log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
 
-def cmd_setup_runtime(args) -> int:
-    from pipelines.runtimes.setup_runtime import setup_runtime
-
-    setup_runtime(args.framework, args.from_dir)
-    return 0
-
-
-def cmd_doctor(args) -> int:
-    from pipelines.runtimes.setup_runtime import doctor
-
-    lines, healthy = doctor()
-    print("\n".join(lines))
-    return 0 if healthy else 1
-
-
 def make_parser() -> argparse.ArgumentParser:
     from pipelines import version
 
@@ -144,45 +71,12 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"zoomake {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_convert(sub)
-    v = sub.add_parser("validate", help="validate recipes against the schema")
-    v.add_argument("recipes", nargs="*", type=Path, help="recipe files (default: recipes/*.yaml)")
-    # No positional arguments: everything zoomake does not know goes to doit, in order (see main).
-    b = sub.add_parser(
-        "build",
-        help="build the zoo with doit (other arguments go to doit)",
-        description="Run doit on the zoo in ./recipes (no dodo.py needed). Every argument "
-        "other than --recipes/--build goes to doit, e.g. zoomake build list, "
-        "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
-    )
-    r = sub.add_parser("regress", help="compare golden outputs with an earlier build")
-    r.add_argument("--against", required=True, help="the earlier build directory")
-    sub.add_parser("layers", help="list supported Caffe layer types")
-    s = sub.add_parser(
-        "setup-runtime",
-        help="set up a side runtime (its own Python environment) for verification",
-        description="Create the environment of a reference framework that cannot share "
-        "zoomake's (under the zoomake cache dir), or use ZOOMAKE_<FW>_PYTHON and "
-        "ZOOMAKE_<FW>_PYTHONPATH when set; then check it with a tiny model.",
-    )
-    s.add_argument("framework", choices=["caffe", "mxnet"])
-    s.add_argument(
-        "--from",
-        dest="from_dir",
-        type=Path,
-        help="caffe: the prebuilt pycaffe directory (default: ../shared/tools/caffe)",
-    )
-    sub.add_parser("doctor", help="list available reference and artifact runtimes")
-    for p in sub.choices.values():
+    for name, command in COMMANDS.items():
+        p = command.add_parser(sub)
         _dirs_options(p)
-        if p is not b:  # doit has its own -v/--verbosity
+        if name != "build":  # doit has its own -v/--verbosity
             _log_options(p)
     return parser
-
-
-COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build,
-            "regress": cmd_regress, "layers": cmd_layers,
-            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor}  # fmt: skip
 
 
 def _apply_dirs(args) -> None:
@@ -215,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     _apply_dirs(args)
     _setup_logging(args)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
         print("zoomake: interrupted", file=sys.stderr)
         return 130
