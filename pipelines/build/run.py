@@ -68,9 +68,10 @@ def invalid_recipes() -> dict[str, list[str]]:
     return _load()[1]
 
 
-def finish_run(tasks: dict, events: dict) -> None:
+def finish_run(tasks: dict, events: dict, started: float | None = None) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build.finish.finish_run``."""
     from pipelines.build.finish import finish_run as finish
+    from pipelines.doit_loader import baseline
 
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DEP_FILE,
-           code_fingerprint("report"))  # fmt: skip
+           code_fingerprint("report"), started=started, baseline=baseline())  # fmt: skip

@@ -18,6 +18,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "other than --recipes/--build goes to doit, e.g. zoomake build list, "
         "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
     )
+    b.add_argument(
+        "--baseline",
+        metavar="DIR_OR_URL",
+        help="a previous build directory or report (report.json, its folder or URL): the "
+        "report shows each target's drift against it (sets $ZOOMAKE_BASELINE)",
+    )
     return b
 
 

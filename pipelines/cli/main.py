@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "build":
         args.doit_args = extra
+        if args.baseline:
+            os.environ["ZOOMAKE_BASELINE"] = args.baseline
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _apply_dirs(args)

@@ -47,6 +47,13 @@ class OrtRunner(Runner):
         ]
         self.outputs = [o.name for o in self.session.get_outputs()]
 
+    @property
+    def threads(self) -> int:
+        """Intra-op threads: 0 in the options means onnxruntime's default, one per core."""
+        import os
+
+        return self.session.get_session_options().intra_op_num_threads or os.cpu_count() or 1
+
     def run(self, feeds, outputs=None):
         names = list(outputs or self.outputs)
         try:

@@ -45,6 +45,13 @@ class OpenVinoRunner(Runner):
             self.outputs.append(next((n for n in names if n in preferred), port.get_any_name()))
         self.request = self.compiled.create_infer_request()
 
+    @property
+    def threads(self) -> int | None:
+        try:
+            return int(self.compiled.get_property("INFERENCE_NUM_THREADS")) or None
+        except (RuntimeError, TypeError, ValueError):
+            return None
+
     def run(self, feeds, outputs=None):
         try:
             result = self.request.infer(feeds)
