@@ -518,7 +518,7 @@ def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
 def test_baseline_given_as_a_report_bundle_or_bad(zoo_build, tmp_path):
     """A report (its folder, its file, a file:// URL) compares artifact digests; a baseline
     that is none of those is one line in the report, not a failed report."""
-    from pipelines.baseline import annotate
+    from pipelines.report.baseline import annotate
 
     report_dir = zoo_build / "report"
     for spec in (str(report_dir), str(report_dir / "report.json"), report_dir.as_uri()):

@@ -41,7 +41,7 @@ def finish_run(
     failed, rewrite the report. ``tasks``: doit's Task objects by name; ``events``: task ->
     None (up to date), ``"ran"`` or ``(kind, message)``, kind ``failed`` / ``blocked``;
     ``report_code``: the fingerprint of the code that writes the report; ``started``: when
-    the run began; ``baseline``: a previous build or report to compare with (``pipelines.baseline``).
+    the run began; ``baseline``: a previous build or report to compare with (``pipelines.report.baseline``).
 
     A run in which every task of the zoo was up to date changed nothing the report reads, so
     the report it would write is the one on disk: it is kept unless the set of targets or the

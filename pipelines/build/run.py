@@ -70,8 +70,8 @@ def invalid_recipes() -> dict[str, list[str]]:
 
 def finish_run(tasks: dict, events: dict, started: float | None = None) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build.finish.finish_run``."""
+    from pipelines.build.doit_loader import baseline
     from pipelines.build.finish import finish_run as finish
-    from pipelines.doit_loader import baseline
 
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DEP_FILE,
            code_fingerprint("report"), started=started, baseline=baseline())  # fmt: skip

@@ -373,11 +373,11 @@ def write_report(
 ) -> dict:
     """Write ``out_dir``/report.json, junit.xml, index.html and history.json for the models of
     ``zoo``; ``started``: when the build began (epoch seconds); ``baseline``: a previous build
-    or report to compare with (``pipelines.baseline``); ``zoo_dir``: for its git commit."""
+    or report to compare with (``pipelines.report.baseline``); ``zoo_dir``: for its git commit."""
     import time
 
-    from pipelines.provenance import provenance
     from pipelines.report.html import render_html
+    from pipelines.report.provenance import provenance
 
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     report = build_report(zoo, build_dir, state)
@@ -388,7 +388,7 @@ def write_report(
     report["provenance"] = provenance(zoo, Path(zoo_dir), started, time.time())
     report["baseline"] = None
     if baseline:
-        from pipelines.baseline import annotate
+        from pipelines.report.baseline import annotate
 
         annotate(report, build_dir, baseline)
         report["summary"]["changed"] = report["baseline"]["counts"].get("changed", 0)

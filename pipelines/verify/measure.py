@@ -171,10 +171,10 @@ def compare(
 
 
 def _bisect(framework, sources, fmt, out_dir, inputs, feeds, means, tol) -> dict:
-    """``pipelines.bisect.first_divergence`` on the first sample; a diagnosis that cannot be
+    """``pipelines.verify.bisect.first_divergence`` on the first sample; a diagnosis that cannot be
     made is recorded as such (it never turns a measured result into an error)."""
-    from pipelines.bisect import first_divergence
     from pipelines.errors import describe
+    from pipelines.verify.bisect import first_divergence
 
     try:
         return first_divergence(framework, sources, fmt, out_dir,
@@ -193,7 +193,7 @@ def measure(
     bisect: bool = True,
 ) -> dict:
     """Compare the artifact in ``out_dir`` with the source model; write verify.json + golden.
-    A failing artifact is also run layer by layer (``bisect``: ``pipelines.bisect``)."""
+    A failing artifact is also run layer by layer (``bisect``: ``pipelines.verify.bisect``)."""
     t_start = time.perf_counter()
     target = (recipe.get("targets") or {}).get(target_name)
     if target is None:

@@ -7,9 +7,9 @@ accepted before and after the command (as ``-f dodo.py`` is). A zoo selects this
     [tool.doit]
     loader = "zoomake"
     [tool.doit.plugins.loader]
-    zoomake = "pipelines.doit_loader:ZooLoader"
+    zoomake = "pipelines.build.doit_loader:ZooLoader"
 
-The option sets ``ZOOMAKE_BASELINE``, which the end-of-run report reads (``pipelines.baseline``);
+The option sets ``ZOOMAKE_BASELINE``, which the end-of-run report reads (``pipelines.report.baseline``);
 ``doit baseline=DIR`` (a doit command-line variable), the variable itself and
 ``zoomake build --baseline DIR`` do the same without the plugin.
 """
