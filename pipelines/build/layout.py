@@ -27,9 +27,9 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
 
 
 def artifact_files(out_dir: Path, fmt: str) -> list[Path]:
-    names = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
-             "caffe": ["model.prototxt", "model.caffemodel"]}[fmt]  # fmt: skip
-    return [out_dir / n for n in names]
+    from formats import target
+
+    return [out_dir / n for n in target(fmt).files]
 
 
 def recipe_path(model_id: str) -> str:

@@ -26,13 +26,19 @@ def _scanner():
 
 
 @functools.cache
-def code_fingerprint(stage: str) -> str:
-    """sha256 over the code a stage runs and the versions of the libraries it imports."""
+def code_fingerprint(stage: str, uses: tuple[tuple[str, str], ...] = ()) -> str:
+    """sha256 over the code a stage runs and the versions of the libraries it imports.
+
+    ``uses``: the ``(function, format)`` the task calls (``formats.fingerprint_entries``); the
+    stage reaches them through the ``formats`` registry, so their closures are added here (a
+    Caffe source's converter is in convert:<id>'s fingerprint, not in an ONNX-source model's)."""
+    from formats import fingerprint_entries
     from pipelines.build.fingerprints import fingerprint
 
     scanner = _scanner()
     module, _, function = STAGE_ACTIONS[stage].rpartition(":")
-    digest, _ = fingerprint(scanner, module or "pipelines.build.actions", function)
+    extra = fingerprint_entries(*uses)
+    digest, _ = fingerprint(scanner, module or "pipelines.build.actions", function, extra)
     scanner.save()
     return digest
 

@@ -84,15 +84,25 @@ DOIT_CONFIG = {
 }
 
 
+def _uses(recipe: dict, stage: str, target: str | None) -> tuple[tuple[str, str], ...]:
+    """The formats a task of ``stage`` works with (for its code fingerprint)."""
+    framework = (recipe.get("source") or {}).get("framework", "")
+    fmt = ((recipe.get("targets") or {}).get(target) or {}).get("format", "onnx")
+    return {"convert": (("to_onnx", framework),), "export": (("from_onnx", fmt),),
+            "measure": (("reference", framework), ("runner", fmt)),
+            "verify": (("files", fmt),)}.get(stage, ())  # fmt: skip
+
+
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
 ):
     from pipelines.recipes.stages import stage_config
 
     # One config_changed per task: doit keeps a single saved value for all of them.
+    code = code or stage
     config = {
         "recipe": stage_config(recipe, stage, target),
-        "code": code_fingerprint(code or stage),
+        "code": code_fingerprint(code, _uses(recipe, code, target)),
     }
     return config_changed({**config, **({"extra": extra} if extra else {})})
 
@@ -310,8 +320,9 @@ def task_docs():
 
     def layers():
         from converters.supported import write_support_table
+        from formats import markdown
 
-        write_support_table(REPO / "docs" / "supported_layers.md")
+        write_support_table(REPO / "docs" / "supported_layers.md", markdown())
 
     def reference():
         from pipelines.recipes.schemadoc import write_reference
@@ -324,8 +335,8 @@ def task_docs():
         "file_dep": [str(REPO / "converters" / "supported.py")]
         + [
             str(p)
-            for sub in ("caffe", "onnx2caffe")
-            for p in sorted((REPO / "converters" / sub).rglob("*.py"))
+            for sub in ("converters/caffe", "converters/onnx2caffe", "formats")
+            for p in sorted((REPO / sub).rglob("*.py"))
         ],
         "targets": [str(REPO / "docs" / "supported_layers.md")],
     }

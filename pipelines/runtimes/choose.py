@@ -19,35 +19,32 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes.base import Runner, need_files
-from pipelines.runtimes.caffe import RealCaffeRunner
-from pipelines.runtimes.onnxruntime import OrtRunner
-from pipelines.runtimes.opencv import OpenCvCaffeRunner
-from pipelines.runtimes.openvino import OpenVinoRunner
+from pipelines.runtimes.base import Runner
 
 
 def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> Runner:
-    """The built artifact of format ``fmt`` in ``out_dir``, in its deployment runtime."""
-    if fmt == "onnx":
-        return OrtRunner(out_dir / "model.onnx")
-    if fmt == "openvino":
-        return OpenVinoRunner(out_dir / "model.xml", prefer)
-    if fmt == "caffe":
-        return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
-    raise ZoomakeError(f"{out_dir}: unknown artifact format '{fmt}' (onnx, openvino, caffe)")
+    """The built artifact of format ``fmt`` in ``out_dir``, in its deployment runtime (the
+    format's ``Target.runner``, see ``formats``)."""
+    from converters.errors import ConversionError
+    from formats import target
 
-
-REFERENCES = ("auto", "caffe", "opencv")
+    try:
+        spec = target(fmt)
+    except ConversionError as exc:
+        raise ZoomakeError(f"{out_dir}: {exc}") from None
+    return spec.runner(out_dir, prefer)
 
 
 def caffe_reference(choice: str = "auto") -> str:
     """Which runtime runs a Caffe source: ``verify.reference`` resolved (``auto``: real Caffe
     when its side runtime is set up, else OpenCV). A missing requested runtime is an error."""
+    from formats import source
     from pipelines.runtimes.side import available, setup_command
 
-    if choice not in REFERENCES:
+    references = source("caffe").references
+    if choice not in references:
         raise ZoomakeError(
-            f"verify.reference: expected one of {', '.join(REFERENCES)}, got '{choice}'"
+            f"verify.reference: expected one of {', '.join(references)}, got '{choice}'"
         )
     if choice == "opencv":
         return "opencv"
@@ -64,24 +61,16 @@ def caffe_reference(choice: str = "auto") -> str:
 def open_reference(
     framework: str, sources: dict[str, Path], outputs: list[str], choice: str = "auto"
 ) -> Runner:
-    """The SOURCE model in its own framework's runtime, able to produce ``outputs``."""
-    if framework == "caffe":
-        for role in ("prototxt", "caffemodel"):
-            if role not in sources:
-                raise ZoomakeError(f"the Caffe reference needs the source {role} (not fetched)")
-        files = Path(sources["prototxt"]), Path(sources["caffemodel"])
-        if caffe_reference(choice) == "caffe":
-            return RealCaffeRunner(*files)
-        return OpenCvCaffeRunner(*files)
-    if framework == "onnx":
-        if choice != "auto":
-            raise ZoomakeError(f"verify.reference '{choice}' applies to Caffe sources only")
-        if "onnx" not in sources:
-            raise ZoomakeError("the ONNX reference needs the source onnx file (not fetched)")
-        path = Path(sources["onnx"])
-        need_files(path)
-        return OrtRunner(path, extra_outputs=outputs)
-    raise ZoomakeError(f"no reference runtime for source framework '{framework}' (caffe, onnx)")
+    """The SOURCE model in its own framework's runtime, able to produce ``outputs`` (the
+    format's ``Source.reference``, see ``formats``)."""
+    from converters.errors import ConversionError
+    from formats import source
+
+    try:
+        spec = source(framework)
+    except ConversionError as exc:
+        raise ZoomakeError(f"no reference runtime: {exc}") from None
+    return spec.reference(sources, outputs, choice)
 
 
 def versions() -> dict[str, str]:
