@@ -1,10 +1,10 @@
-"""``compare: detections`` (pipelines/metrics.py DetectionCheck): detections in any order."""
+"""``compare: detections`` (pipelines/verify/metrics.py DetectionCheck): detections in any order."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from pipelines.metrics import DetectionCheck
+from pipelines.verify.metrics import DetectionCheck
 
 ROWS = np.array(
     [
@@ -30,7 +30,7 @@ def test_same_detections_in_another_order_with_padding_pass():
 
 
 def test_elementwise_would_fail_where_detections_pass():
-    from pipelines.metrics import OutputCheck
+    from pipelines.verify.metrics import OutputCheck
 
     check = OutputCheck("det", 1e-5, 0.0)
     check.add(0, ROWS[[1, 0, 2]][None, None], ROWS[None, None])
