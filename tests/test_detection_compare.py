@@ -77,7 +77,7 @@ def test_caffe_empty_row_equals_no_detections():
 
 
 def test_iou_per_precision_from_the_recipe():
-    from pipelines.verify import compare_modes
+    from pipelines.verify.measure import compare_modes
 
     recipe = {"verify": {"outputs": {"det": {"compare": "detections"}, "other": {}}}}
     assert compare_modes(recipe, ["det", "other"]) == {"det": {"compare": "detections",

@@ -16,7 +16,7 @@ from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
 from converters.onnx2caffe import onnx_to_caffe
 from converters.passes import run_passes
-from pipelines.metrics import DetectionCheck
+from pipelines.verify.metrics import DetectionCheck
 from tests.caffe.helpers import require_caffe, run_caffe, run_opencv
 from tests.caffe.synth import synthesize_weights
 
