@@ -77,9 +77,19 @@ def cmd_build(args) -> int:
             f"{recipes_dir()}: recipes folder not found; run zoomake build in a zoo directory "
             "(one with recipes/) or give --recipes DIR"
         )
-    from pipelines import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
+    if args.remote_cache:
+        os.environ["ZOOMAKE_REMOTE_CACHE"] = args.remote_cache
 
-    return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
+    def run_doit() -> int:
+        from pipelines import tasks  # what dodo.py re-exports: task_* creators and DOIT_CONFIG
+
+        return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
+
+    if args.scheduler or args.workers:
+        from pipelines.distributed import build
+
+        return build(args.scheduler, args.workers, run_doit)
+    return run_doit()
 
 
 def cmd_regress(args) -> int:
@@ -135,6 +145,16 @@ def cmd_doctor(args) -> int:
     return 0 if healthy else 1
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of workers, found '{text}'")
+    return value
+
+
 def make_parser() -> argparse.ArgumentParser:
     from pipelines import version
 
@@ -154,6 +174,24 @@ def make_parser() -> argparse.ArgumentParser:
         description="Run doit on the zoo in ./recipes (no dodo.py needed). Every argument "
         "other than --recipes/--build goes to doit, e.g. zoomake build list, "
         "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
+    )
+    b.add_argument(
+        "--remote-cache",
+        metavar="URL",
+        help="the shared artifact cache, any fsspec URL (a directory, s3://bucket/prefix); "
+        "append ?readonly to never write it (default: $ZOOMAKE_REMOTE_CACHE)",
+    )
+    where = b.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run one unit of work per model on this Dask scheduler (tcp://host:8786)",
+    )
+    where.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="run one unit of work per model on a Dask cluster of N local worker processes",
     )
     r = sub.add_parser("regress", help="compare golden outputs with an earlier build")
     r.add_argument("--against", required=True, help="the earlier build directory")
