@@ -46,6 +46,9 @@ from pipelines.errors import ZoomakeError
 
 HEAVY_ENV = "ZOOMAKE_HEAVY_MB"
 POLL = 0.5  # seconds between a unit's checks for cancellation
+# Paths (PATH-like lists) of the worker's environment that its units' builds read.
+PATH_VARS = ("ZOOMAKE_MIRROR", "ZOOMAKE_CACHE", "ZOOMAKE_SHARED", "ZOOMAKE_CAFFE_PYTHON",
+             "ZOOMAKE_CAFFE_PYTHONPATH", "ZOOMAKE_MXNET_PYTHON")  # fmt: skip
 
 
 def _die_with_parent() -> None:
@@ -77,11 +80,18 @@ def build_model(model_id: str, recipe_text: str, cache_url: str, cancel: str | N
         build = scratch / "build"
         env = {**os.environ, remote_cache.ENV: cache_url}
         env.pop(remote_cache.FAILURES_ENV, None)
+        for var in PATH_VARS:  # the build runs in the scratch zoo: relative paths stay right
+            if env.get(var):
+                env[var] = os.pathsep.join(
+                    str(Path(p).expanduser().absolute()) if p else p
+                    for p in env[var].split(os.pathsep)
+                )
         cmd = [sys.executable, "-m", "pipelines", "build", "--recipes", str(scratch / "recipes"),
                "--build", str(build), "--continue"]  # fmt: skip
         with open(scratch / "output.txt", "wb") as out:
+            # cwd: the scratch zoo, so lines name recipes/<id>.yaml as a local build does
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    preexec_fn=_die_with_parent)  # fmt: skip
+                                    cwd=scratch, preexec_fn=_die_with_parent)  # fmt: skip
             cancelled = False
             while True:
                 try:
@@ -121,8 +131,13 @@ def _connect(scheduler: str | None, workers: int | None):
     """(client, cluster or None)."""
     import logging
 
-    import dask
-    from distributed import Client, LocalCluster
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ZoomakeError(
+            "--scheduler/--workers need Dask: pip install 'zoomake[distributed]'"
+        ) from None
 
     dask.config.set({"distributed.scheduler.allowed-failures": 3})
     # Dask's INFO lines (workers starting, comms closing) are not the build's output.

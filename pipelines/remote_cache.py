@@ -41,6 +41,8 @@ import platform
 import sys
 from pathlib import Path, PurePosixPath
 
+from pipelines.errors import ZoomakeError
+
 ENV = "ZOOMAKE_REMOTE_CACHE"
 # Set by pipelines.distributed for the client's local pass: tasks that failed on a worker with
 # the same action key fail again with the worker's line instead of redoing the work here.
@@ -55,7 +57,7 @@ EXTRA_OUTPUTS = {"measure": "test_data_set_*"}
 _warned: set[str] = set()
 
 
-class CacheError(Exception):
+class CacheError(ZoomakeError):
     """The cache cannot be used for this entry (unreachable, corrupted): warn and rebuild.
     ``quiet``: an object already reported bad in this process (one warning per object)."""
 
