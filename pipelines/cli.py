@@ -176,6 +176,12 @@ def make_parser() -> argparse.ArgumentParser:
         "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
     )
     b.add_argument(
+        "--baseline",
+        metavar="DIR_OR_URL",
+        help="a previous build directory or report (report.json, its folder or URL): the "
+        "report shows each target's drift against it (sets $ZOOMAKE_BASELINE)",
+    )
+    b.add_argument(
         "--remote-cache",
         metavar="URL",
         help="the shared artifact cache, any fsspec URL (a directory, s3://bucket/prefix); "
@@ -248,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "build":
         args.doit_args = extra
+        if args.baseline:
+            os.environ["ZOOMAKE_BASELINE"] = args.baseline
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _apply_dirs(args)

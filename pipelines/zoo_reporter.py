@@ -17,6 +17,7 @@ Failures print as ``<task> failed: <one-line error>``, without doit's
 from __future__ import annotations
 
 import sys
+import time
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
@@ -41,6 +42,7 @@ class ZooReporter(doit_reporter.ZooReporter):
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
         self.locked = False
+        self.run_started: float | None = None
         self.tasks: dict = {}
         self.events: dict[str, tuple[str, str] | None] = {}
 
@@ -57,6 +59,7 @@ class ZooReporter(doit_reporter.ZooReporter):
         from pipelines import remote_cache
 
         remote_cache.start_run(BUILD)  # this run's cache log (hits, misses)
+        self.run_started = time.time()
         self.tasks = tasks
         super().initialize(tasks, selected_tasks)
 
@@ -100,7 +103,7 @@ class ZooReporter(doit_reporter.ZooReporter):
         from pipelines import tasks
 
         try:
-            tasks.finish_run(self.tasks, self.events)
+            tasks.finish_run(self.tasks, self.events, self.run_started)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
         from pipelines import remote_cache
