@@ -23,7 +23,8 @@ object that fails its check (truncated, corrupted, missing, not JSON) is reporte
 line, never used, and the task is rebuilt (which overwrites the bad entry when writable).
 
 ``measure`` is cached like the others: its record brings ``verify.json`` and the golden sets, so
-the report of a build that hit the cache everywhere equals that of the build that did the work.
+the report of a build that hit the cache everywhere equals that of the build that did the work
+(but for the run's own provenance: when and where it ran).
 The ``verify`` gate is not cached: it is the check, and it runs on what was materialised.
 
 Each run appends what every cached task did to ``<build>/.cache/remote-cache.jsonl`` (the
