@@ -349,3 +349,16 @@ def task_docs():
         ],
         "targets": [str(REPO / "docs" / "recipe-reference.md")],
     }
+
+
+# The shared artifact cache (ZOOMAKE_REMOTE_CACHE, pipelines.build.remote_cache): with one configured,
+# each stage task looks its action key up before running and stores its outputs after.
+def _cacheable():
+    from pipelines.build.remote_cache import cacheable
+
+    g = globals()
+    for stage in ("fetch", "convert", "optimize", "export", "measure"):
+        g[f"task_{stage}"] = cacheable(g[f"task_{stage}"])
+
+
+_cacheable()

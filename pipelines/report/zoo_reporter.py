@@ -56,6 +56,9 @@ class ZooReporter(doit_reporter.ZooReporter):
             print(f"doit: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         self.locked = True
+        from pipelines.build import remote_cache
+
+        remote_cache.start_run(BUILD)  # this run's cache log (hits, misses)
         self.run_started = time.time()
         self.tasks = tasks
         super().initialize(tasks, selected_tasks)
@@ -104,6 +107,11 @@ class ZooReporter(doit_reporter.ZooReporter):
             run.finish_run(self.tasks, self.events, self.run_started)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
+        from pipelines.build import remote_cache
+
+        cache_line = remote_cache.summary(BUILD)
+        if cache_line:
+            self.write(cache_line + "\n")
         if self.zoo_run and not self.runtime_errors:  # read from the report just written
             line = doit_reporter.zoo_line(run.zoo(), BUILD, self.failed, self.executed)
             self.write(line + "\n")
