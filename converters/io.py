@@ -126,6 +126,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Non
         f.write(data)
 
 
+def write_together(files: list[tuple[Path, bytes]]) -> None:
+    """Write each file under a temporary name, then rename them all, the first one last.
+
+    The first file is the one a reader opens first (a prototxt, a symbol); its stale version is
+    removed before anything is renamed, so an old first file never sits beside new weights.
+    """
+    with contextlib.ExitStack() as stack:
+        for path, data in files:  # exits run in reverse: the first file is renamed last
+            stack.enter_context(atomic_output(path)).write_bytes(data)
+        with contextlib.suppress(FileNotFoundError):
+            files[0][0].unlink()
+
+
 def save_onnx(model, path: str | os.PathLike) -> None:
     """Serialize an ``onnx.ModelProto`` to ``path`` atomically (single file, no external data)."""
     data = model.SerializeToString()

@@ -1,0 +1,81 @@
+"""Run an MXNet checkpoint in MXNet 1.9.1 itself (the ``mxnet`` side runtime).
+
+MXNet 1.9 needs NumPy 1.23, so it lives in its own environment (``zoomake setup-runtime mxnet``)
+and runs as a subprocess (``pipelines.side_runtime``, runner ``side_runners/run_mxnet.py``).
+Outputs are addressed by the names this project gives them: MXNet lists a node's output as
+``<node>_output``, and the node computing an ONNX graph output is named after it
+(``converters.mxnet.export``), so the suffix is dropped. ``SoftmaxOutput``'s label argument is
+bound as zeros by the side runner (it does not change the inference result).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.errors import ZoomakeError
+from pipelines.runtimes import Port, Runner, need_files
+
+SUFFIX = "_output"
+
+
+def public_name(mxnet_output: str) -> str:
+    return mxnet_output[: -len(SUFFIX)] if mxnet_output.endswith(SUFFIX) else mxnet_output
+
+
+def require_runtime() -> None:
+    """One line saying how to create the MXNet runtime when it is missing."""
+    from pipelines.side_runtime import available, setup_command
+
+    if not available("mxnet"):
+        raise ZoomakeError(
+            f"the MXNet runtime (mxnet==1.9.1, its own environment) is not set up: "
+            f"run `{setup_command('mxnet')}`"
+        )
+
+
+class MxnetRunner(Runner):
+    """``inputs``/``outputs``/``run(feeds)`` over an MXNet symbol (+ params) in MXNet 1.9.1.
+
+    ``input_shapes`` gives the static shape of each data input (a symbol does not record it);
+    inputs not given have shape None."""
+
+    runtime = "mxnet"
+
+    def __init__(self, symbol: str | os.PathLike, params: str | os.PathLike | None = None,
+                 input_shapes: dict[str, list[int]] | None = None):  # fmt: skip
+        from pipelines.side_runtime import SideModel
+
+        need_files(*[Path(p) for p in (symbol, params) if p])
+        require_runtime()
+        files = {"symbol": str(symbol), **({"params": str(params)} if params else {})}
+        self.model = SideModel("mxnet", files)
+        shapes = input_shapes or {}
+        self.inputs = [
+            Port(n, tuple(shapes[n]) if n in shapes else None, np.dtype(np.float32))
+            for n, _ in self.model.inputs
+        ]
+        self._names = {public_name(o): o for o in self.model.outputs}
+        self.outputs = list(self._names)
+        self._internal = {public_name(b): b for b in self.model.blobs}
+
+    @classmethod
+    def from_prefix(cls, prefix: str | os.PathLike, epoch: int = 0, **kw) -> MxnetRunner:
+        from converters.mxnet.export import checkpoint_paths
+
+        return cls(*checkpoint_paths(prefix, epoch), **kw)
+
+    def has_output(self, name: str) -> bool:
+        return name in self._internal
+
+    def run(self, feeds, outputs=None):
+        wanted = list(outputs or self.outputs)
+        missing = [n for n in wanted if n not in self._internal]
+        if missing:
+            raise ZoomakeError(f"the MXNet model has no output '{missing[0]}'")
+        internal = [self._internal[n] for n in wanted]
+        plain = internal == list(self.model.outputs)
+        got = self.model.run(feeds, None if plain else internal)
+        return {n: np.asarray(got[self._internal[n]]) for n in wanted}
