@@ -9,7 +9,7 @@ Layout (what ``mx.sym.Symbol.tojson()`` writes in 1.x and ``mx.sym.load`` reads)
      "attrs": {"mxnet_version": ["int", 10901]}}
 
 Every attribute value is a string (tuples as ``(3, 3)``, booleans ``True``/``False``). Weights
-are ``null`` nodes; MXNet decides which of them are auxiliary states (BatchNorm's moving
+are ``null`` nodes (with their ``__shape__``); MXNet decides which of them are auxiliary states (BatchNorm's moving
 statistics) from the op, and the params file stores them as ``aux:<name>``, the rest ``arg:``.
 """
 
@@ -73,9 +73,13 @@ class Graph:
                  exact: bool = False) -> Ref:  # fmt: skip
         """A ``null`` node: a graph input (no value) or a weight stored in the params file."""
         name = self.name(hint, exact)
-        self.nodes.append({"op": "null", "name": name, "inputs": []})
+        node = {"op": "null", "name": name, "inputs": []}
+        self.nodes.append(node)
         self.n_outputs.append(1)
         if value is not None:
+            # The shape is recorded on the variable: a broadcast operand's shape cannot be
+            # inferred from the op, and infer_shape / SymbolBlock need every argument's.
+            node["attrs"] = {"__shape__": attr_str(tuple(np.shape(value)) or (1,))}
             self.params[("aux:" if aux else "arg:") + name] = np.ascontiguousarray(value)
         return Ref(len(self.nodes) - 1)
 
