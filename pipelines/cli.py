@@ -8,6 +8,7 @@ Subcommands:
   layers     list the supported Caffe layer types
   setup-runtime  create a side runtime's environment (real Caffe, MXNet) and check it
   doctor     list the reference and artifact runtimes available, with versions
+  convert-mean  a Caffe mean image (.binaryproto) -> an MXNet NDArray file (.nd)
 
 Errors in the user's input or environment print one line ``zoomake: error: ...`` and exit 1;
 usage errors exit 2 (argparse); a bug in zoomake prints one ``internal error (please report)``
@@ -135,6 +136,14 @@ def cmd_doctor(args) -> int:
     return 0 if healthy else 1
 
 
+def cmd_convert_mean(args) -> int:
+    from converters.mxnet.mean import convert_mean
+
+    image = convert_mean(args.mean, args.output, keep_bgr=args.keep_bgr)
+    print(f"{args.output}: mean_image {list(image.shape)} float32")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     from pipelines import version
 
@@ -173,6 +182,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="caffe: the prebuilt pycaffe directory (default: ../shared/tools/caffe)",
     )
     sub.add_parser("doctor", help="list available reference and artifact runtimes")
+    m = sub.add_parser("convert-mean", help="Caffe mean .binaryproto -> MXNet .nd file")
+    m.add_argument("mean", type=Path, help="the Caffe mean image (.binaryproto)")
+    m.add_argument("-o", "--output", type=Path, required=True, help="the .nd file to write")
+    m.add_argument("--keep-bgr", action="store_true", help="keep Caffe's channel order")
     for p in sub.choices.values():
         _dirs_options(p)
         if p is not b:  # doit has its own -v/--verbosity
@@ -182,7 +195,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build,
             "regress": cmd_regress, "layers": cmd_layers,
-            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor}  # fmt: skip
+            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor,
+            "convert-mean": cmd_convert_mean}  # fmt: skip
 
 
 def _apply_dirs(args) -> None:
