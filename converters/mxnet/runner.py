@@ -36,6 +36,14 @@ def require_runtime() -> None:
         )
 
 
+def _array_count(path: Path) -> int:
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return struct.unpack("<QQQ", head)[2] if len(head) == 24 else -1
+
+
 class MxnetRunner(Runner):
     """``inputs``/``outputs``/``run(feeds)`` over an MXNet symbol (+ params) in MXNet 1.9.1.
 
@@ -50,6 +58,8 @@ class MxnetRunner(Runner):
 
         need_files(*[Path(p) for p in (symbol, params) if p])
         require_runtime()
+        if params and _array_count(Path(params)) == 0:
+            params = None  # mx.nd.load gives a list, not a dict, for an empty file
         files = {"symbol": str(symbol), **({"params": str(params)} if params else {})}
         self.model = SideModel("mxnet", files)
         shapes = input_shapes or {}

@@ -220,8 +220,11 @@ def to_onnx(files: dict, inputs: dict[str, list[int]] | None = None, outputs=Non
                               f"(its inputs: {names})")  # fmt: skip
     for n in data_args:
         if n.name not in shapes:
-            raise ConversionError(f"{source}: data input '{n.name}' needs a shape "
-                                  f"(inputs: {n.name}: [N, C, H, W])")  # fmt: skip
+            where = "the params file" if files.get("params") else "a params file (none given)"
+            raise ConversionError(
+                f"{source}: argument '{n.name}' is neither in {where} nor a data input "
+                f"with a shape (inputs: {n.name}: [N, C, H, W])"
+            )
         ctx.used.add(n.name)
         ctx.values[(n.index, 0)] = n.name
         ctx.inputs.append(helper.make_tensor_value_info(n.name, TensorProto.FLOAT, shapes[n.name]))
