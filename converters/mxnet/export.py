@@ -81,10 +81,15 @@ def _heads(ctx: Context, outputs: list[str]) -> None:
         graph.heads.append(ref)
 
 
-def from_onnx(model: onnx.ModelProto, out_dir: str | os.PathLike, options: dict | None = None):
+def from_onnx(model, out_dir: str | os.PathLike, options: dict | None = None):
     """Write ``<prefix>-symbol.json`` and ``<prefix>-<epoch>.params`` (prefix ``model``, epoch 0
-    unless ``options`` say otherwise) into ``out_dir``; returns both paths."""
+    unless ``options`` say otherwise) into ``out_dir``; returns both paths. ``model``: an
+    ``onnx.ModelProto`` or the path of an ONNX file."""
     options = options or {}
+    if isinstance(model, str | os.PathLike):
+        from converters.io import load_onnx
+
+        model = load_onnx(model)
     prefix = str(options.get("prefix", "model"))
     epoch = int(options.get("epoch", 0))
     symbol, params = checkpoint_paths(Path(out_dir) / prefix, epoch)
@@ -103,5 +108,5 @@ def write_checkpoint(model: onnx.ModelProto, symbol: Path, params: Path) -> None
     ctx = build(model)
     write_together(
         [(Path(symbol), ctx.graph.to_json().encode()),
-         (Path(params), ndarray_file.encode(ctx.graph.params))]
+         (Path(params), ndarray_file.chunks(ctx.graph.params))]
     )  # fmt: skip

@@ -36,6 +36,11 @@ _FLAGS = {np.dtype(t): k for k, t in _DTYPES.items()}
 
 def encode(arrays: dict[str, np.ndarray]) -> bytes:
     """The bytes of ``mx.nd.save(path, arrays)`` (dense arrays on cpu, V2 records)."""
+    return b"".join(chunks(arrays))
+
+
+def chunks(arrays: dict[str, np.ndarray]) -> list:
+    """``encode``'s bytes as a list of buffers (headers and the arrays' own memory, no copy)."""
     parts = [struct.pack("<QQQ", LIST_MAGIC, 0, len(arrays))]
     for name, value in arrays.items():
         arr = np.ascontiguousarray(value)
@@ -47,18 +52,19 @@ def encode(arrays: dict[str, np.ndarray]) -> bytes:
         parts.append(struct.pack("<Ii", V2_MAGIC, 0))
         parts.append(struct.pack(f"<i{arr.ndim}q", arr.ndim, *arr.shape))
         parts.append(struct.pack("<iii", 1, 0, _FLAGS[arr.dtype]))
-        parts.append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+        little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        parts.append(memoryview(np.ascontiguousarray(little)).cast("B"))
     parts.append(struct.pack("<Q", len(arrays)))
     for name in arrays:
         raw = name.encode("utf-8")
         parts.append(struct.pack("<Q", len(raw)) + raw)
-    return b"".join(parts)
+    return parts
 
 
 def save(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    from converters.io import atomic_write_bytes
+    from converters.io import write_together
 
-    atomic_write_bytes(path, encode(arrays))
+    write_together([(Path(path), chunks(arrays))])
 
 
 class _Reader:
