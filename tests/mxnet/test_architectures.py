@@ -12,25 +12,16 @@ import json
 import numpy as np
 import pytest
 
-from tests.caffe.helpers import final_blobs, run_opencv
-from tests.caffe.synth import synthesize_weights
-from tests.caffe.test_architectures import ARCHITECTURES, _input_name
+from tests.caffe.helpers import run_opencv
+from tests.caffe.test_architectures import ARCHITECTURES, synthesized_architecture
 from tests.mxnet.helpers import run_mxnet
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_architecture_to_mxnet(arch, models_dir, tmp_path):
-    from converters.caffe.convert import caffe_to_onnx
     from converters.mxnet.export import from_onnx
 
-    proto_name, shape, outputs = ARCHITECTURES[arch]
-    proto = models_dir / "architectures" / proto_name
-    input_name = _input_name(proto)
-    shapes = {input_name: shape} if shape else None
-    weights = synthesize_weights(
-        proto, tmp_path / "w.caffemodel", seed=3, input_shapes=shapes, outputs=outputs
-    )
-    model = caffe_to_onnx(proto, weights, input_shapes=shapes, outputs=outputs)
+    proto, weights, model, feeds, expected = synthesized_architecture(arch, models_dir, tmp_path)
     symbol, params = from_onnx(model, tmp_path / "mx")
     nodes = json.loads(symbol.read_text())["nodes"]
     ops = {n["op"] for n in nodes}
@@ -43,9 +34,6 @@ def test_architecture_to_mxnet(arch, models_dir, tmp_path):
         assert bn and all(n["attrs"]["fix_gamma"] == "False" for n in bn)
         assert all(n["attrs"]["use_global_stats"] == "True" for n in bn)
     assert "null" in ops
-    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    feeds = {input_name: np.random.default_rng(11).uniform(-1, 1, dims).astype(np.float32)}
-    expected = list(outputs) if outputs else final_blobs(proto)
     pre = [n.input[0] for n in model.graph.node if n.op_type == "Softmax" and n.output[0] in
            expected]  # fmt: skip
     got = run_mxnet(symbol, params, feeds, expected + pre)
