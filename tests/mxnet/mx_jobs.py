@@ -4,7 +4,7 @@ half of the tests. ``python mx_jobs.py jobs.json``; each job is a dict with ``ki
 - ``gluon``: build test model ``model`` (below; seeded weights, BN statistics away from 0/1),
   hybridize, run it on ``input`` (an .npy file), export ``prefix``-symbol.json/-0000.params
   with Gluon's own ``export``, save the outputs to ``out`` (.npz, a0, a1, ...).
-- ``checkpoint``: load ``prefix`` epoch 0 with ``mx.model.load_checkpoint`` (run through a
+- ``checkpoint``: load ``prefix`` epoch 0 (data input ``data_name``) with ``mx.model.load_checkpoint`` (run through a
   Module) and with ``mx.gluon.SymbolBlock.imports``; save both runs' outputs on ``input``.
 - ``nd_load``: ``mx.nd.load(path)`` saved as an .npz of the named arrays.
 """
@@ -109,13 +109,14 @@ def gluon(job):
 def checkpoint(job):
     x = mx.nd.array(np.load(job["input"]))
     sym, args, aux = mx.model.load_checkpoint(job["prefix"], 0)
-    mod = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.cpu())
-    mod.bind(data_shapes=[("data", x.shape)], for_training=False)
+    name = job.get("data_name", "data")
+    mod = mx.mod.Module(sym, data_names=[name], label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[(name, x.shape)], for_training=False)
     mod.set_params(args, aux, allow_missing=False)
     mod.forward(mx.io.DataBatch([x]), is_train=False)
     _save(job["out_module"], mod.get_outputs())
     block = mx.gluon.SymbolBlock.imports(
-        job["prefix"] + "-symbol.json", ["data"], job["prefix"] + "-0000.params"
+        job["prefix"] + "-symbol.json", [name], job["prefix"] + "-0000.params"
     )
     _save(job["out_block"], block(x))
 
