@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from formats.runner import Port, Runner
 from pipelines.errors import ZoomakeError
-from pipelines.runtimes import Port, Runner, need_files
 
 SUFFIX = "_output"
 
@@ -56,7 +56,9 @@ class MxnetRunner(Runner):
                  input_shapes: dict[str, list[int]] | None = None):  # fmt: skip
         from pipelines.side_runtime import SideModel
 
-        need_files(*[Path(p) for p in (symbol, params) if p])
+        for p in (symbol, params):
+            if p and not Path(p).is_file():
+                raise ZoomakeError(f"{p}: model file not found")
         require_runtime()
         if params and _array_count(Path(params)) == 0:
             params = None  # mx.nd.load gives a list, not a dict, for an empty file

@@ -196,6 +196,16 @@ def read_params(path: str | os.PathLike | None) -> dict[str, np.ndarray]:
     return out
 
 
+def input_names(files: dict) -> list[str]:
+    """The symbol's data inputs, in order: arguments that are not weights nor loss labels."""
+    doc = read_symbol(files["symbol"])
+    params = read_params(files.get("params")) if files.get("params") else {}
+    nodes = [SymNode(i, raw, str(files["symbol"])) for i, raw in enumerate(doc["nodes"])]
+    needed = _needed(nodes, [tuple(h[:2]) for h in doc["heads"]])
+    return [n.name for n in nodes if n.op == "null" and n.index in needed
+            and n.name not in params and not n.name.endswith("_label")]  # fmt: skip
+
+
 def to_onnx(files: dict, inputs: dict[str, list[int]] | None = None, outputs=None,
             opset: int = DEFAULT_OPSET, *, lazy: bool = False) -> onnx.ModelProto:  # fmt: skip
     """Convert ``files`` (roles ``symbol`` and ``params``) to ONNX; ``inputs``: name -> shape
