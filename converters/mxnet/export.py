@@ -46,7 +46,7 @@ def build(model: onnx.ModelProto) -> Context:
                 f"(--input-shape {vi.name}=D1,D2,...)"
             )
         ctx.graph.reserve([vi.name])
-        ctx.refs[vi.name] = ctx.graph.variable(vi.name, exact=True)
+        ctx.refs[vi.name] = ctx.graph.variable(vi.name, exact=True, shape=shapes[vi.name])
     for node in prepare.live_nodes(nodes, outputs):
         if all(o is None or o in consts for o in node.outputs):
             continue  # folded

@@ -36,6 +36,19 @@ def require_runtime() -> None:
         )
 
 
+def _recorded_shapes(symbol: Path) -> dict[str, tuple[int, ...]]:
+    """Input shapes the symbol records (``__shape__`` of a variable; our writer sets it)."""
+    import ast
+    import json
+
+    try:
+        nodes = json.loads(symbol.read_text(encoding="utf-8")).get("nodes") or []
+        return {n["name"]: tuple(ast.literal_eval(n["attrs"]["__shape__"])) for n in nodes
+                if n.get("op") == "null" and "__shape__" in (n.get("attrs") or {})}  # fmt: skip
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, AttributeError):
+        return {}  # MXNet itself says what is wrong with the file when it loads it
+
+
 def _array_count(path: Path) -> int:
     import struct
 
@@ -64,7 +77,7 @@ class MxnetRunner(Runner):
             params = None  # mx.nd.load gives a list, not a dict, for an empty file
         files = {"symbol": str(symbol), **({"params": str(params)} if params else {})}
         self.model = SideModel("mxnet", files)
-        shapes = input_shapes or {}
+        shapes = {**_recorded_shapes(Path(symbol)), **(input_shapes or {})}
         self.inputs = [
             Port(n, tuple(shapes[n]) if n in shapes else None, np.dtype(np.float32))
             for n, _ in self.model.inputs

@@ -233,7 +233,7 @@ def to_onnx(files: dict, inputs: dict[str, list[int]] | None = None, outputs=Non
             where = "the params file" if files.get("params") else "a params file (none given)"
             raise ConversionError(
                 f"{source}: argument '{n.name}' is neither in {where} nor a data input "
-                f"with a shape (inputs: {n.name}: [N, C, H, W])"
+                f"with a shape (recipe inputs.{n.name}.shape, or --input-shape {n.name}=N,C,H,W)"
             )
         ctx.used.add(n.name)
         ctx.values[(n.index, 0)] = n.name

@@ -70,12 +70,15 @@ class Graph:
         return unique_name(hint, self.used)
 
     def variable(self, hint: str, value: np.ndarray | None = None, aux: bool = False,
-                 exact: bool = False) -> Ref:  # fmt: skip
-        """A ``null`` node: a graph input (no value) or a weight stored in the params file."""
+                 exact: bool = False, shape=None) -> Ref:  # fmt: skip
+        """A ``null`` node: a graph input (no value; its static ``shape`` recorded) or a weight
+        stored in the params file."""
         name = self.name(hint, exact)
         node = {"op": "null", "name": name, "inputs": []}
         self.nodes.append(node)
         self.n_outputs.append(1)
+        if shape is not None:  # what mx.sym.var(name, shape=...) writes
+            node["attrs"] = {"__shape__": attr_str(tuple(int(d) for d in shape))}
         if value is not None:
             # The shape is recorded on the variable: a broadcast operand's shape cannot be
             # inferred from the op, and infer_shape / SymbolBlock need every argument's.
