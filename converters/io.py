@@ -126,6 +126,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Non
         f.write(data)
 
 
+def write_together(files: list[tuple[Path, bytes | list]]) -> None:
+    """Write each file under a temporary name, then rename them all, the first one last.
+
+    The first file is the one a reader opens first (a prototxt, a symbol); its stale version is
+    removed before anything is renamed, so an old first file never sits beside new weights.
+    A file's data is bytes or a list of buffers written in order (no joined copy).
+    """
+    with contextlib.ExitStack() as stack:
+        for path, data in files:  # exits run in reverse: the first file is renamed last
+            tmp = stack.enter_context(atomic_output(path))
+            with open(tmp, "wb") as f:
+                for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+                    f.write(chunk)
+        with contextlib.suppress(FileNotFoundError):
+            files[0][0].unlink()
+
+
 def save_onnx(model, path: str | os.PathLike) -> None:
     """Serialize an ``onnx.ModelProto`` to ``path`` atomically (single file, no external data)."""
     data = model.SerializeToString()

@@ -82,6 +82,9 @@ class Target:
     suffix: str  # the CLI's output suffix of the main file (``-o x.xml``)
     # The CLI may hand from_onnx a SplitModel (weights not parsed): ONNX and OpenVINO do.
     takes_split: bool = False
+    # ``(user's main file, artifact file) -> the user's file for it``, for names that are not
+    # a suffix swap (MXNet: ``-o x-symbol.json`` -> ``x-0000.params``); None: the swap.
+    companion_name: Callable | None = None
 
     def functions(self) -> list[Callable]:
         return [self.from_onnx, self.runner]
@@ -91,6 +94,12 @@ class Target:
         file last (the CLI moves it into place last, so a pair is complete when it appears)."""
         main, *rest = self.files
         return [(n, n[n.index(".") :]) for n in rest] + [(main, None)]
+
+    def user_path(self, out, name: str, suffix: str | None):
+        """Where the CLI puts artifact file ``name`` for ``-o out`` (see companion_suffixes)."""
+        if suffix is None:
+            return out
+        return self.companion_name(out, name) if self.companion_name else out.with_suffix(suffix)
 
 
 @dataclass(frozen=True)

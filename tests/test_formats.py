@@ -41,9 +41,10 @@ def _toy(name="toy", roles=("toyfile",), suffix=".toy") -> Format:
 
 # -- registry behaviours ----------------------------------------------------------------------
 def test_builtin_formats_in_order():
-    assert formats.source_names() == ["caffe", "onnx"]
-    assert formats.target_names() == ["caffe", "onnx", "openvino"]
-    assert formats.suffixes() == {".prototxt": "caffe", ".onnx": "onnx", ".xml": "openvino"}
+    assert formats.source_names() == ["caffe", "onnx", "mxnet"]
+    assert formats.target_names() == ["caffe", "onnx", "openvino", "mxnet"]
+    assert formats.suffixes() == {".prototxt": "caffe", ".onnx": "onnx", ".xml": "openvino",
+                                  ".json": "mxnet"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -78,9 +79,9 @@ def test_duplicates_are_refused(fmt, message):
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("target", "target format 'tflite' is not supported (caffe, onnx, openvino)"),
-        ("source", "source framework 'tflite' is not supported (caffe, onnx)"),
-        (None, "unknown format 'tflite' (caffe, onnx, openvino)"),
+        ("target", "target format 'tflite' is not supported (caffe, onnx, openvino, mxnet)"),
+        ("source", "source framework 'tflite' is not supported (caffe, onnx, mxnet)"),
+        (None, "unknown format 'tflite' (caffe, onnx, openvino, mxnet)"),
     ],
 )
 def test_unknown_format_is_one_line_naming_the_known(kind, message):
@@ -101,8 +102,8 @@ def test_unknown_target_through_the_build_and_runtimes(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ZoomakeError, match="target format 'tflite' is not supported"):
         open_artifact("tflite", tmp_path)
-    with pytest.raises(ZoomakeError, match="source framework 'mxnet' is not supported"):
-        open_reference("mxnet", {}, [])
+    with pytest.raises(ZoomakeError, match="source framework 'tflite' is not supported"):
+        open_reference("tflite", {}, [])
     assert formats.artifact_names("tflite") == []
 
 
@@ -171,10 +172,13 @@ def test_cli_output_suffix_and_companions(tmp_path):
         assert output_format(out) == fmt.name
         files = output_files(out, fmt.name)
         assert files[0] == out and len(files) == len(fmt.target.files)
+    # MXNet's pair is not a suffix swap: load_checkpoint("net", 0) reads both
+    assert output_files(tmp_path / "net-symbol.json", "mxnet") == [
+        tmp_path / "net-symbol.json", tmp_path / "net-0000.params"]  # fmt: skip
     with pytest.raises(ConversionError) as err:
         output_format(tmp_path / "net.tflite")
     assert str(err.value).endswith(
-        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), or --to FORMAT"
+        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), .json (mxnet), or --to FORMAT"
     )
 
 

@@ -9,7 +9,6 @@ only written once the whole net has been built, both or neither.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from google.protobuf import text_format
 
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
-from converters.io import atomic_output
+from converters.io import write_together
 from converters.onnx2caffe import caffe_layers, prepare
 from converters.onnx2caffe.context import Context, NodeView
 from converters.onnx2caffe.registry import get_handler, supported_ops
@@ -31,7 +30,7 @@ def onnx_to_caffe(
     """Write ``model`` as a Caffe net; raises ``ConversionError`` (nothing written) if it can't."""
     net, weights = build_net(model)
     text = text_format.MessageToString(net)
-    _write_pair([(Path(prototxt_path), text.encode()), (Path(caffemodel_path), weights)])
+    write_together([(Path(prototxt_path), text.encode()), (Path(caffemodel_path), weights)])
 
 
 def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
@@ -167,16 +166,3 @@ def _fill_blob(blob: caffe_pb2.BlobProto, arr: np.ndarray) -> None:
         if not n:
             break
     blob.MergeFromString(bytes(header) + raw)
-
-
-def _write_pair(files: list[tuple[Path, bytes]]) -> None:
-    """Write each file under a temporary name, then rename them all, the first one last.
-
-    The first file is the one a reader opens first (the prototxt); its stale version is
-    removed before anything is renamed, so an old prototxt never sits beside new weights.
-    """
-    with contextlib.ExitStack() as stack:
-        for path, data in files:  # exits run in reverse: the first file is renamed last
-            stack.enter_context(atomic_output(path)).write_bytes(data)
-        with contextlib.suppress(FileNotFoundError):
-            files[0][0].unlink()

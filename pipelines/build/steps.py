@@ -84,8 +84,8 @@ def output_files(out: Path, fmt: str) -> list[Path]:
     """The files ``write_model(model, out, fmt)`` writes."""
     from formats import target
 
-    return [out if s is None else out.with_suffix(s)
-            for _, s in reversed(target(fmt).companion_suffixes())]  # fmt: skip
+    spec = target(fmt)
+    return [spec.user_path(out, n, s) for n, s in reversed(spec.companion_suffixes())]
 
 
 def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Path]:

@@ -635,7 +635,7 @@ def _write_verified(
             )
         written = []
         for name, suffix in files:  # the .xml / .prototxt last: a pair is complete
-            dest = req.out if suffix is None else req.out.with_suffix(suffix)
+            dest = target(req.fmt).user_path(req.out, name, suffix)
             os.replace(tmp / name, dest)
             written.append(dest)
         return written[::-1], report

@@ -8,6 +8,7 @@ Subcommands:
   layers     list the supported Caffe layer types
   setup-runtime  create a side runtime's environment (real Caffe, MXNet) and check it
   doctor     list the reference and artifact runtimes available, with versions
+  convert-mean  a Caffe mean image (.binaryproto) -> an MXNet NDArray file (.nd)
 
 Errors in the user's input or environment print one line ``zoomake: error: ...`` and exit 1;
 usage errors exit 2 (argparse); a bug in zoomake prints one ``internal error (please report)``
@@ -25,6 +26,7 @@ from pathlib import Path
 from pipelines.cli import (
     cmd_build,
     cmd_convert,
+    cmd_convert_mean,
     cmd_doctor,
     cmd_layers,
     cmd_regress,
@@ -36,7 +38,8 @@ from pipelines.errors import describe
 # Subcommand -> its module: ``add_parser(sub)`` declares it, ``run(args)`` runs it.
 COMMANDS = {"convert": cmd_convert, "validate": cmd_validate, "build": cmd_build,
             "regress": cmd_regress, "layers": cmd_layers,
-            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor}  # fmt: skip
+            "setup-runtime": cmd_setup_runtime, "doctor": cmd_doctor,
+            "convert-mean": cmd_convert_mean}  # fmt: skip
 
 
 def _dirs_options(parser: argparse.ArgumentParser) -> None:

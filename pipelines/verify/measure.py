@@ -117,10 +117,11 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _artifact_files(out_dir: Path) -> list[Path]:
+def _artifact_files(out_dir: Path, fmt: str | None = None) -> list[Path]:
     """Every file of the artifact: ``model.*`` (model.onnx and its external data, model.xml +
-    model.bin, model.prototxt + model.caffemodel)."""
-    return sorted(p for p in out_dir.glob("model.*") if p.is_file())
+    model.bin, model.prototxt + model.caffemodel) and the format's ``Target.files``."""
+    named = {out_dir / n for n in artifact_names(fmt)} if fmt else set()
+    return sorted(p for p in set(out_dir.glob("model.*")) | named if p.is_file())
 
 
 def _golden_files(out_dir: Path) -> list[Path]:
@@ -229,7 +230,7 @@ def measure(
     produced = list(candidate.outputs)
     produced += [n for n in expected if n not in produced and candidate.has_output(n)]
     digests = {
-        "artifact": {p.name: sha256(p) for p in _artifact_files(out_dir)},
+        "artifact": {p.name: sha256(p) for p in _artifact_files(out_dir, fmt)},
         "source": {
             role: {"path": _rel(p, out_dir), "sha256": sha256(p)}
             for role, p in sorted(sources.items())
@@ -282,7 +283,7 @@ def measure(
         divergence = _bisect(framework, sources, fmt, out_dir, inputs, feeds_list[0][0], means,
                              tol)  # fmt: skip
         failures.append(divergence["message"])
-    files = _artifact_files(out_dir)
+    files = _artifact_files(out_dir, fmt)
     report = {
         "passed": passed,
         "model": model_id,
@@ -379,7 +380,7 @@ def recheck(
     target = (recipe.get("targets") or {}).get(target_name) or {}
     fmt, precision = target.get("format", "onnx"), target.get("precision", "fp32")
 
-    artifact = {p.name: p for p in _artifact_files(out_dir)}
+    artifact = {p.name: p for p in _artifact_files(out_dir, fmt)}
     # What open_artifact reads (the format's Target.files) must be among the digested files.
     artifact |= {n: out_dir / n for n in artifact_names(fmt)}
     problems = _check_files("artifact", digests.get("artifact"), artifact, out_dir)

@@ -20,6 +20,7 @@ import numpy as np
 
 from converters.caffe import context
 from converters.caffe.proto import caffe_pb2
+from converters.io import len_field, varint
 
 # How many blobs each weighted layer type carries (handlers may ask ``layer.num_blobs``).
 _BLOB_COUNT = {
@@ -92,14 +93,25 @@ def synthesize_weights(
     finally:
         view.blob, view.stored_blob, view.num_blobs = saved
 
-    net = caffe_pb2.NetParameter()
+    parts = []
     for name, (layer_type, blobs) in recorded.items():
-        layer = net.layer.add(name=name, type=layer_type)
-        for i in range(len(blobs)):
-            arr = blobs[i]
-            b = layer.blobs.add()
-            b.shape.dim.extend(arr.shape)
-            b.data.extend(arr.ravel().tolist())
+        layer = caffe_pb2.LayerParameter(name=name, type=layer_type).SerializeToString()
+        # Blobs (LayerParameter.blobs = 7) in wire format: python protobuf's
+        # data.extend(list) took ~30 s for AlexNet's 61 M weights; these are the same bytes.
+        blob_bytes = [_field(7, _blob(blobs[i])) for i in range(len(blobs))]
+        body = layer + b"".join(blob_bytes)
+        parts.append(len_field(100, len(body)) + body)
     out = Path(out_path)
-    out.write_bytes(net.SerializeToString())
+    out.write_bytes(b"".join(parts))
     return out
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return len_field(number, len(payload)) + payload
+
+
+def _blob(arr: np.ndarray) -> bytes:
+    """BlobProto: shape (7) with packed dims (1), data (5) packed little-endian float32."""
+    data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+    dims = b"".join(varint(int(d)) for d in arr.shape)
+    return _field(7, _field(1, dims)) + len_field(5, len(data)) + data

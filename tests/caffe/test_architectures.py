@@ -62,6 +62,23 @@ def test_architecture_matches_reference(arch, reference, models_dir, tmp_path):
         )
 
 
+def synthesized_architecture(arch: str, models_dir, tmp_path):
+    """``(prototxt, weights, ONNX model, feeds, expected outputs)`` of one architecture with
+    synthesized weights and seeded inputs in [-1, 1] (the other targets' tests share this)."""
+    proto_name, shape, outputs = ARCHITECTURES[arch]
+    proto = models_dir / "architectures" / proto_name
+    input_name = _input_name(proto)
+    shapes = {input_name: shape} if shape else None
+    weights = synthesize_weights(
+        proto, tmp_path / "w.caffemodel", seed=3, input_shapes=shapes, outputs=outputs
+    )
+    model = caffe_to_onnx(proto, weights, input_shapes=shapes, outputs=outputs)
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    feeds = {input_name: np.random.default_rng(11).uniform(-1, 1, dims).astype(np.float32)}
+    expected = list(outputs) if outputs else final_blobs(proto)
+    return proto, weights, model, feeds, expected
+
+
 def _input_name(proto) -> str:
     from converters.caffe.prototxt import parse_prototxt
 
