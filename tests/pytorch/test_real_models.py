@@ -1,5 +1,6 @@
-"""The six real Caffe models: Caffe -> ONNX (converters.caffe) -> PyTorch; model.pt2 and
-model.py + model.pth run in torch against OpenCV's run of the Caffe model, within 1e-4."""
+"""The six real Caffe models: Caffe -> ONNX (converters.caffe) -> PyTorch through the format
+functions (from_onnx); model.pt2 and model.py + model.pth, each in its runner, against OpenCV's
+run of the Caffe model, within 1e-4."""
 
 from __future__ import annotations
 
@@ -22,23 +23,26 @@ MODELS = {
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_caffe_to_pytorch_matches_opencv(name, models_dir, tmp_path):
     from converters.caffe.convert import caffe_to_onnx
-    from converters.pytorch.convert import load_generated, onnx_to_pytorch, run_module, run_pt2
+    from converters.pytorch.plugin import artifact_runner, from_onnx
+    from converters.pytorch.runners import GeneratedRunner
 
     stem, outputs = MODELS[name]
     proto, weights = models_dir / f"{stem}.prototxt", models_dir / f"{stem}.caffemodel"
     model = caffe_to_onnx(proto, weights, outputs=outputs)
-    onnx_to_pytorch(model, tmp_path, source=proto.name)
+    written = from_onnx(model, tmp_path, {"precision": "fp32"})
+    assert [p.name for p in written] == ["model.pt2", "model.py", "model.pth"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2", "model.pth", "model.py"]
     feeds = uniform_feeds(model, seed=7)
     expected = list(outputs) if outputs else final_blobs(proto)
     want = run_opencv(proto, weights, feeds, expected)
-    net, module = load_generated(tmp_path / "model.py", tmp_path / "model.pth")
-    assert expected == module.OUTPUTS
-    eager = run_module(net, module, feeds)
-    exported = dict(
-        zip(module.OUTPUTS, run_pt2(tmp_path / "model.pt2", feeds, module.INPUTS), strict=True)
-    )
-    for got in (eager, exported):
+    runners = [artifact_runner(tmp_path), GeneratedRunner(tmp_path / "model.py")]
+    graph_inputs = [(vi.name, vi.type.tensor_type.shape.dim) for vi in model.graph.input]
+    for runner in runners:
+        assert runner.outputs == expected
+        assert [(p.name, list(p.shape)) for p in runner.inputs] == [
+            (n, [d.dim_value for d in dims]) for n, dims in graph_inputs
+        ]
+    for got in (r.run(feeds) for r in runners):
         for out in expected:
             assert got[out].shape == want[out].shape, (out, got[out].shape, want[out].shape)
             np.testing.assert_allclose(

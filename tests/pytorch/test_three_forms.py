@@ -8,7 +8,12 @@ import numpy as np
 
 from tests.caffe.helpers import run_opencv
 from tests.pytorch.helpers import run_ort
-from tests.pytorch.test_source import authors_input, ultraface_source
+from tests.pytorch.test_source import (
+    assert_code_stayed_in_worker,
+    assert_exported_by_torchscript,
+    authors_input,
+    ultraface_source,
+)
 
 
 def _softmax(x):
@@ -30,7 +35,12 @@ def test_rfb_320_three_forms_agree(models_dir):
     # The checkpoint's forward returns confidences before the softmax the other two apply.
     eager = run_reference(src, feeds, ["scores", "boxes"])
     forms["torch eager"] = {"scores": _softmax(eager["scores"]), "boxes": eager["boxes"]}
-    exported = run_ort(torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"]), feeds)
+    exported_model = torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"])
+    assert_exported_by_torchscript(exported_model)
+    exported = run_ort(exported_model, feeds)
+    assert_code_stayed_in_worker(models_dir)
+    for out in ("scores", "boxes"):  # the exporter alone, before any softmax: tighter
+        np.testing.assert_allclose(exported[out], eager[out], atol=1e-5, rtol=0, err_msg=out)
     forms["torch -> onnx"] = {"scores": _softmax(exported["scores"]), "boxes": exported["boxes"]}
     caffe = caffe_to_onnx(
         d / "RFB-320.prototxt", d / "RFB-320.caffemodel", outputs=["scores", "boxes"]
