@@ -58,16 +58,19 @@ def torch_source(files: dict):
 
 def to_onnx(files: dict, inputs: dict, outputs=None, opset: int = 17, *, lazy=False):
     """Export the model to ONNX (``torch.onnx.export(dynamo=False)`` in a worker process).
-    ``inputs``: ONNX input name -> static shape, in ``forward``'s argument order."""
+    ``inputs``: ONNX input name -> static shape, in ``forward``'s argument order; a ``.pt2``
+    archive may leave ``inputs``/``outputs`` out (its own names and static shapes are used)."""
     from converters.pytorch.source import torch_to_onnx
 
-    if not inputs:
-        raise ConversionError("a PyTorch source needs its input shapes (inputs.<name>.shape)")
-    if not outputs:
-        raise ConversionError(
-            "a PyTorch source needs the recipe's outputs: names for what forward returns"
-        )
-    return torch_to_onnx(torch_source(files), dict(inputs), list(outputs), opset)
+    src = torch_source(files)
+    if src.kind != "pt2":  # an archive knows its inputs' shapes and its outputs
+        if not inputs:
+            raise ConversionError("a PyTorch source needs its input shapes (inputs.<name>.shape)")
+        if not outputs:
+            raise ConversionError(
+                "a PyTorch source needs the recipe's outputs: names for what forward returns"
+            )
+    return torch_to_onnx(src, dict(inputs or {}), list(outputs or []), opset)
 
 
 def reference(files: dict, outputs, choice: str = "auto"):

@@ -60,7 +60,8 @@ def torch_to_onnx(
     opset: int = 17,
     timeout: float = 600,
 ) -> onnx.ModelProto:
-    """Export ``src`` to ONNX in a worker process; raises ConversionError with one line."""
+    """Export ``src`` to ONNX in a worker process; raises ConversionError with one line. A
+    ``.pt2`` archive may leave ``input_shapes`` / ``outputs`` empty: its own are used."""
     with tempfile.TemporaryDirectory(prefix="zoomake-torch-") as tmp:
         out = Path(tmp) / "model.onnx"
         _call(
@@ -95,11 +96,11 @@ class TorchReference:
     runtime = "torch"
 
     def __init__(self, src: TorchSource, outputs: list[str], inputs=(), timeout: float = 600):
-        if not outputs:
+        if not outputs and src.kind != "pt2":  # an archive knows its outputs
             raise ConversionError(
                 "a PyTorch source needs the recipe's outputs: names for what forward returns"
             )
-        self.outputs = list(outputs)
+        self.outputs = list(outputs or [])
         self.inputs = list(inputs)
         self.timeout = timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="zoomake-torch-")
@@ -118,7 +119,7 @@ class TorchReference:
             cwd=tmp,
         )
         try:
-            self._reply()
+            self.outputs = self._reply()["outputs"]
         except BaseException:
             self.close()
             raise

@@ -127,15 +127,49 @@ def _check_pt2_shapes(path, program, wanted: list[list[int]]) -> None:
             )
 
 
-def load(source: dict, shapes: list[list[int]] | None = None):
+def load_pt2(path: str):
+    """(program, input names, output names): the names a zoomake archive carries (the ONNX
+    names of the model it was generated from), else the program's own."""
+    import torch
+
+    from converters.pytorch.convert import NAMES_FILE
+
+    extra = {NAMES_FILE: ""}
+    program = torch.export.load(path, extra_files=extra)
+    names = json.loads(extra[NAMES_FILE]) if extra[NAMES_FILE] else {}
+    inputs = names.get("inputs") or list(program.graph_signature.user_inputs)
+    outputs = names.get("outputs") or list(program.graph_signature.user_outputs)
+    return program, inputs, outputs
+
+
+def _pt2_request(req: dict):
+    """A .pt2 request: the recipe's input shapes checked against the archive's, and the names
+    and shapes the request leaves out taken from the archive (the one-shot CLI gives none)."""
+    program, in_names, out_names = load_pt2(req["source"]["model"])
+    if req["action"] == "export":
+        if not req["inputs"]:
+            declared = pt2_inputs(program)
+            dynamic = [n for n, shape in declared if shape is None or None in shape]
+            if dynamic:
+                raise ValueError(
+                    f"{req['source']['model']}: input {dynamic[0]!r} has a dynamic shape in the "
+                    "archive; give its shape"
+                )
+            req["inputs"] = {
+                n: list(shape) for n, (_, shape) in zip(in_names, declared, strict=True)
+            }
+        _check_pt2_shapes(req["source"]["model"], program, list(req["inputs"].values()))
+    if not req["outputs"]:
+        req["outputs"] = out_names
+    return _fixed_mode(program.module())  # already traced in eval mode
+
+
+def load(source: dict):
     import torch
 
     kind = source["kind"]
     if kind == "pt2":
-        program = torch.export.load(source["model"])
-        if shapes is not None:
-            _check_pt2_shapes(source["model"], program, shapes)
-        return _fixed_mode(program.module())  # already traced in eval mode
+        return _fixed_mode(load_pt2(source["model"])[0].module())
     if kind == "torchscript":
         return torch.jit.load(source["model"], map_location="cpu").eval()
     if source.get("stub_modules"):
@@ -196,7 +230,7 @@ def _serve(net, outputs: list[str]) -> None:
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    reply.write(json.dumps({"ready": True}) + "\n")
+    reply.write(json.dumps({"ready": True, "outputs": outputs}) + "\n")
     for line in sys.stdin:
         req = json.loads(line)
         try:
@@ -235,8 +269,7 @@ def _export(net, req) -> None:
 
 def main(argv):
     req = json.loads(Path(argv[0]).read_text())
-    shapes = list(req["inputs"].values()) if req["action"] == "export" else None
-    net = load(req["source"], shapes)
+    net = _pt2_request(req) if req["source"]["kind"] == "pt2" else load(req["source"])
     if req["action"] == "serve":
         _serve(net, req["outputs"])
     else:

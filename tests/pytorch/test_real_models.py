@@ -48,3 +48,31 @@ def test_caffe_to_pytorch_matches_opencv(name, models_dir, tmp_path):
             np.testing.assert_allclose(
                 got[out], want[out], atol=1e-4, rtol=0, err_msg=f"{name} {out}"
             )
+
+
+def test_generated_pt2_back_to_onnx(models_dir, tmp_path):
+    """The pt2 artifact as a source again (what ``zoomake convert --torch model.pt2`` reads):
+    with no shapes or names given, the archive's own are used, so Caffe -> PyTorch -> ONNX
+    keeps the ONNX names; the round trip and the eager reference both agree with the first
+    ONNX in onnxruntime (a different runtime from the torch that wrote the archive)."""
+    from converters.caffe.convert import caffe_to_onnx
+    from converters.pytorch.plugin import from_onnx, reference, to_onnx
+    from tests.pytorch.helpers import run_ort
+
+    stem = models_dir / "ultraface" / "slim-320"
+    model = caffe_to_onnx(
+        stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel"), outputs=["scores", "boxes"]
+    )
+    from_onnx(model, tmp_path, {})
+    files = {"pt2": tmp_path / "model.pt2"}
+    back = to_onnx(files, None, None)
+    assert [i.name for i in back.graph.input] == ["input"]
+    assert [o.name for o in back.graph.output] == ["scores", "boxes"]
+    feeds = uniform_feeds(model, seed=5)
+    want = run_ort(model, feeds)
+    with reference(files, None) as ref:
+        assert ref.outputs == ["scores", "boxes"]
+        eager = ref.run(feeds)
+    for got in (run_ort(back, feeds), eager):
+        for out in ("scores", "boxes"):
+            np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)

@@ -152,7 +152,8 @@ def test_bad_sources_are_one_line(models_dir, tiny_saved):
     one_line(lambda: torch_source({"pt2": "a.pt2", "torchscript": "b.pt"}), "exactly one")
     one_line(lambda: torch_source({"pt2": "a.pt2", "checkpoint": "c.pth"}), "checkpoint")
     one_line(lambda: torch_source({"entry": "m:f", "weights": "c.pth"}), "'weights'")
-    one_line(lambda: to_onnx({"pt2": "a.pt2"}, {"x": [1]}, []), "outputs")
+    one_line(lambda: to_onnx({"torchscript": "a.pt"}, {"x": [1]}, []), "outputs")
+    one_line(lambda: to_onnx({"torchscript": "a.pt"}, {}, ["y"]), "input shapes")
     # The worker's errors: a missing factory, a checkpoint of another network, a .pt2 archive
     # asked for another shape than it was exported with.
     src = ultraface_source(models_dir, "RFB-320")
