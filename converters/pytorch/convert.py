@@ -38,6 +38,8 @@ from torch import nn
 # ONNX input and output names, in the order forward() takes and returns them.
 INPUTS = {inputs!r}
 OUTPUTS = {outputs!r}
+INPUT_SHAPES = {shapes!r}  # the static shapes the graph was generated for
+INPUT_DTYPES = {dtypes!r}
 
 
 class Model(nn.Module):
@@ -75,7 +77,12 @@ def generate(
         if o not in ctx.vars:  # a constant output (e.g. SSD priors): returned from a buffer
             ctx.add_buffer(None, ctx.consts[o], o)
         results.append(ctx.vars[o])
-    code = HEADER.format(source=Path(source).name, inputs=inputs, outputs=outputs)
+    shapes = {n: list(ctx.shape(n)) for n in inputs}
+    elem = {vi.name: vi.type.tensor_type.elem_type for vi in model.graph.input}
+    dtypes = {n: np.dtype(helper.tensor_dtype_to_np_dtype(elem[n])).name for n in inputs}
+    code = HEADER.format(
+        source=Path(source).name, inputs=inputs, outputs=outputs, shapes=shapes, dtypes=dtypes
+    )
     for attr, ctor in ctx.modules:
         code += f"        self.{attr} = {ctor}\n"
     for attr, shape, dtype in ctx.buffers:
@@ -219,7 +226,8 @@ def onnx_to_pytorch(
         net.load_state_dict(tensors, strict=True)
         torch.save(net.state_dict(), tmp / "model.pth")
         examples = tuple(
-            torch.zeros(_input_shape(model, n), dtype=_input_dtype(model, n)) for n in module.INPUTS
+            torch.zeros(module.INPUT_SHAPES[n], dtype=getattr(torch, module.INPUT_DTYPES[n]))
+            for n in module.INPUTS
         )
         with torch.no_grad():
             exported = torch.export.export(net, examples)
@@ -230,19 +238,6 @@ def onnx_to_pytorch(
         for name in ("model.py", "model.pth", "model.pt2"):
             os.replace(tmp / name, out / name)
     return out / "model.py", out / "model.pth", out / "model.pt2"
-
-
-def _input_shape(model, name):
-    vi = next(v for v in model.graph.input if v.name == name)
-    return [d.dim_value for d in vi.type.tensor_type.shape.dim]
-
-
-def _input_dtype(model, name):
-    import torch
-
-    vi = next(v for v in model.graph.input if v.name == name)
-    np_type = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-    return getattr(torch, np.dtype(np_type).name)
 
 
 def run_module(net, module, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

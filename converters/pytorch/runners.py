@@ -89,10 +89,10 @@ class GeneratedRunner(_TorchRunner):
                 raise ConversionError(f"{f}: model file not found")
         self.net, module = load_generated(self.path, pth)
         self.outputs = list(module.OUTPUTS)
-        # Input shapes are not in model.py: the archive beside it (if any) has them.
-        pt2 = self.path.with_name("model.pt2")
-        shapes = {p.name: p for p in Pt2Runner(pt2).inputs} if pt2.is_file() else {}
-        self.inputs = [shapes.get(n, Port(n, None, np.dtype(np.float32))) for n in module.INPUTS]
+        self.inputs = [
+            Port(n, tuple(module.INPUT_SHAPES[n]), np.dtype(module.INPUT_DTYPES[n]))
+            for n in module.INPUTS
+        ]
 
     def run(self, feeds):
         return self._call(self.net, feeds)

@@ -59,20 +59,19 @@ def test_generated_pt2_back_to_onnx(models_dir, tmp_path):
     from converters.pytorch.plugin import from_onnx, reference, to_onnx
     from tests.pytorch.helpers import run_ort
 
-    stem = models_dir / "ultraface" / "slim-320"
-    model = caffe_to_onnx(
-        stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel"), outputs=["scores", "boxes"]
-    )
+    stem = models_dir / "mtcnn" / "det1"  # PReLU, ceil-mode pooling, channel softmax; small
+    model = caffe_to_onnx(stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel"))
     from_onnx(model, tmp_path, {})
     files = {"pt2": tmp_path / "model.pt2"}
     back = to_onnx(files, None, None)
-    assert [i.name for i in back.graph.input] == ["input"]
-    assert [o.name for o in back.graph.output] == ["scores", "boxes"]
+    names = [o.name for o in model.graph.output]
+    assert [i.name for i in back.graph.input] == [i.name for i in model.graph.input]
+    assert [o.name for o in back.graph.output] == names
     feeds = uniform_feeds(model, seed=5)
     want = run_ort(model, feeds)
     with reference(files, None) as ref:
-        assert ref.outputs == ["scores", "boxes"]
+        assert ref.outputs == names
         eager = ref.run(feeds)
     for got in (run_ort(back, feeds), eager):
-        for out in ("scores", "boxes"):
+        for out in names:
             np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)
