@@ -8,6 +8,9 @@ Source files (``files``: role -> value), one of:
   fetched code files landed in, put on ``sys.path`` in the worker only), ``checkpoint`` (a
   state_dict, loaded with ``weights_only=True``) and ``stub_modules`` (modules the code's
   import chain imports but never calls, served as stubs in the worker: torchvision).
+Any form may add ``softmax``: output names that get a softmax over their last axis after
+``forward`` (UltraFace's forward returns its class confidences before it), in the exported
+graph and in the reference alike.
 Target files: ``model.py``, ``model.pth``, ``model.pt2`` (see ``converters.pytorch.convert``).
 """
 
@@ -17,7 +20,9 @@ from pathlib import Path
 
 from converters.errors import ConversionError
 
-SOURCE_ROLES = ("pt2", "torchscript", "entry", "kwargs", "code", "checkpoint", "stub_modules")
+SOURCE_ROLES = (
+    "pt2", "torchscript", "entry", "kwargs", "code", "checkpoint", "stub_modules", "softmax",
+)  # fmt: skip
 TARGET_FILES = ("model.pt2", "model.py", "model.pth")  # the main one (what deploys) first
 PRECISIONS = ("fp32",)
 
@@ -42,7 +47,9 @@ def torch_source(files: dict):
         extra = [k for k in ("kwargs", "code", "checkpoint", "stub_modules") if files.get(k)]
         if extra:
             raise ConversionError(f"pytorch source: {extra[0]} goes with entry, not with {kind}")
-        return TorchSource(kind=kind, model=str(files[kind]))
+        return TorchSource(
+            kind=kind, model=str(files[kind]), softmax=list(files.get("softmax") or [])
+        )
     kwargs = files.get("kwargs") or {}
     if not isinstance(kwargs, dict):
         raise ConversionError(f"pytorch source: kwargs must be a mapping, found {kwargs!r}")
@@ -53,6 +60,7 @@ def torch_source(files: dict):
         code_dir=str(files["code"]) if files.get("code") else None,
         checkpoint=str(files["checkpoint"]) if files.get("checkpoint") else None,
         stub_modules=list(files.get("stub_modules") or []),
+        softmax=list(files.get("softmax") or []),
     )
 
 

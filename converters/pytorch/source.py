@@ -39,6 +39,8 @@ class TorchSource:
     # Modules the model's import chain imports but never calls (e.g. torchvision, which cannot
     # be installed beside the CPU torch here): the worker serves a stub that fails if used.
     stub_modules: list[str] = field(default_factory=list)
+    # Outputs that get a softmax over their last axis after forward (export and reference).
+    softmax: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.kind not in ("pt2", "torchscript", "code"):

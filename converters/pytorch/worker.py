@@ -267,9 +267,36 @@ def _export(net, req) -> None:
     onnx.save(model, req["onnx_out"])
 
 
+def _with_softmax(net, outputs: list[str], names: list[str]):
+    """``net`` with a softmax over the last axis of the outputs ``names`` (e.g. an SSD's class
+    confidences, which the authors' forward returns before it): the exported graph and the
+    reference then both end in it."""
+    import torch
+
+    unknown = [n for n in names if n not in outputs]
+    if unknown:
+        raise ValueError(f"softmax: {unknown[0]!r} is not one of the outputs {outputs}")
+    picks = [outputs.index(n) for n in names]
+
+    class _Softmax(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            out = list(_outputs(self.inner(*args)))
+            for i in picks:
+                out[i] = torch.softmax(out[i], dim=-1)
+            return tuple(out)
+
+    return _Softmax(net)
+
+
 def main(argv):
     req = json.loads(Path(argv[0]).read_text())
     net = _pt2_request(req) if req["source"]["kind"] == "pt2" else load(req["source"])
+    if req["source"].get("softmax"):
+        net = _with_softmax(net, req["outputs"], req["source"]["softmax"])
     if req["action"] == "serve":
         _serve(net, req["outputs"])
     else:
