@@ -252,6 +252,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ver = p.add_argument_group("verification")
     ver.add_argument("--no-verify", dest="verify", action="store_false",
                      help="do not run the source and the result on a seeded input")  # fmt: skip
+    ver.add_argument("--verify", dest="verify", action="store_true", default=True,
+                     help="run the source and the result on a seeded input (the default)")  # fmt: skip
+    ver.add_argument("--bisect", action="store_true",
+                     help="when verification fails, run both layer by layer and name the first "
+                     "layer out of tolerance")  # fmt: skip
 
 
 # -- from flags to a conversion --------------------------------------------------------------
@@ -456,7 +461,7 @@ def run(args) -> int:
     req = make_request(args)
     model = _convert(req, args)
     info = _describe(model, req)
-    written, report = _write_verified(model, req, args.verify)
+    written, report = _write_verified(model, req, args.verify, getattr(args, "bisect", False))
     if not args.quiet:
         _print_summary(req, info, written, report, time.perf_counter() - t0)
     return 0
@@ -590,7 +595,9 @@ def _describe(model, req: Request) -> dict:
             "outputs": _ports(graph.output)}  # fmt: skip
 
 
-def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict | None]:
+def _write_verified(
+    model, req: Request, verify: bool, bisect: bool = False
+) -> tuple[list[Path], dict | None]:
     """Write into a temporary directory beside the output, verify, then move into place."""
     from pipelines import build
 
@@ -601,11 +608,13 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
     try:
         main_file = tmp / _FILES[req.fmt][-1][0]
         build.write_model(model, main_file, req.fmt, req.precision)  # a SplitModel streams
-        report = _verify(req, tmp) if verify else None
+        report = _verify(req, tmp, bisect) if verify else None
         if report is not None and not report["passed"]:
+            where = report.get("first_divergence")
             raise ZoomakeError(
-                f"verification failed, no output written: {report['failures'][0]} "
-                "(--no-verify writes it anyway)"
+                f"verification failed, no output written: {report['failures'][0]}"
+                + (f"; {where['message']}" if where else "")
+                + " (--no-verify writes it anyway)"
             )
         written = []
         for name, suffix in _FILES[req.fmt]:  # the .xml / .prototxt last: a pair is complete
@@ -623,7 +632,7 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _verify(req: Request, out_dir: Path) -> dict | None:
+def _verify(req: Request, out_dir: Path, bisect: bool = False) -> dict | None:
     from pipelines.verify import measure
 
     if req.framework == "caffe" and "caffemodel" not in req.files:
@@ -643,7 +652,7 @@ def _verify(req: Request, out_dir: Path) -> dict | None:
     if req.framework == "onnx" and req.shapes:
         sources["onnx"] = _reshaped_onnx(req.files["onnx"], req.shapes, out_dir / "source.onnx")
     log.info("verifying %s against the source model", req.out.name)
-    return measure(req.out.stem, recipe, "convert", sources, out_dir)
+    return measure(req.out.stem, recipe, "convert", sources, out_dir, bisect=bisect)
 
 
 def _reshaped_onnx(src: Path, shapes: dict[str, list[int]], dest: Path) -> Path:

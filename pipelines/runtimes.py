@@ -87,6 +87,13 @@ class OrtRunner(Runner):
         ]
         self.outputs = [o.name for o in self.session.get_outputs()]
 
+    @property
+    def threads(self) -> int:
+        """Intra-op threads: 0 in the options means onnxruntime's default, one per core."""
+        import os
+
+        return self.session.get_session_options().intra_op_num_threads or os.cpu_count() or 1
+
     def run(self, feeds, outputs=None):
         names = list(outputs or self.outputs)
         try:
@@ -146,6 +153,13 @@ class OpenVinoRunner(Runner):
             names = sorted(port.get_names())
             self.outputs.append(next((n for n in names if n in preferred), port.get_any_name()))
         self.request = self.compiled.create_infer_request()
+
+    @property
+    def threads(self) -> int | None:
+        try:
+            return int(self.compiled.get_property("INFERENCE_NUM_THREADS")) or None
+        except (RuntimeError, TypeError, ValueError):
+            return None
 
     def run(self, feeds, outputs=None):
         try:

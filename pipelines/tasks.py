@@ -323,12 +323,13 @@ def _sweep(paths: list[str]) -> None:
         sweep_temporaries(path)
 
 
-def finish_run(tasks: dict, events: dict) -> None:
+def finish_run(tasks: dict, events: dict, started: float | None = None) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
     from pipelines.build_state import finish_run as finish
+    from pipelines.doit_loader import baseline
 
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
-           code_fingerprint("report"))  # fmt: skip
+           code_fingerprint("report"), started=started, baseline=baseline())  # fmt: skip
 
 
 # -- task creators ---------------------------------------------------------------------------------

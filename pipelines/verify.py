@@ -170,10 +170,30 @@ def compare(
     return results
 
 
+def _bisect(framework, sources, fmt, out_dir, inputs, feeds, means, tol) -> dict:
+    """``pipelines.bisect.first_divergence`` on the first sample; a diagnosis that cannot be
+    made is recorded as such (it never turns a measured result into an error)."""
+    from pipelines.bisect import first_divergence
+    from pipelines.errors import describe
+
+    try:
+        return first_divergence(framework, sources, fmt, out_dir,
+                                samples.reference_feeds(inputs, feeds, means), feeds,
+                                tol["atol"], tol["rtol"])  # fmt: skip
+    except Exception as exc:  # any runtime's failure: say why, keep the measured verdict
+        return {"found": False, "message": f"first divergence: not found ({describe(exc)[1]})"}
+
+
 def measure(
-    model_id: str, recipe: dict, target_name: str, sources: dict[str, Path], out_dir: Path
+    model_id: str,
+    recipe: dict,
+    target_name: str,
+    sources: dict[str, Path],
+    out_dir: Path,
+    bisect: bool = True,
 ) -> dict:
-    """Compare the artifact in ``out_dir`` with the source model; write verify.json + golden."""
+    """Compare the artifact in ``out_dir`` with the source model; write verify.json + golden.
+    A failing artifact is also run layer by layer (``bisect``: ``pipelines.bisect``)."""
     t_start = time.perf_counter()
     target = (recipe.get("targets") or {}).get(target_name)
     if target is None:
@@ -235,14 +255,27 @@ def measure(
         topk,
         compare_modes(recipe, expected),
     )
+    passed = all(r["passed"] for r in results.values())
+    failures = [r["message"] for r in results.values() if not r["passed"]]
+    divergence = None
+    # Out-of-tolerance values (not a missing or reshaped output): where do they start?
+    numerical = any(not r["passed"] and ("failing_elements" in r or "problems" in r)
+                    for r in results.values())  # fmt: skip
+    if numerical and bisect:
+        tol = tolerance(recipe, "", precision)  # the recipe's preset for this precision
+        divergence = _bisect(framework, sources, fmt, out_dir, inputs, feeds_list[0][0], means,
+                             tol)  # fmt: skip
+        failures.append(divergence["message"])
+    files = _artifact_files(out_dir)
     report = {
-        "passed": all(r["passed"] for r in results.values()),
+        "passed": passed,
         "model": model_id,
         "target": target_name,
         "format": fmt,
         "precision": precision,
         "task": recipe.get("task"),
-        "failures": [r["message"] for r in results.values() if not r["passed"]],
+        "failures": failures,
+        "first_divergence": divergence,
         "expected_outputs": {"names": expected, "from": origin},
         "outputs": results,
         "tolerances": {"rule": RULE, "outputs": tolerances},
@@ -267,7 +300,12 @@ def measure(
             "build": getattr(reference, "build", None) or None,
             "files": {role: Path(p).name for role, p in sources.items()},
         },
-        "candidate": {"runtime": candidate.runtime, "latency_ms": latency},
+        "candidate": {
+            "runtime": candidate.runtime,
+            "latency_ms": latency,
+            "threads": getattr(candidate, "threads", None),
+        },
+        "artifact_bytes": {p.name: p.stat().st_size for p in files},
         "runtimes": versions(),
         # Paths relative to this directory; the verify gate recomputes every one of them.
         "sha256": digests,
@@ -399,6 +437,20 @@ def gate(
     problems = recheck(recipe, target_name, Path(verify_json), sources)
     if problems and problems[0].endswith(" is missing"):
         problems[0] += f" (measure:{model_id}:{target_name} did not run or failed)"
+    if problems and not problems[-1].startswith("first divergence"):
+        problems += _recorded_divergence(Path(verify_json))
     for message in problems:
         print(f"{tag}: {message}", file=sys.stderr)
     return not problems
+
+
+def _recorded_divergence(verify_json: Path) -> list[str]:
+    """measure's first-divergence line (a diagnosis for the failure message, not evidence:
+    the verdict never depends on it)."""
+    try:
+        data = json.loads(verify_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    where = data.get("first_divergence") if isinstance(data, dict) else None
+    message = where.get("message") if isinstance(where, dict) else None
+    return [message] if isinstance(message, str) and message.startswith("first divergence") else []
