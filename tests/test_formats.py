@@ -41,9 +41,11 @@ def _toy(name="toy", roles=("toyfile",), suffix=".toy") -> Format:
 
 # -- registry behaviours ----------------------------------------------------------------------
 def test_builtin_formats_in_order():
-    assert formats.source_names() == ["caffe", "onnx"]
-    assert formats.target_names() == ["caffe", "onnx", "openvino"]
-    assert formats.suffixes() == {".prototxt": "caffe", ".onnx": "onnx", ".xml": "openvino"}
+    assert formats.source_names() == ["caffe", "onnx", "pytorch"]
+    assert formats.target_names() == ["caffe", "onnx", "openvino", "pytorch"]
+    assert formats.suffixes() == {
+        ".prototxt": "caffe", ".onnx": "onnx", ".xml": "openvino", ".pt2": "pytorch"
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -78,9 +80,9 @@ def test_duplicates_are_refused(fmt, message):
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("target", "target format 'tflite' is not supported (caffe, onnx, openvino)"),
-        ("source", "source framework 'tflite' is not supported (caffe, onnx)"),
-        (None, "unknown format 'tflite' (caffe, onnx, openvino)"),
+        ("target", "target format 'tflite' is not supported (caffe, onnx, openvino, pytorch)"),
+        ("source", "source framework 'tflite' is not supported (caffe, onnx, pytorch)"),
+        (None, "unknown format 'tflite' (caffe, onnx, openvino, pytorch)"),
     ],
 )
 def test_unknown_format_is_one_line_naming_the_known(kind, message):
@@ -174,7 +176,7 @@ def test_cli_output_suffix_and_companions(tmp_path):
     with pytest.raises(ConversionError) as err:
         output_format(tmp_path / "net.tflite")
     assert str(err.value).endswith(
-        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), or --to FORMAT"
+        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), .pt2 (pytorch), or --to FORMAT"
     )
 
 
@@ -206,7 +208,11 @@ def test_extras_and_docs_table():
     from converters.optional import require
 
     assert formats.extras() == {
-        "openvino": ("openvino", "OpenVINO IR (format: openvino, -o model.xml)")
+        "openvino": ("openvino", "OpenVINO IR (format: openvino, -o model.xml)"),
+        "torch": (
+            "pytorch",
+            "PyTorch (framework: pytorch, format: pytorch, --torch, -o model.pt2)",
+        ),
     }
     assert require("openvino").__name__ == "openvino"
     doc = (REPO / "docs" / "supported_layers.md").read_text()

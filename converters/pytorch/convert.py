@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +222,12 @@ def onnx_to_pytorch(
     with tempfile.TemporaryDirectory(dir=out, prefix=".partial-") as tmp:
         tmp = Path(tmp)
         (tmp / "model.py").write_text(code)
-        net, module = load_generated(tmp / "model.py")
+        # Compiled under the plain name "model.py", not the temporary path: torch.export keeps
+        # each node's stack trace (file name included) in the archive, which must not depend
+        # on where it was written.
+        module = types.ModuleType(f"_zoomake_generated_{os.getpid()}")
+        exec(compile(code, "model.py", "exec"), module.__dict__)
+        net = module.Model().eval()
         tensors = {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
         net.load_state_dict(tensors, strict=True)
         torch.save(net.state_dict(), tmp / "model.pth")

@@ -100,11 +100,12 @@ def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
         raise ConversionError(
             f"PyTorch targets are float32 only (precision: fp32), not {precision}"
         )
-    name = Path(model).name if isinstance(model, str | Path) else "model.onnx"
     if isinstance(model, str | Path):
         model = load_onnx(model)
     elif hasattr(model, "materialize"):  # a SplitModel
         model = model.materialize()
+    # Named after the graph, not the file: the CLI (in memory) and the build (a file) agree.
+    name = f"ONNX graph {model.graph.name or 'model'}"
     py, pth, pt2 = onnx_to_pytorch(model, Path(out_dir), source=name)
     return [pt2, py, pth]
 
@@ -114,3 +115,16 @@ def artifact_runner(out_dir: Path, prefer=None):
     from converters.pytorch.runners import Pt2Runner
 
     return Pt2Runner(Path(out_dir) / "model.pt2")
+
+
+def input_names(files: dict) -> list[str]:
+    """The model's inputs in order, before any conversion: a ``.pt2`` archive's own names;
+    TorchScript and code have none beyond ``forward``'s arguments, which the caller names."""
+    if files.get("pt2"):
+        from converters.pytorch.worker import load_pt2
+
+        try:
+            return list(load_pt2(str(files["pt2"]))[1])
+        except ValueError as exc:  # load_pt2's one line, naming the file
+            raise ConversionError(str(exc)) from None
+    return []

@@ -7,20 +7,13 @@ ours: the generated module imports only torch). Interface of the runtime runners
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from converters.errors import ConversionError
 from converters.pytorch.convert import NAMES_FILE, load_generated
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    shape: tuple[int, ...] | None
-    dtype: np.dtype
+from formats.runner import Port, Runner
 
 
 def _ports(names, values) -> list[Port]:
@@ -30,12 +23,10 @@ def _ports(names, values) -> list[Port]:
     ]
 
 
-class _TorchRunner:
+class _TorchRunner(Runner):
     runtime = "torch"
-    inputs: list[Port]
-    outputs: list[str]
 
-    def _call(self, fn, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _call(self, fn, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
         import torch
 
         missing = [p.name for p in self.inputs if p.name not in feeds]
@@ -45,10 +36,8 @@ class _TorchRunner:
         with torch.no_grad():
             out = fn(*args)
         out = out if isinstance(out, tuple | list) else (out,)
-        return dict(zip(self.outputs, (o.detach().numpy() for o in out), strict=True))
-
-    def has_output(self, name: str) -> bool:
-        return name in self.outputs
+        got = dict(zip(self.outputs, (o.detach().numpy() for o in out), strict=True))
+        return {n: got[n] for n in (outputs or self.outputs)}
 
 
 class Pt2Runner(_TorchRunner):
@@ -74,8 +63,8 @@ class Pt2Runner(_TorchRunner):
         self.outputs = list(names["outputs"])
         self.module = program.module()
 
-    def run(self, feeds):
-        return self._call(self.module, feeds)
+    def run(self, feeds, outputs=None):
+        return self._call(self.module, feeds, outputs)
 
 
 class GeneratedRunner(_TorchRunner):
@@ -94,5 +83,5 @@ class GeneratedRunner(_TorchRunner):
             for n in module.INPUTS
         ]
 
-    def run(self, feeds):
-        return self._call(self.net, feeds)
+    def run(self, feeds, outputs=None):
+        return self._call(self.net, feeds, outputs)

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 
 from converters.errors import ConversionError
+from formats.runner import Runner
 
 ERROR_PREFIX = "zoomake-error: "
 
@@ -89,7 +90,7 @@ def run_reference(
         return ref.run(feeds)
 
 
-class TorchReference:
+class TorchReference(Runner):
     """Reference runner: the model itself in eager mode (eval, no_grad), in one worker process
     that loads it once and serves every ``run`` (a verify runs several feed sets; importing torch
     and the model per run would cost seconds each). ``run(feeds)`` passes the feeds to
@@ -126,10 +127,7 @@ class TorchReference:
             self.close()
             raise
 
-    def has_output(self, name: str) -> bool:
-        return name in self.outputs
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
         tmp = Path(self._tmp.name)
         self._count += 1
         feeds_path = tmp / f"feeds_{self._count}.npz"
@@ -143,7 +141,7 @@ class TorchReference:
         if "error" in reply:
             raise ConversionError(f"pytorch reference: {reply['error']}")
         with np.load(results_path) as res:
-            out = {name: res[name] for name in self.outputs}
+            out = {name: res[name] for name in (outputs or self.outputs)}
         feeds_path.unlink()
         results_path.unlink()
         return out

@@ -135,7 +135,10 @@ def load_pt2(path: str):
     from converters.pytorch.convert import NAMES_FILE
 
     extra = {NAMES_FILE: ""}
-    program = torch.export.load(path, extra_files=extra)
+    try:
+        program = torch.export.load(path, extra_files=extra)
+    except Exception as err:  # a damaged or foreign file: torch raises several kinds
+        raise ValueError(f"{path}: torch cannot load the archive: {_one_line(err)}") from None
     names = json.loads(extra[NAMES_FILE]) if extra[NAMES_FILE] else {}
     inputs = names.get("inputs") or list(program.graph_signature.user_inputs)
     outputs = names.get("outputs") or list(program.graph_signature.user_outputs)
