@@ -44,6 +44,7 @@ MODULES = (
     "formats.caffe",
     "formats.onnx",
     "formats.openvino",
+    "formats.pytorch",
     "formats.mxnet",
 )
 

@@ -31,14 +31,18 @@ def _a(short: str) -> str:
     return ("an " if short[:1] in "AEIOU" else "a ") + short
 
 
+def _needs(fmt, quote: str = "") -> str:
+    """``a and b`` (its required roles), or ``one of a or b`` when none is always needed."""
+    roles = [f"{quote}{r.name}{quote}" for r in fmt.source.roles]
+    required = [f"{quote}{r.name}{quote}" for r in fmt.source.roles if r.required]
+    return _and(required) if required else "one of " + " or ".join(roles)
+
+
 def fragment(formats) -> dict:
     """``{owned path: value}`` for ``formats`` (``formats.all_formats()``)."""
     sources = [f for f in formats if f.source]
     targets = [f for f in formats if f.target]
-    needs = ", ".join(
-        f"`{f.name}` needs " + _and([f"`{r.name}`" for r in f.source.roles if r.required])
-        for f in sources
-    )
+    needs = ", ".join(f"`{f.name}` needs {_needs(f, '`')}" for f in sources)
     properties = {
         "framework": {
             "type": "string",
@@ -59,7 +63,9 @@ def fragment(formats) -> dict:
                 "if": {"required": ["framework"], "properties": {"framework": {"const": f.name}}},
                 "then": {
                     "required": required,
-                    "x-why": f"framework {f.name} needs {_and(required or mine)}",
+                    "x-why": f"framework {f.name} needs {_needs(f)}",
+                    # No role always needed (PyTorch: an archive or a TorchScript file): one.
+                    **({} if required else {"oneOf": [{"required": [r]} for r in mine]}),
                     "allOf": [
                         {
                             "not": {"required": [role]},

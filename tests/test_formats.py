@@ -41,10 +41,10 @@ def _toy(name="toy", roles=("toyfile",), suffix=".toy") -> Format:
 
 # -- registry behaviours ----------------------------------------------------------------------
 def test_builtin_formats_in_order():
-    assert formats.source_names() == ["caffe", "onnx", "mxnet"]
-    assert formats.target_names() == ["caffe", "onnx", "openvino", "mxnet"]
+    assert formats.source_names() == ["caffe", "onnx", "pytorch", "mxnet"]
+    assert formats.target_names() == ["caffe", "onnx", "openvino", "pytorch", "mxnet"]
     assert formats.suffixes() == {".prototxt": "caffe", ".onnx": "onnx", ".xml": "openvino",
-                                  ".json": "mxnet"}  # fmt: skip
+                                  ".pt2": "pytorch", ".json": "mxnet"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -79,9 +79,12 @@ def test_duplicates_are_refused(fmt, message):
 @pytest.mark.parametrize(
     "kind, message",
     [
-        ("target", "target format 'tflite' is not supported (caffe, onnx, openvino, mxnet)"),
-        ("source", "source framework 'tflite' is not supported (caffe, onnx, mxnet)"),
-        (None, "unknown format 'tflite' (caffe, onnx, openvino, mxnet)"),
+        (
+            "target",
+            "target format 'tflite' is not supported (caffe, onnx, openvino, pytorch, mxnet)",
+        ),
+        ("source", "source framework 'tflite' is not supported (caffe, onnx, pytorch, mxnet)"),
+        (None, "unknown format 'tflite' (caffe, onnx, openvino, pytorch, mxnet)"),
     ],
 )
 def test_unknown_format_is_one_line_naming_the_known(kind, message):
@@ -178,7 +181,7 @@ def test_cli_output_suffix_and_companions(tmp_path):
     with pytest.raises(ConversionError) as err:
         output_format(tmp_path / "net.tflite")
     assert str(err.value).endswith(
-        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), .json (mxnet), or --to FORMAT"
+        "use .prototxt (caffe), .onnx (onnx), .xml (openvino), .pt2 (pytorch), .json (mxnet), or --to FORMAT"
     )
 
 
@@ -214,7 +217,11 @@ def test_extras_and_docs_table():
     from converters.optional import require
 
     assert formats.extras() == {
-        "openvino": ("openvino", "OpenVINO IR (format: openvino, -o model.xml)")
+        "openvino": ("openvino", "OpenVINO IR (format: openvino, -o model.xml)"),
+        "torch": (
+            "pytorch",
+            "PyTorch (framework: pytorch, format: pytorch, --torch, -o model.pt2)",
+        ),
     }
     assert require("openvino").__name__ == "openvino"
     doc = (REPO / "docs" / "supported_layers.md").read_text()

@@ -8,8 +8,10 @@ stub it needs) never reach the build process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ import numpy as np
 import onnx
 
 from converters.errors import ConversionError
+from formats.runner import Runner
 
 ERROR_PREFIX = "zoomake-error: "
 
@@ -37,6 +40,8 @@ class TorchSource:
     # Modules the model's import chain imports but never calls (e.g. torchvision, which cannot
     # be installed beside the CPU torch here): the worker serves a stub that fails if used.
     stub_modules: list[str] = field(default_factory=list)
+    # Outputs that get a softmax over their last axis after forward (export and reference).
+    softmax: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.kind not in ("pt2", "torchscript", "code"):
@@ -58,7 +63,8 @@ def torch_to_onnx(
     opset: int = 17,
     timeout: float = 600,
 ) -> onnx.ModelProto:
-    """Export ``src`` to ONNX in a worker process; raises ConversionError with one line."""
+    """Export ``src`` to ONNX in a worker process; raises ConversionError with one line. A
+    ``.pt2`` archive may leave ``input_shapes`` / ``outputs`` empty: its own are used."""
     with tempfile.TemporaryDirectory(prefix="zoomake-torch-") as tmp:
         out = Path(tmp) / "model.onnx"
         _call(
@@ -79,47 +85,132 @@ def torch_to_onnx(
 def run_reference(
     src: TorchSource, feeds: dict[str, np.ndarray], outputs: list[str], timeout: float = 600
 ) -> dict[str, np.ndarray]:
-    """Reference runner: the model in eager mode (eval, no_grad) on ``feeds``, in a worker."""
-    with tempfile.TemporaryDirectory(prefix="zoomake-torch-") as tmp:
-        feeds_path, results_path = Path(tmp) / "feeds.npz", Path(tmp) / "results.npz"
-        np.savez(feeds_path, **feeds)
-        _call(
-            {
-                "action": "run",
-                "source": asdict(src),
-                "inputs": list(feeds),
-                "outputs": outputs,
-                "feeds": str(feeds_path),
-                "results": str(results_path),
-            },
-            tmp,
-            timeout,
+    """The model in eager mode (eval, no_grad) on ``feeds``, once (see ``TorchReference``)."""
+    with TorchReference(src, outputs, timeout=timeout) as ref:
+        return ref.run(feeds)
+
+
+class TorchReference(Runner):
+    """Reference runner: the model itself in eager mode (eval, no_grad), in one worker process
+    that loads it once and serves every ``run`` (a verify runs several feed sets; importing torch
+    and the model per run would cost seconds each). ``run(feeds)`` passes the feeds to
+    ``forward`` positionally, in the dict's order (the ONNX graph's input order)."""
+
+    runtime = "torch"
+
+    def __init__(self, src: TorchSource, outputs: list[str], inputs=(), timeout: float = 600):
+        if not outputs and src.kind != "pt2":  # an archive knows its outputs
+            raise ConversionError(
+                "a PyTorch source needs the recipe's outputs: names for what forward returns"
+            )
+        self.outputs = list(outputs or [])
+        self.inputs = list(inputs)
+        self.timeout = timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="zoomake-torch-")
+        tmp = Path(self._tmp.name)
+        req = tmp / "request.json"
+        req.write_text(json.dumps({"action": "serve", "source": asdict(src), "outputs": outputs}))
+        self._stderr = open(tmp / "stderr.txt", "w+")  # noqa: SIM115 (closed in close())
+        self._count = 0
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "converters.pytorch.worker", str(req)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=_worker_env(),
+            cwd=tmp,
         )
+        try:
+            self.outputs = self._reply()["outputs"]
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, feeds: dict[str, np.ndarray], outputs=None) -> dict[str, np.ndarray]:
+        tmp = Path(self._tmp.name)
+        self._count += 1
+        feeds_path = tmp / f"feeds_{self._count}.npz"
+        results_path = tmp / f"results_{self._count}.npz"
+        np.savez(feeds_path, **{n: np.ascontiguousarray(v) for n, v in feeds.items()})
+        self._proc.stdin.write(
+            json.dumps({"feeds": str(feeds_path), "results": str(results_path)}) + "\n"
+        )
+        self._proc.stdin.flush()
+        reply = self._reply()
+        if "error" in reply:
+            raise ConversionError(f"pytorch reference: {reply['error']}")
         with np.load(results_path) as res:
-            return {name: res[name] for name in outputs}
+            out = {name: res[name] for name in (outputs or self.outputs)}
+        feeds_path.unlink()
+        results_path.unlink()
+        return out
+
+    def _reply(self) -> dict:
+        ready, _, _ = select.select([self._proc.stdout], [], [], self.timeout)
+        line = self._proc.stdout.readline() if ready else None
+        if line:
+            return json.loads(line)
+        if line is None:
+            self.close()
+            raise ConversionError(f"pytorch worker did not answer within {self.timeout:g} s")
+        code = self._proc.wait()
+        self._stderr.seek(0)
+        raise ConversionError(_failure(self._stderr.read(), code))
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if not self._stderr.closed:
+            self._stderr.close()
+        self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):  # interpreter shutdown: best effort
+            self.close()
+
+
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    # The worker imports converters.* from this checkout, not whatever is first on its path.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _failure(stderr: str, code: int) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
+    if lines:
+        return lines[-1][len(ERROR_PREFIX) :]
+    tail = (stderr.strip().splitlines() or ["no output"])[-1]
+    return f"pytorch worker failed (exit {code}): {tail}"
 
 
 def _call(request: dict, tmp: str, timeout: float) -> None:
     req = Path(tmp) / "request.json"
     req.write_text(json.dumps(request))
-    env = dict(os.environ)
-    # The worker imports converters.* from this checkout, not whatever is first on its path.
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "converters.pytorch.worker", str(req)],
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env=_worker_env(),
             cwd=tmp,
         )
     except subprocess.TimeoutExpired:
         raise ConversionError(f"pytorch worker did not finish within {timeout:g} s") from None
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
-        if lines:
-            raise ConversionError(lines[-1][len(ERROR_PREFIX) :])
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConversionError(f"pytorch worker failed (exit {proc.returncode}): {tail}")
+        raise ConversionError(_failure(proc.stderr, proc.returncode))

@@ -7,9 +7,16 @@ Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. The dy
 exporter needs ``onnxscript``, which is not a dependency of zoomake (it installs here, but it
 would be one more moving part, and its output graph changes with onnxscript's optimizer
 releases); the TorchScript exporter ships inside torch 2.13, is deterministic for the
-convolutional models of the zoo, and emits plain opset-N ONNX. A ``.pt2`` archive is exported
-through its ``.module()`` (an nn.Module) with the same exporter. The choice is recorded in the
+convolutional models of the zoo, and emits plain opset-N ONNX. The choice is recorded in the
 ONNX ``metadata_props`` (``zoomake.exporter``).
+
+A ``.pt2`` archive (``torch.export.save``) goes through the same exporter: its ``.module()`` is
+an fx GraphModule of ATen ops, traced already in eval mode, whose ``train()`` raises in torch
+2.13 (a program's mode is fixed at export). The TorchScript exporter calls ``train(False)`` on
+the model it is given, and then traces ``forward``, which works on the ATen graph; so the worker
+hands it ``_FixedMode``, a wrapper whose ``train`` leaves the program alone. The archive's own
+input shapes are checked against the recipe's first, as one line (the program's guards would
+fail later with an assertion).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import json
+import os
 import sys
 import types
 import warnings
@@ -64,12 +72,107 @@ class _Unusable:
         raise RuntimeError(f"{self._name} is a stub (stub_modules): the model must not call it")
 
 
+def _fixed_mode(module):
+    import torch
+
+    class _FixedMode(torch.nn.Module):
+        """An exported program's module: its mode was fixed at export, ``train`` is a no-op."""
+
+        def __init__(self, program):
+            super().__init__()
+            self.program = program
+
+        def train(self, mode=True):
+            return self
+
+        def forward(self, *args):
+            return self.program(*args)
+
+    return _FixedMode(module)
+
+
+def pt2_inputs(program) -> list[tuple[str, tuple]]:
+    """``[(name, shape)]`` of an ExportedProgram's user inputs (a symbolic dim is None)."""
+    user = list(program.graph_signature.user_inputs)
+    found = {}
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user:
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            found[node.name] = (
+                tuple(d if isinstance(d, int) else None for d in shape)
+                if shape is not None
+                else None
+            )
+    return [(name, found.get(name)) for name in user]
+
+
+def _check_pt2_shapes(path, program, wanted: list[list[int]]) -> None:
+    declared = pt2_inputs(program)
+    if len(declared) != len(wanted):
+        raise ValueError(
+            f"{path}: the archive takes {len(declared)} input(s) "
+            f"({', '.join(n for n, _ in declared)}), the recipe gives {len(wanted)}"
+        )
+    for (name, shape), want in zip(declared, wanted, strict=True):
+        if shape is None:
+            continue
+        if len(shape) != len(want) or any(
+            d is not None and d != w for d, w in zip(shape, want, strict=True)
+        ):
+            shown = [d if d is not None else "?" for d in shape]
+            raise ValueError(
+                f"{path}: input {name!r} was exported with shape {shown}, the recipe asks "
+                f"{list(want)} (re-export the archive, or use its shape)"
+            )
+
+
+def load_pt2(path: str):
+    """(program, input names, output names): the names a zoomake archive carries (the ONNX
+    names of the model it was generated from), else the program's own."""
+    import torch
+
+    from converters.pytorch.convert import NAMES_FILE
+
+    extra = {NAMES_FILE: ""}
+    try:
+        program = torch.export.load(path, extra_files=extra)
+    except Exception as err:  # a damaged or foreign file: torch raises several kinds
+        raise ValueError(f"{path}: torch cannot load the archive: {_one_line(err)}") from None
+    names = json.loads(extra[NAMES_FILE]) if extra[NAMES_FILE] else {}
+    inputs = names.get("inputs") or list(program.graph_signature.user_inputs)
+    outputs = names.get("outputs") or list(program.graph_signature.user_outputs)
+    return program, inputs, outputs
+
+
+def _pt2_request(req: dict):
+    """A .pt2 request: the recipe's input shapes checked against the archive's, and the names
+    and shapes the request leaves out taken from the archive (the one-shot CLI gives none)."""
+    program, in_names, out_names = load_pt2(req["source"]["model"])
+    if req["action"] == "export":
+        if not req["inputs"]:
+            declared = pt2_inputs(program)
+            dynamic = [n for n, shape in declared if shape is None or None in shape]
+            if dynamic:
+                raise ValueError(
+                    f"{req['source']['model']}: input {dynamic[0]!r} has a dynamic shape in the "
+                    "archive; give its shape"
+                )
+            req["inputs"] = {
+                n: list(shape) for n, (_, shape) in zip(in_names, declared, strict=True)
+            }
+        _check_pt2_shapes(req["source"]["model"], program, list(req["inputs"].values()))
+    if not req["outputs"]:
+        req["outputs"] = out_names
+    return _fixed_mode(program.module())  # already traced in eval mode
+
+
 def load(source: dict):
     import torch
 
     kind = source["kind"]
     if kind == "pt2":
-        return torch.export.load(source["model"]).module()  # already traced in eval mode
+        return _fixed_mode(load_pt2(source["model"])[0].module())
     if kind == "torchscript":
         return torch.jit.load(source["model"], map_location="cpu").eval()
     if source.get("stub_modules"):
@@ -105,22 +208,45 @@ def _outputs(out):
     return out
 
 
-def main(argv):
+def _one_line(err: BaseException) -> str:
+    msg = " ".join(str(err).split()) or type(err).__name__
+    return f"{type(err).__name__}: {msg}"
+
+
+def _run(net, feeds_path: str, results_path: str, outputs: list[str]) -> None:
+    """The model eagerly (eval, no_grad) on the feeds, positionally in the file's order."""
     import numpy as np
+    import torch
+
+    with np.load(feeds_path) as feeds:
+        args = [torch.from_numpy(feeds[n]) for n in feeds.files]
+    with torch.no_grad():
+        out = _outputs(net(*args))
+    if len(out) != len(outputs):
+        raise ValueError(f"the model returns {len(out)} outputs, the recipe names {outputs}")
+    np.savez(results_path, **{n: o.numpy() for n, o in zip(outputs, out, strict=True)})
+
+
+def _serve(net, outputs: list[str]) -> None:
+    """Reference runner loop: one JSON request per stdin line, one JSON reply per line on the
+    original stdout; the model's own prints go to stderr, so they cannot break the protocol."""
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    reply.write(json.dumps({"ready": True, "outputs": outputs}) + "\n")
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            _run(net, req["feeds"], req["results"], outputs)
+            reply.write(json.dumps({"ok": True}) + "\n")
+        except Exception as err:  # the user's model can raise anything: one line back
+            reply.write(json.dumps({"error": _one_line(err)}) + "\n")
+
+
+def _export(net, req) -> None:
     import onnx
     import torch
 
-    req = json.loads(Path(argv[0]).read_text())
-    net = load(req["source"])
-    if req["action"] == "run":
-        with np.load(req["feeds"]) as feeds:
-            args = [torch.from_numpy(feeds[n]) for n in req["inputs"]]
-        with torch.no_grad():
-            out = _outputs(net(*args))
-        if len(out) != len(req["outputs"]):
-            raise ValueError(f"the model returns {len(out)} outputs, expected {req['outputs']}")
-        np.savez(req["results"], **{n: o.numpy() for n, o in zip(req["outputs"], out, strict=True)})
-        return
     inputs = req["inputs"]
     examples = tuple(torch.zeros(shape) for shape in inputs.values())
     with torch.no_grad(), warnings.catch_warnings():
@@ -144,10 +270,45 @@ def main(argv):
     onnx.save(model, req["onnx_out"])
 
 
+def _with_softmax(net, outputs: list[str], names: list[str]):
+    """``net`` with a softmax over the last axis of the outputs ``names`` (e.g. an SSD's class
+    confidences, which the authors' forward returns before it): the exported graph and the
+    reference then both end in it."""
+    import torch
+
+    unknown = [n for n in names if n not in outputs]
+    if unknown:
+        raise ValueError(f"softmax: {unknown[0]!r} is not one of the outputs {outputs}")
+    picks = [outputs.index(n) for n in names]
+
+    class _Softmax(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            out = list(_outputs(self.inner(*args)))
+            for i in picks:
+                out[i] = torch.softmax(out[i], dim=-1)
+            return tuple(out)
+
+    return _Softmax(net)
+
+
+def main(argv):
+    req = json.loads(Path(argv[0]).read_text())
+    net = _pt2_request(req) if req["source"]["kind"] == "pt2" else load(req["source"])
+    if req["source"].get("softmax"):
+        net = _with_softmax(net, req["outputs"], req["source"]["softmax"])
+    if req["action"] == "serve":
+        _serve(net, req["outputs"])
+    else:
+        _export(net, req)
+
+
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     except Exception as err:  # the one line the parent shows; the user's code can raise anything
-        msg = " ".join(str(err).split()) or type(err).__name__
-        print(f"{ERROR_PREFIX}{type(err).__name__}: {msg}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{_one_line(err)}", file=sys.stderr)
         sys.exit(2)

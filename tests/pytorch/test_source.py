@@ -38,21 +38,29 @@ def authors_input(seed):
     return ((rgb - 127) / 128).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", sorted(ULTRAFACE))
-def test_ultraface_checkpoint_to_onnx_matches_eager(name, models_dir):
+def test_slim_320_checkpoint_to_onnx_matches_eager(models_dir):
+    """RFB-320 takes the same path in test_three_forms (export, eager, metadata, sys.path)."""
     from converters.pytorch.source import run_reference, torch_to_onnx
 
-    src = ultraface_source(models_dir, name)
+    src = ultraface_source(models_dir, "slim-320")
     model = torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"])
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["zoomake.exporter"].startswith("torch.onnx.export(dynamo=False)")
+    assert_exported_by_torchscript(model)
     feeds = {"input": authors_input(1)}
     want = run_reference(src, feeds, ["scores", "boxes"])
     got = run_ort(model, feeds)
     assert want["scores"].shape == (1, 4420, 2) and want["boxes"].shape == (1, 4420, 4)
     for out in ("scores", "boxes"):
         np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)
-    # The user's code went on sys.path in the worker only.
+    assert_code_stayed_in_worker(models_dir)
+
+
+def assert_exported_by_torchscript(model):
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["zoomake.exporter"].startswith("torch.onnx.export(dynamo=False) torch 2.")
+
+
+def assert_code_stayed_in_worker(models_dir):
+    """The user's code went on sys.path in the worker only."""
     assert str(models_dir / "ultraface" / "pytorch") not in sys.path
     assert "vision" not in sys.modules and "torchvision" not in sys.modules
 
@@ -69,57 +77,94 @@ class _Tiny(torch.nn.Module):
         return torch.softmax(self.fc(torch.flatten(y, 1)), dim=1), y
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            "pt2",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap: torch.onnx.export(dynamo=False) calls train() on a .pt2 "
-                "module(), which torch 2.13 refuses",
-            ),
-        ),
-        "torchscript",
-    ],
-)
-def test_saved_forms_to_onnx(kind, tmp_path):
-    from converters.pytorch.source import TorchSource, run_reference, torch_to_onnx
+@pytest.fixture(scope="session")
+def tiny_saved(tmp_path_factory):
+    """``saved(kind) -> (path, live net)``: _Tiny saved as ``kind`` once per session (the pt2
+    archive is read by two tests; torch.export costs seconds)."""
+    cache = {}
 
+    def saved(kind):
+        if kind not in cache:
+            path = tmp_path_factory.mktemp("tiny") / ("m.pt2" if kind == "pt2" else "m.pt")
+            cache[kind] = path, _save_tiny(kind, path)
+        return cache[kind]
+
+    return saved
+
+
+def _save_tiny(kind, path):
+    """_Tiny with non-trivial BatchNorm statistics, saved as ``kind``; returns the live net."""
     torch.manual_seed(0)
     net = _Tiny().eval()
     with torch.no_grad():
         net.bn.running_mean.uniform_(-0.5, 0.5)
         net.bn.running_var.uniform_(0.5, 1.5)
     x = torch.zeros(2, 3, 6, 6)
-    path = tmp_path / ("m.pt2" if kind == "pt2" else "m.pt")
     if kind == "pt2":
         torch.export.save(torch.export.export(net, (x,)), path)
     else:
         torch.jit.save(torch.jit.trace(net, (x,)), path)
-    src = TorchSource(kind=kind, model=str(path))
-    model = torch_to_onnx(src, {"x": [2, 3, 6, 6]}, ["prob", "feat"])
-    feeds = {"x": np.random.default_rng(2).standard_normal((2, 3, 6, 6)).astype(np.float32)}
-    want = run_reference(src, feeds, ["prob", "feat"])
-    with torch.no_grad():
-        direct = [t.numpy() for t in net(torch.from_numpy(feeds["x"]))]
-    got = run_ort(model, feeds)
-    for i, out in enumerate(["prob", "feat"]):
-        np.testing.assert_allclose(want[out], direct[i], atol=1e-6, rtol=0)
-        np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)
+    return net
 
 
-def test_bad_entry_and_checkpoint_are_one_line(models_dir, tmp_path):
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_saved_forms_to_onnx(kind, tiny_saved):
+    """Through the format functions: to_onnx, then one reference worker serving two runs (and
+    a bad request answered with one line, the worker still serving after it)."""
     from converters.errors import ConversionError
+    from converters.pytorch.plugin import reference, to_onnx
+
+    path, net = tiny_saved(kind)
+    files = {kind: path}
+    model = to_onnx(files, {"x": [2, 3, 6, 6]}, ["prob", "feat"])
+    assert_exported_by_torchscript(model)
+    rng = np.random.default_rng(2)
+    sets = [{"x": rng.standard_normal((2, 3, 6, 6)).astype(np.float32)} for _ in range(2)]
+    with reference(files, ["prob", "feat"]) as ref:
+        assert ref.outputs == ["prob", "feat"]
+        runs = [ref.run(feeds) for feeds in sets[:1]]
+        with pytest.raises(ConversionError) as err:
+            ref.run({"x": sets[0]["x"], "y": sets[0]["x"]})
+        assert str(err.value).startswith("pytorch reference: ") and "\n" not in str(err.value)
+        runs.append(ref.run(sets[1]))
+    for feeds, want in zip(sets, runs, strict=True):
+        with torch.no_grad():
+            direct = [t.numpy() for t in net(torch.from_numpy(feeds["x"]))]
+        got = run_ort(model, feeds)
+        for i, out in enumerate(["prob", "feat"]):
+            np.testing.assert_allclose(want[out], direct[i], atol=1e-6, rtol=0)
+            np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)
+    assert not np.allclose(runs[0]["feat"], runs[1]["feat"])  # two runs, two answers
+
+
+def test_bad_sources_are_one_line(models_dir, tiny_saved):
+    from converters.errors import ConversionError
+    from converters.pytorch.plugin import to_onnx, torch_source
     from converters.pytorch.source import torch_to_onnx
 
+    def one_line(call, *want):
+        with pytest.raises(ConversionError) as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg and all(w in msg for w in want), msg
+
+    # Roles: decided before any worker starts.
+    one_line(lambda: torch_source({"pt2": "a.pt2", "torchscript": "b.pt"}), "exactly one")
+    one_line(lambda: torch_source({"pt2": "a.pt2", "checkpoint": "c.pth"}), "checkpoint")
+    one_line(lambda: torch_source({"entry": "m:f", "weights": "c.pth"}), "'weights'")
+    one_line(lambda: to_onnx({"torchscript": "a.pt"}, {"x": [1]}, []), "outputs")
+    one_line(lambda: to_onnx({"torchscript": "a.pt"}, {}, ["y"]), "input shapes")
+    # The worker's errors: a missing factory, a checkpoint of another network, a .pt2 archive
+    # asked for another shape than it was exported with.
     src = ultraface_source(models_dir, "RFB-320")
     src.entry = "vision.ssd.mb_tiny_RFB_fd:no_such_factory"
-    with pytest.raises(ConversionError) as err:
-        torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"])
-    assert "no_such_factory" in str(err.value) and "\n" not in str(err.value)
+    shapes = {"input": [1, 3, 240, 320]}
+    one_line(lambda: torch_to_onnx(src, shapes, ["scores", "boxes"]), "no_such_factory")
     src = ultraface_source(models_dir, "slim-320")
     src.checkpoint = str(models_dir / "ultraface" / "pytorch" / "version-RFB-320.pth")
-    with pytest.raises(ConversionError) as err:
-        torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"])
-    assert "does not fit" in str(err.value) and "\n" not in str(err.value)
+    one_line(lambda: torch_to_onnx(src, shapes, ["scores", "boxes"]), "does not fit")
+    pt2 = tiny_saved("pt2")[0]
+    one_line(
+        lambda: to_onnx({"pt2": pt2}, {"x": [1, 3, 6, 6]}, ["prob", "feat"]),
+        "m.pt2: input 'x' was exported with shape [2, 3, 6, 6], the recipe asks [1, 3, 6, 6]",
+    )

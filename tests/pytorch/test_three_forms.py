@@ -8,12 +8,12 @@ import numpy as np
 
 from tests.caffe.helpers import run_opencv
 from tests.pytorch.helpers import run_ort
-from tests.pytorch.test_source import authors_input, ultraface_source
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+from tests.pytorch.test_source import (
+    assert_code_stayed_in_worker,
+    assert_exported_by_torchscript,
+    authors_input,
+    ultraface_source,
+)
 
 
 def test_rfb_320_three_forms_agree(models_dir):
@@ -26,12 +26,20 @@ def test_rfb_320_three_forms_agree(models_dir):
     x = authors_input(3)
     feeds = {"input": x}
     src = ultraface_source(models_dir, "RFB-320")
+    # The checkpoint's forward returns confidences before the softmax the other two apply: the
+    # source's softmax option adds it (in the exported graph and in the eager reference).
+    src.softmax = ["scores"]
     forms = {}
-    # The checkpoint's forward returns confidences before the softmax the other two apply.
-    eager = run_reference(src, feeds, ["scores", "boxes"])
-    forms["torch eager"] = {"scores": _softmax(eager["scores"]), "boxes": eager["boxes"]}
-    exported = run_ort(torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"]), feeds)
-    forms["torch -> onnx"] = {"scores": _softmax(exported["scores"]), "boxes": exported["boxes"]}
+    forms["torch eager"] = run_reference(src, feeds, ["scores", "boxes"])
+    exported_model = torch_to_onnx(src, {"input": [1, 3, 240, 320]}, ["scores", "boxes"])
+    assert_exported_by_torchscript(exported_model)
+    assert [n.op_type for n in exported_model.graph.node].count("Softmax") == 1
+    forms["torch -> onnx"] = run_ort(exported_model, feeds)
+    assert_code_stayed_in_worker(models_dir)
+    for out in ("scores", "boxes"):  # the exporter alone: tighter
+        np.testing.assert_allclose(
+            forms["torch -> onnx"][out], forms["torch eager"][out], atol=1e-5, rtol=0, err_msg=out
+        )
     caffe = caffe_to_onnx(
         d / "RFB-320.prototxt", d / "RFB-320.caffemodel", outputs=["scores", "boxes"]
     )
