@@ -169,13 +169,22 @@ def test_a_failure_on_a_worker_is_reported_not_redone(cluster, tmp_path, models_
     assert "prob1" in target["message"]
 
 
+def _is_build(process: psutil.Process) -> bool:
+    """A ``zoomake build`` process; one that ended (or is a zombie) while we look is not."""
+    try:
+        cmdline = process.cmdline()
+    except psutil.Error:
+        return False
+    return "pipelines" in cmdline and "build" in cmdline
+
+
 def _unit_children(pids: dict[str, int]) -> dict[str, psutil.Process]:
     """worker address -> the doit build its unit of work runs."""
     found = {}
     for addr, pid in pids.items():
         try:
             for child in psutil.Process(pid).children(recursive=True):
-                if "pipelines" in child.cmdline() and "build" in child.cmdline():
+                if _is_build(child):
                     found[addr] = child
         except psutil.NoSuchProcess:
             continue
@@ -236,7 +245,7 @@ def test_ctrl_c_stops_a_local_workers_build(tmp_path, models_dir):
         while not units and time.monotonic() < deadline and proc.poll() is None:
             units = [
                 c for c in me.children(recursive=True)
-                if "pipelines" in c.cmdline() and "build" in c.cmdline() and c.pid != proc.pid
+                if c.pid != proc.pid and _is_build(c)
             ]  # fmt: skip
             time.sleep(0.2)
         assert units, "no unit of work was seen running"
