@@ -34,14 +34,12 @@ from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.io import FileRange, SplitModel
+from converters.onnx_utils import RANDOM_OPS
 from converters.passes.graph import check_graph, light_copy, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
 FP16_MAX = 65504.0
-FP32_OPS = frozenset(
-    {"Range", "CumSum", "EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike",
-     "RandomUniformLike", "Multinomial", "Bernoulli"}
-)  # fmt: skip
+FP32_OPS = RANDOM_OPS | {"Range", "CumSum", "EyeLike"}
 SINK_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}  # roi / scales: coordinates, not data
 # Casts that lose nothing: source type -> types that hold every value of it exactly.
 EXACT = {TP.UINT8: {TP.INT16, TP.INT32, TP.INT64, F16, F32, TP.DOUBLE},

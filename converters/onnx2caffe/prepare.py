@@ -17,14 +17,12 @@ from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.onnx2caffe.context import NodeView
+from converters.onnx_utils import RANDOM_OPS
 
 _SMALL = 4096  # initializers up to this many elements keep their values for shape inference
 
 # Never folded: their value is not a pure function of their inputs.
-_NOT_FOLDABLE = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-     "Bernoulli", "If", "Loop", "Scan"}
-)  # fmt: skip
+_NOT_FOLDABLE = RANDOM_OPS | {"If", "Loop", "Scan"}
 
 
 def default_opset(model: onnx.ModelProto) -> int:

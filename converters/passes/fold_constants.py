@@ -22,12 +22,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from converters.onnx_utils import RANDOM_OPS
 from converters.passes.graph import Graph, Rule, attr
 
-RANDOM = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
-     "Multinomial"}
-)  # fmt: skip
 MAX_GROWTH = 1 << 16
 
 
@@ -43,7 +40,7 @@ class FoldConstants(Rule):
 
     def match(self, g):
         for node in g.nodes:
-            if node.domain not in ("", "ai.onnx") or node.op_type in RANDOM:
+            if node.domain not in ("", "ai.onnx") or node.op_type in RANDOM_OPS:
                 continue
             if (
                 node.op_type in ("Shape", "Size") and _static_shape(g, node.input[0]) is not None

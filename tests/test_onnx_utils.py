@@ -1,0 +1,60 @@
+"""converters/onnx_utils.py: the ONNX facts written once, checked against ONNX and onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.defs
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from converters.fp16 import to_fp16
+from converters.onnx2caffe.context import NodeView
+from converters.onnx2caffe.prepare import fold_constants as caffe_fold
+from converters.onnx_utils import RANDOM_OPS
+from converters.passes import run_passes
+
+
+def _ort(model: onnx.ModelProto, feeds: dict | None = None) -> list[np.ndarray]:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds or {})
+
+
+def test_random_ops_are_the_onnx_ops_with_a_seed():
+    """ONNX gives a ``seed`` attribute to exactly its random generators (and to Dropout, which
+    is deterministic outside training mode)."""
+    seeded = {
+        s.name
+        for s in onnx.defs.get_all_schemas_with_history()
+        if s.domain == "" and "seed" in s.attributes
+    }
+    assert seeded - {"Dropout"} == RANDOM_OPS
+
+
+def _random_like_model() -> onnx.ModelProto:
+    """y = RandomUniformLike(c) + c, c a constant: every input is known, the result is not."""
+    c = numpy_helper.from_array(np.zeros((64,), np.float32), "c")
+    nodes = [
+        helper.make_node("RandomUniformLike", ["c"], ["r"]),
+        helper.make_node("Add", ["r", "c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "rand", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64])], [c]
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_random_op_on_constants_is_not_folded_anywhere():
+    model = _random_like_model()
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    first, second = sess.run(None, {})[0], sess.run(None, {})[0]
+    assert not np.array_equal(first, second)  # onnxruntime: two runs, two draws
+    after = run_passes(model, ["fold_constants"])
+    assert [n.op_type for n in after.graph.node] == ["RandomUniformLike", "Add"]
+    nodes = [NodeView(n, 17) for n in model.graph.node]
+    consts = caffe_fold(nodes, {"c": (64,)}, 17, {"c": np.zeros((64,), np.float32)})
+    assert set(consts) == {"c"}  # neither r nor y (which reads r) became a constant
+    half = onnx.shape_inference.infer_shapes(to_fp16(model))
+    types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
+    assert types["r"] == TensorProto.FLOAT  # fp16 leaves the generator in float32
+    assert np.isfinite(_ort(half)[0]).all()
