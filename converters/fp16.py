@@ -34,7 +34,7 @@ from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.io import FileRange, SplitModel
-from converters.onnx_utils import RANDOM_OPS
+from converters.onnx_utils import RANDOM_OPS, require_opset
 from converters.passes.graph import check_graph, light_copy, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
@@ -238,7 +238,7 @@ class HalfBytes:
 def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
     """Convert ``out`` in place; ``sources``: bytes of header-only initializers (to_fp16_split)."""
     g = out.graph
-    opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), 1)
+    opset = require_opset(out, "fp16")
     nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in g.node]
     plan = _Plan(g, nodes, _elem_types(out), opset, keep_io_types)
     stored = plan.stored

@@ -21,6 +21,7 @@ from onnx import helper
 
 from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError, ModelMismatch, did_you_mean
 from converters.io import load_onnx, onnx_errors
+from converters.onnx_utils import model_opset
 
 
 def load_onnx_source(
@@ -157,15 +158,11 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
             vi.type.tensor_type.ClearField("shape")
 
 
-def _model_opset(model: onnx.ModelProto) -> int | None:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
 def _convert_opset(model: onnx.ModelProto, opset: int, where: str) -> onnx.ModelProto:
     newest = onnx.defs.onnx_opset_version()
     if not 7 <= opset <= newest:
         raise ConversionError(f"{where}: opset {opset} is not supported (7..{newest})")
-    current = _model_opset(model)
+    current = model_opset(model)
     if current != opset:
         from onnx import version_converter
 

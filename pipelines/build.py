@@ -13,6 +13,7 @@ import onnx
 
 from converters.errors import ConversionError
 from converters.io import SplitModel, load_onnx, save_onnx
+from converters.onnx_utils import model_opset
 
 FORMAT_SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".prototxt": "caffe"}
 
@@ -107,7 +108,7 @@ def export(model_path: Path, target: dict, out_dir: Path) -> list[Path]:
 
 
 def _retarget_opset(model: onnx.ModelProto, opset: int | None) -> onnx.ModelProto:
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    current = model_opset(model)
     if opset is None or opset == current:
         return model
     from onnx import version_converter

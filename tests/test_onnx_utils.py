@@ -6,13 +6,17 @@ import numpy as np
 import onnx
 import onnx.defs
 import onnxruntime as ort
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from converters.errors import ConversionError
 from converters.fp16 import to_fp16
+from converters.onnx2caffe import onnx_to_caffe
 from converters.onnx2caffe.context import NodeView
 from converters.onnx2caffe.prepare import fold_constants as caffe_fold
-from converters.onnx_utils import RANDOM_OPS
+from converters.onnx_utils import RANDOM_OPS, model_opset
 from converters.passes import run_passes
+from converters.passes.graph import Graph
 
 
 def _ort(model: onnx.ModelProto, feeds: dict | None = None) -> list[np.ndarray]:
@@ -58,3 +62,28 @@ def test_a_random_op_on_constants_is_not_folded_anywhere():
     types = {v.name: v.type.tensor_type.elem_type for v in half.graph.value_info}
     assert types["r"] == TensorProto.FLOAT  # fp16 leaves the generator in float32
     assert np.isfinite(_ort(half)[0]).all()
+
+
+def _relu_model(*opsets) -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+
+
+def test_the_opset_is_the_default_domains_under_either_spelling(models_dir):
+    publisher = onnx.load(models_dir / "ultraface/version-RFB-320_without_postprocessing.onnx")
+    assert model_opset(publisher) == 9  # the UltraFace authors exported at opset 9
+    assert model_opset(_relu_model(("com.microsoft", 1), ("ai.onnx", 13))) == 13
+    assert model_opset(_relu_model(("com.microsoft", 1), ("", 11))) == 11
+    assert model_opset(_relu_model(("com.microsoft", 1))) is None
+    assert Graph(_relu_model(("", 15))).opset == 15
+
+
+def test_no_default_opset_is_one_error_line_in_every_converter():
+    model = _relu_model(("com.microsoft", 1))
+    with pytest.raises(ConversionError, match=r"^fp16: the model imports no default-domain"):
+        to_fp16(model)
+    with pytest.raises(ConversionError, match=r"^Caffe export: the model imports no default-"):
+        onnx_to_caffe(model, "unused.prototxt", "unused.caffemodel")
+    assert Graph(model).opset is None

@@ -25,13 +25,6 @@ _SMALL = 4096  # initializers up to this many elements keep their values for sha
 _NOT_FOLDABLE = RANDOM_OPS | {"If", "Loop", "Scan"}
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            return o.version
-    raise ConversionError("Caffe export: the model imports no default-domain ONNX opset")
-
-
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     """A shape-inferred copy of the graph, leaving the caller's model untouched.
 

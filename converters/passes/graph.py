@@ -27,6 +27,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.onnx_utils import model_opset
 
 log = logging.getLogger("zoomake.passes")
 
@@ -72,7 +73,7 @@ class Graph:
         self.outputs = {v.name for v in model.graph.output}
         self.inits = {t.name: t for t in model.graph.initializer}
         self.new_inits: list[tuple[int, onnx.TensorProto]] = []
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        self.opset = model_opset(model)  # None: no default-domain node can be evaluated
         self._shapes: dict[str, list[int | None]] | None = None
         self.scratch: dict = {}  # a rule's per-node results between check() and rewrite()
         self._added: set[str] = set()
