@@ -17,11 +17,10 @@ import math
 import os
 
 import onnx
-from onnx import helper
 
 from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError, ModelMismatch, did_you_mean
 from converters.io import load_onnx, onnx_errors
-from converters.onnx_utils import model_opset
+from converters.onnx_utils import convert_opset
 
 
 def load_onnx_source(
@@ -162,21 +161,7 @@ def _convert_opset(model: onnx.ModelProto, opset: int, where: str) -> onnx.Model
     newest = onnx.defs.onnx_opset_version()
     if not 7 <= opset <= newest:
         raise ConversionError(f"{where}: opset {opset} is not supported (7..{newest})")
-    current = model_opset(model)
-    if current != opset:
-        from onnx import version_converter
-
-        try:
-            model = version_converter.convert_version(model, opset)
-        except Exception as exc:
-            raise ConversionError(
-                f"{where}: cannot convert the model from opset {current} to {opset}: "
-                f"{_first_line(exc)}"
-            ) from None
-    # The lowest IR version the opset needs: exporters often stamp versions newer than the
-    # runtimes we deploy to accept, although nothing in the model needs them.
-    model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
-    return model
+    return convert_opset(model, opset, where)
 
 
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:

@@ -8,6 +8,7 @@ without an arrow back up the house.
 from __future__ import annotations
 
 import onnx
+from onnx import helper
 
 from converters.errors import ConversionError
 
@@ -32,3 +33,24 @@ def require_opset(model: onnx.ModelProto, where: str) -> int:
     if opset is None:
         raise ConversionError(f"{where}: the model imports no default-domain ONNX opset")
     return opset
+
+
+def convert_opset(model: onnx.ModelProto, opset: int, where: str = "") -> onnx.ModelProto:
+    """``model`` converted to ``opset`` by onnx's version converter (a no-op at its own opset),
+    stamped with the lowest IR version that opset needs: exporters often stamp IR versions newer
+    than the runtimes we deploy to accept, although nothing in the model needs them."""
+    current = model_opset(model)
+    if current != opset:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, opset)
+        except Exception as exc:  # the converter raises bare RuntimeErrors, names no type
+            lines = str(exc).strip().splitlines()
+            first = lines[0] if lines else type(exc).__name__
+            prefix = f"{where}: " if where else ""
+            raise ConversionError(
+                f"{prefix}cannot convert the model from opset {current} to {opset}: {first}"
+            ) from None
+    model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
+    return model

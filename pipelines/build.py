@@ -13,7 +13,7 @@ import onnx
 
 from converters.errors import ConversionError
 from converters.io import SplitModel, load_onnx, save_onnx
-from converters.onnx_utils import model_opset
+from converters.onnx_utils import convert_opset, model_opset
 
 FORMAT_SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".prototxt": "caffe"}
 
@@ -111,16 +111,7 @@ def _retarget_opset(model: onnx.ModelProto, opset: int | None) -> onnx.ModelProt
     current = model_opset(model)
     if opset is None or opset == current:
         return model
-    from onnx import version_converter
-
-    try:
-        converted = version_converter.convert_version(model, opset)
-    except Exception as exc:
-        raise ConversionError(
-            f"cannot convert the model from opset {current} to {opset}: {exc}"
-        ) from None
-    converted.ir_version = onnx.helper.find_min_ir_version_for(list(converted.opset_import))
-    return converted
+    return convert_opset(model, opset)
 
 
 def output_format(out: Path, fmt: str | None = None) -> str:

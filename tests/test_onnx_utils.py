@@ -14,7 +14,7 @@ from converters.fp16 import to_fp16
 from converters.onnx2caffe import onnx_to_caffe
 from converters.onnx2caffe.context import NodeView
 from converters.onnx2caffe.prepare import fold_constants as caffe_fold
-from converters.onnx_utils import RANDOM_OPS, model_opset
+from converters.onnx_utils import RANDOM_OPS, convert_opset, model_opset
 from converters.passes import run_passes
 from converters.passes.graph import Graph
 
@@ -87,3 +87,26 @@ def test_no_default_opset_is_one_error_line_in_every_converter():
     with pytest.raises(ConversionError, match=r"^Caffe export: the model imports no default-"):
         onnx_to_caffe(model, "unused.prototxt", "unused.caffemodel")
     assert Graph(model).opset is None
+
+
+def test_opset_conversion_keeps_the_publishers_outputs(models_dir):
+    """UltraFace RFB-320 as published (opset 9, Upsample-free) at opset 13: onnxruntime gives the
+    same scores and boxes, and the file is stamped IR 7 (the lowest opset 13 needs)."""
+    published = onnx.load(models_dir / "ultraface/version-RFB-320_without_postprocessing.onnx")
+    x = np.random.default_rng(0).standard_normal((1, 3, 240, 320)).astype(np.float32)
+    feeds = {published.graph.input[0].name: x}
+    before = _ort(published, feeds)
+    converted = convert_opset(onnx.ModelProto.FromString(published.SerializeToString()), 13)
+    assert model_opset(converted) == 13 and converted.ir_version == 7
+    for a, b in zip(before, _ort(converted, feeds), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+    same = convert_opset(published, 9)  # its own opset: only the IR stamp (IR 4 for opset 9)
+    assert model_opset(same) == 9 and same.ir_version == 4
+
+
+def test_a_refused_opset_conversion_is_one_line():
+    model = _relu_model(("", 13))
+    with pytest.raises(
+        ConversionError, match=r"^m\.onnx: cannot convert the model from opset 13 to 1: [^\n]*$"
+    ):
+        convert_opset(model, 1, "m.onnx")
