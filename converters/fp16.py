@@ -34,8 +34,8 @@ from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.io import FileRange, SplitModel
-from converters.onnx_utils import RANDOM_OPS, require_opset
-from converters.passes.graph import check_graph, light_copy, subgraph_names
+from converters.onnx_utils import RANDOM_OPS, light_copy, require_opset
+from converters.passes.graph import check_graph, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
 FP16_MAX = 65504.0

@@ -54,3 +54,42 @@ def convert_opset(model: onnx.ModelProto, opset: int, where: str = "") -> onnx.M
             ) from None
     model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
     return model
+
+
+def light_copy(
+    model: onnx.ModelProto, limit: int = 1 << 16, *, fixed_weights: bool = False
+) -> onnx.ModelProto:
+    """The model with large (or external) initializers turned into graph inputs of the same
+    type and shape, without their bytes: what shape inference and the checker need, without
+    serializing hundreds of megabytes of weights. Small initializers (``limit`` bytes or less)
+    keep their values, because shape arithmetic (``Reshape``'s shape, ``Resize``'s scales)
+    reads them. The big ones are appended to the inputs, after the real ones, in initializer
+    order. The caller's model is untouched (the node and value lists are copied).
+
+    An initializer that is also a graph input is, by default, only a default value the caller
+    may override: the copy keeps the input and drops the value. ``fixed_weights=True`` treats
+    it as a constant instead (the Caffe export bakes every weight into the file).
+    """
+    g = model.graph
+    weights = {t.name for t in g.initializer}
+    names = {v.name for v in g.input}
+    light = onnx.ModelProto(
+        ir_version=max(model.ir_version, 4),  # initializers outside the inputs need IR >= 4
+        producer_name=model.producer_name,
+        opset_import=model.opset_import,
+        functions=model.functions,
+    )
+    lg = light.graph
+    lg.name = g.name
+    lg.node.extend(g.node)
+    lg.input.extend(v for v in g.input if not (fixed_weights and v.name in weights))
+    lg.output.extend(g.output)
+    for t in g.initializer:
+        if t.name in names and not fixed_weights:
+            continue
+        # sized without copying the bytes out of protobuf; external ones have theirs elsewhere
+        if t.ByteSize() > limit or t.data_location == onnx.TensorProto.EXTERNAL:
+            lg.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            lg.initializer.append(t)
+    return light

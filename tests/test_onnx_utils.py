@@ -14,7 +14,7 @@ from converters.fp16 import to_fp16
 from converters.onnx2caffe import onnx_to_caffe
 from converters.onnx2caffe.context import NodeView
 from converters.onnx2caffe.prepare import fold_constants as caffe_fold
-from converters.onnx_utils import RANDOM_OPS, convert_opset, model_opset
+from converters.onnx_utils import RANDOM_OPS, convert_opset, light_copy, model_opset
 from converters.passes import run_passes
 from converters.passes.graph import Graph
 
@@ -110,3 +110,44 @@ def test_a_refused_opset_conversion_is_one_line():
         ConversionError, match=r"^m\.onnx: cannot convert the model from opset 13 to 1: [^\n]*$"
     ):
         convert_opset(model, 1, "m.onnx")
+
+
+def _inferred_shapes(model: onnx.ModelProto) -> dict[str, list]:
+    g = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    return {
+        v.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in v.type.tensor_type.shape.dim
+        ]
+        for v in [*g.value_info, *g.output]
+    }
+
+
+def test_light_copy_infers_the_same_shapes_without_the_weights(models_dir):
+    published = onnx.load(models_dir / "ultraface/version-RFB-320_without_postprocessing.onnx")
+    before = published.SerializeToString()
+    light = light_copy(published)
+    assert published.SerializeToString() == before  # the caller's model is untouched
+    assert light.ByteSize() < published.ByteSize() / 20
+    full = _inferred_shapes(published)
+    assert len(full) > 100 and _inferred_shapes(light) == full
+    assert _inferred_shapes(light_copy(published, fixed_weights=True)) == full
+
+
+def test_a_weight_that_is_also_an_input_is_a_constant_only_with_fixed_weights():
+    """From IR 4 on, an initializer also listed as an input is a default the caller may override
+    (onnxruntime takes the fed value)."""
+    shape = numpy_helper.from_array(np.array([2, -1], np.int64), "shape")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+        [x, helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    assert _inferred_shapes(light_copy(model, fixed_weights=True))["y"] == [2, 6]
+    overridable = light_copy(model)
+    assert [v.name for v in overridable.graph.input] == ["x", "shape"]
+    assert not overridable.graph.initializer and _inferred_shapes(overridable)["y"] != [2, 6]
+    fed = {"x": np.zeros((4, 3), np.float32), "shape": np.array([3, 4], np.int64)}
+    assert _ort(model, fed)[0].shape == (3, 4)  # onnxruntime: the fed value wins

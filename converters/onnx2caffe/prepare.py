@@ -9,17 +9,13 @@ implementation and never reach a handler.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from converters.errors import ConversionError
 from converters.onnx2caffe.context import NodeView
-from converters.onnx_utils import RANDOM_OPS
-
-_SMALL = 4096  # initializers up to this many elements keep their values for shape inference
+from converters.onnx_utils import RANDOM_OPS, light_copy
 
 # Never folded: their value is not a pure function of their inputs.
 _NOT_FOLDABLE = RANDOM_OPS | {"If", "Loop", "Scan"}
@@ -32,17 +28,8 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     matter to it, so big initializers become typed graph inputs in the copy (listed after the
     real inputs). Small ones keep their values: shape arithmetic reads them.
     """
-    g = model.graph
-    weights = {t.name for t in g.initializer}
-    graph = onnx.GraphProto(name=g.name, node=g.node, output=g.output, value_info=g.value_info)
-    graph.input.extend(vi for vi in g.input if vi.name not in weights)
-    for t in g.initializer:
-        if math.prod(t.dims) <= _SMALL:
-            graph.initializer.append(t)
-        else:
-            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
-    light = onnx.ModelProto(ir_version=max(model.ir_version, 4), graph=graph,
-                            opset_import=model.opset_import, functions=model.functions)  # fmt: skip
+    light = light_copy(model, fixed_weights=True)  # every weight is a constant of the export
+    light.graph.value_info.extend(model.graph.value_info)
     try:
         return onnx.shape_inference.infer_shapes(light, data_prop=True)
     except Exception as exc:
