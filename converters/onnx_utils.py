@@ -7,6 +7,9 @@ without an arrow back up the house.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -93,3 +96,20 @@ def light_copy(
         else:
             lg.initializer.append(t)
     return light
+
+
+def static_shape_value(op: str, shape, start: int = 0, end: int | None = None) -> np.ndarray:
+    """``Shape(x)[start:end]`` or ``Size(x)`` of a tensor of static ``shape`` (ONNX spec: int64;
+    ``start``/``end`` are clamped and may be negative, like a Python slice)."""
+    shape = [int(d) for d in shape]
+    if op == "Size":
+        return np.array(math.prod(shape), dtype=np.int64)
+    return np.array(shape[start : len(shape) if end is None else end], dtype=np.int64)
+
+
+def evaluate_node(node: onnx.NodeProto, feeds: dict, opset: int) -> list[np.ndarray]:
+    """``node``'s outputs for the constant inputs ``feeds`` (by name), computed by onnx's
+    reference evaluator (kept with the ONNX spec itself) at ``opset``."""
+    from onnx.reference import ReferenceEvaluator
+
+    return [np.asarray(r) for r in ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)]

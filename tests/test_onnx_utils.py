@@ -14,7 +14,14 @@ from converters.fp16 import to_fp16
 from converters.onnx2caffe import onnx_to_caffe
 from converters.onnx2caffe.context import NodeView
 from converters.onnx2caffe.prepare import fold_constants as caffe_fold
-from converters.onnx_utils import RANDOM_OPS, convert_opset, light_copy, model_opset
+from converters.onnx_utils import (
+    RANDOM_OPS,
+    convert_opset,
+    evaluate_node,
+    light_copy,
+    model_opset,
+    static_shape_value,
+)
 from converters.passes import run_passes
 from converters.passes.graph import Graph
 
@@ -151,3 +158,41 @@ def test_a_weight_that_is_also_an_input_is_a_constant_only_with_fixed_weights():
     assert not overridable.graph.initializer and _inferred_shapes(overridable)["y"] != [2, 6]
     fed = {"x": np.zeros((4, 3), np.float32), "shape": np.array([3, 4], np.int64)}
     assert _ort(model, fed)[0].shape == (3, 4)  # onnxruntime: the fed value wins
+
+
+def _ort_node(node: onnx.NodeProto, feeds: dict, opset: int) -> list[np.ndarray]:
+    """onnxruntime's result for one node fed ``feeds`` as graph inputs."""
+    ins = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+           for k, v in feeds.items()]  # fmt: skip
+    outs = [onnx.ValueInfoProto(name=o) for o in node.output]  # types left to onnxruntime
+    model = helper.make_model(helper.make_graph([node], "n", ins, outs),
+                              opset_imports=[helper.make_opsetid("", opset)])  # fmt: skip
+    return _ort(model, feeds)
+
+
+def test_folded_shape_values_are_onnxruntimes():
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    for attrs in ({}, {"start": 1}, {"start": -3, "end": -1}, {"end": 2}, {"start": 7}):
+        node = helper.make_node("Shape", ["x"], ["s"], **attrs)
+        want = _ort_node(node, {"x": x}, 15)[0]
+        got = static_shape_value("Shape", x.shape, attrs.get("start", 0), attrs.get("end"))
+        assert got.dtype == want.dtype and got.tolist() == want.tolist(), attrs
+    want = _ort_node(helper.make_node("Size", ["x"], ["n"]), {"x": x}, 15)[0]
+    got = static_shape_value("Size", x.shape)
+    assert got.dtype == want.dtype and got.shape == want.shape and got == want == 120
+
+
+def test_folded_node_values_are_onnxruntimes():
+    s = np.array([1, 3, 240, 320], np.int64)
+    cases = [
+        (helper.make_node("Gather", ["s", "i"], ["y"], axis=0), {"s": s, "i": np.array(2, np.int64)}),
+        (helper.make_node("Concat", ["s", "t"], ["y"], axis=0), {"s": s, "t": np.array([-1], np.int64)}),
+        (helper.make_node("Div", ["s", "t"], ["y"]), {"s": s, "t": np.array([2], np.int64)}),
+        (helper.make_node("Range", ["a", "b", "c"], ["y"]),
+         {"a": np.array(0.5, np.float32), "b": np.array(4, np.float32), "c": np.array(0.75, np.float32)}),
+        (helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT), {"s": s}),
+    ]  # fmt: skip
+    for node, feeds in cases:
+        (got,), (want,) = evaluate_node(node, feeds, 13), _ort_node(node, feeds, 13)
+        assert got.dtype == want.dtype and got.shape == want.shape, node.op_type
+        np.testing.assert_array_equal(got, want)

@@ -9,13 +9,12 @@ implementation and never reach a handler.
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from converters.errors import ConversionError
 from converters.onnx2caffe.context import NodeView
-from converters.onnx_utils import RANDOM_OPS, light_copy
+from converters.onnx_utils import RANDOM_OPS, evaluate_node, light_copy, static_shape_value
 
 # Never folded: their value is not a pure function of their inputs.
 _NOT_FOLDABLE = RANDOM_OPS | {"If", "Loop", "Scan"}
@@ -59,24 +58,17 @@ def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 def fold_constants(nodes: list[NodeView], shapes, opset: int, consts: dict) -> dict:
     """Add to ``consts`` (the initializers) every value computable now: Constant nodes' and
     whatever only reads constants or the shape of a static tensor."""
-    from onnx.reference import ReferenceEvaluator
-
     for node in nodes:
         ins = [i for i in node.inputs if i is not None]
         if node.op in ("Shape", "Size") and ins and ins[0] in shapes:
-            shape = shapes[ins[0]]
-            if node.op == "Size":
-                result = [np.array(int(np.prod(shape)), dtype=np.int64)]
-            else:
-                start, end = node.attr("start", 0), node.attr("end", len(shape))
-                result = [np.array(shape[start:end], dtype=np.int64)]
+            start, end = node.attr("start", 0), node.attr("end")
+            result = [static_shape_value(node.op, shapes[ins[0]], start, end)]
         elif node.op in _NOT_FOLDABLE or not all(i in consts for i in ins):
             continue
         else:
             try:
-                ev = ReferenceEvaluator(node.proto, opsets={"": opset})
-                result = ev.run(None, {i: consts[i] for i in ins})
-            except Exception:
+                result = evaluate_node(node.proto, {i: consts[i] for i in ins}, opset)
+            except Exception:  # not computable now: the node stays and its handler decides
                 continue
         for name, value in zip(node.outputs, result, strict=False):
             if name is not None:
