@@ -20,13 +20,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from converters.io import atomic_output
+from formats import artifact_names
 from pipelines.build_state import BuildState
 
-ARTIFACT_FILES = {
-    "onnx": ["model.onnx"],
-    "openvino": ["model.xml", "model.bin"],
-    "caffe": ["model.prototxt", "model.caffemodel"],
-}
 _XML_INVALID = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 STATUSES = ("passed", "failed", "not_built")
 SCHEMA_VERSION = 1  # schemas/report.schema.json; bump on any incompatible change
@@ -100,7 +96,7 @@ def target_entry(
         )
         return entry
     outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
-    files = [out_dir / f for f in ARTIFACT_FILES.get(fmt, [])]
+    files = [out_dir / f for f in artifact_names(fmt)]
     entry.update(
         passed=data["passed"],
         status="passed" if data["passed"] else "failed",

@@ -94,13 +94,19 @@ def _scanner():
 
 
 @functools.cache
-def code_fingerprint(stage: str) -> str:
-    """sha256 over the code a stage runs and the versions of the libraries it imports."""
+def code_fingerprint(stage: str, uses: tuple[tuple[str, str], ...] = ()) -> str:
+    """sha256 over the code a stage runs and the versions of the libraries it imports.
+
+    ``uses``: the ``(function, format)`` the task calls (``formats.fingerprint_entries``); the
+    stage reaches them through the ``formats`` registry, so their closures are added here (a
+    Caffe source's converter is in convert:<id>'s fingerprint, not in an ONNX-source model's)."""
+    from formats import fingerprint_entries
     from pipelines.code_closure import fingerprint
 
     scanner = _scanner()
     module, _, function = STAGE_ACTIONS[stage].rpartition(":")
-    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function)
+    extra = fingerprint_entries(*uses)
+    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function, extra)
     scanner.save()
     return digest
 
@@ -136,15 +142,25 @@ def invalid_recipes() -> dict[str, list[str]]:
     return _load()[1]
 
 
+def _uses(recipe: dict, stage: str, target: str | None) -> tuple[tuple[str, str], ...]:
+    """The formats a task of ``stage`` works with (for its code fingerprint)."""
+    framework = (recipe.get("source") or {}).get("framework", "")
+    fmt = ((recipe.get("targets") or {}).get(target) or {}).get("format", "onnx")
+    return {"convert": (("to_onnx", framework),), "export": (("from_onnx", fmt),),
+            "measure": (("reference", framework), ("runner", fmt)),
+            "verify": (("files", fmt),)}.get(stage, ())  # fmt: skip
+
+
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
 ):
     from pipelines.recipes import stage_config
 
     # One config_changed per task: doit keeps a single saved value for all of them.
+    code = code or stage
     config = {
         "recipe": stage_config(recipe, stage, target),
-        "code": code_fingerprint(code or stage),
+        "code": code_fingerprint(code, _uses(recipe, code, target)),
     }
     return config_changed({**config, **({"extra": extra} if extra else {})})
 
@@ -159,9 +175,9 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
 
 
 def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
-    names = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
-             "caffe": ["model.prototxt", "model.caffemodel"]}[fmt]  # fmt: skip
-    return [out_dir / n for n in names]
+    from formats import target
+
+    return [out_dir / n for n in target(fmt).files]
 
 
 def _rmtree(path: Path) -> None:
@@ -529,8 +545,9 @@ def task_docs():
 
     def layers():
         from converters.caffe.supported import write_support_table
+        from formats import markdown
 
-        write_support_table(REPO / "docs" / "supported_layers.md")
+        write_support_table(REPO / "docs" / "supported_layers.md", markdown())
 
     def reference():
         from pipelines.schemadoc import write_reference
@@ -542,8 +559,8 @@ def task_docs():
         "actions": [layers],
         "file_dep": [
             str(p)
-            for sub in ("caffe", "onnx2caffe")
-            for p in sorted((REPO / "converters" / sub).rglob("*.py"))
+            for sub in ("converters/caffe", "converters/onnx2caffe", "formats")
+            for p in sorted((REPO / sub).rglob("*.py"))
         ],
         "targets": [str(REPO / "docs" / "supported_layers.md")],
     }

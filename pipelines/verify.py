@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.io import atomic_output
+from formats import artifact_names
 from pipelines import samples
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_tensors, write_golden
@@ -317,12 +318,6 @@ def measure(
 
 
 # -- the gate ------------------------------------------------------------------------------------
-# What open_artifact reads for each format: these must be among the digested files.
-ARTIFACT_FILES = {
-    "onnx": ["model.onnx"],
-    "openvino": ["model.xml", "model.bin"],
-    "caffe": ["model.prototxt", "model.caffemodel"],
-}
 
 
 def _check_files(kind: str, recorded, current: dict[str, Path], out_dir: Path) -> list[str]:
@@ -370,7 +365,8 @@ def recheck(
     fmt, precision = target.get("format", "onnx"), target.get("precision", "fp32")
 
     artifact = {p.name: p for p in _artifact_files(out_dir)}
-    artifact |= {n: out_dir / n for n in ARTIFACT_FILES.get(fmt, [])}
+    # What open_artifact reads (the format's Target.files) must be among the digested files.
+    artifact |= {n: out_dir / n for n in artifact_names(fmt)}
     problems = _check_files("artifact", digests.get("artifact"), artifact, out_dir)
     golden = {_rel(p, out_dir): p for p in _golden_files(out_dir)}
     problems += _check_files("golden", digests.get("golden"), golden, out_dir)
