@@ -53,7 +53,7 @@ def _doit(env: dict, *args: str) -> float:
 
 def _recipe_work(env: dict) -> float:
     code = (
-        "import time; t=time.perf_counter(); import pipelines.tasks as t_; t_.zoo(); "
+        "import time; t=time.perf_counter(); import pipelines.build.tasks as t_; t_.zoo(); "
         "print(time.perf_counter()-t)"
     )
     r = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,
