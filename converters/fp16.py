@@ -34,14 +34,12 @@ from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.io import FileRange, SplitModel
-from converters.passes.graph import check_graph, light_copy, subgraph_names
+from converters.onnx_utils import RANDOM_OPS, light_copy, require_opset
+from converters.passes.graph import check_graph, subgraph_names
 
 F32, F16 = TP.FLOAT, TP.FLOAT16
 FP16_MAX = 65504.0
-FP32_OPS = frozenset(
-    {"Range", "CumSum", "EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike",
-     "RandomUniformLike", "Multinomial", "Bernoulli"}
-)  # fmt: skip
+FP32_OPS = RANDOM_OPS | {"Range", "CumSum", "EyeLike"}
 SINK_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}  # roi / scales: coordinates, not data
 # Casts that lose nothing: source type -> types that hold every value of it exactly.
 EXACT = {TP.UINT8: {TP.INT16, TP.INT32, TP.INT64, F16, F32, TP.DOUBLE},
@@ -240,7 +238,7 @@ class HalfBytes:
 def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
     """Convert ``out`` in place; ``sources``: bytes of header-only initializers (to_fp16_split)."""
     g = out.graph
-    opset = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), 1)
+    opset = require_opset(out, "fp16")
     nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in g.node]
     plan = _Plan(g, nodes, _elem_types(out), opset, keep_io_types)
     stored = plan.stored

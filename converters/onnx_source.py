@@ -17,10 +17,10 @@ import math
 import os
 
 import onnx
-from onnx import helper
 
 from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError, ModelMismatch, did_you_mean
 from converters.io import load_onnx, onnx_errors
+from converters.onnx_utils import convert_opset
 
 
 def load_onnx_source(
@@ -157,29 +157,11 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]], wher
             vi.type.tensor_type.ClearField("shape")
 
 
-def _model_opset(model: onnx.ModelProto) -> int | None:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
 def _convert_opset(model: onnx.ModelProto, opset: int, where: str) -> onnx.ModelProto:
     newest = onnx.defs.onnx_opset_version()
     if not 7 <= opset <= newest:
         raise ConversionError(f"{where}: opset {opset} is not supported (7..{newest})")
-    current = _model_opset(model)
-    if current != opset:
-        from onnx import version_converter
-
-        try:
-            model = version_converter.convert_version(model, opset)
-        except Exception as exc:
-            raise ConversionError(
-                f"{where}: cannot convert the model from opset {current} to {opset}: "
-                f"{_first_line(exc)}"
-            ) from None
-    # The lowest IR version the opset needs: exporters often stamp versions newer than the
-    # runtimes we deploy to accept, although nothing in the model needs them.
-    model.ir_version = helper.find_min_ir_version_for(list(model.opset_import))
-    return model
+    return convert_opset(model, opset, where)
 
 
 def _infer(model: onnx.ModelProto, where: str) -> onnx.ModelProto:

@@ -62,23 +62,11 @@ def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
 
 
 def _retarget_opset(model, opset: int | None):
-    import onnx
+    from converters.onnx_utils import convert_opset, model_opset
 
-    from converters.errors import ConversionError
-
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or opset == current:
+    if opset is None or opset == model_opset(model):
         return model
-    from onnx import version_converter
-
-    try:
-        converted = version_converter.convert_version(model, opset)
-    except Exception as exc:
-        raise ConversionError(
-            f"cannot convert the model from opset {current} to {opset}: {exc}"
-        ) from None
-    converted.ir_version = onnx.helper.find_min_ir_version_for(list(converted.opset_import))
-    return converted
+    return convert_opset(model, opset)
 
 
 def artifact_runner(out_dir: Path, prefer=None):

@@ -12,6 +12,7 @@ import pytest
 from pipelines.errors import ZoomakeError
 from pipelines.recipes import cache as recipe_cache
 from pipelines.recipes import load as recipes
+from pipelines.verify import measure as verify
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = sorted((REPO / "recipes").glob("*.yaml"))
@@ -305,11 +306,16 @@ def test_exclusive_partners_suppress_defaults(tmp_path):
 
 
 def test_tolerance_merges_per_output_overrides(tmp_path):
+    """pipelines.verify.tolerance, the one the verify stage and the gate use."""
     text = VALID + "outputs: [prob1, conv4-2]\nverify:\n  outputs: {prob1: {fp16: {atol: 0.05}}}\n"
     recipe = recipes.load_recipe(write(tmp_path, text))
-    assert recipes.tolerance(recipe, "prob1", "fp16") == (0.05, 0.01)
-    assert recipes.tolerance(recipe, "conv4-2", "fp16") == (0.01, 0.01)
-    assert recipes.tolerance(recipe, "prob1", "fp32") == (1e-4, 1e-3)
+    assert verify.tolerance(recipe, "prob1", "fp16") == {"atol": 0.05, "rtol": 0.01}
+    assert verify.tolerance(recipe, "conv4-2", "fp16") == {"atol": 0.01, "rtol": 0.01}
+    assert verify.tolerance(recipe, "prob1", "fp32") == {"atol": 1e-4, "rtol": 1e-3}
+    # A recipe dict without a verify block (a test's, a one-shot convert's): the schema's presets.
+    assert verify.tolerance({}, "prob1", "fp16") == {"atol": 0.01, "rtol": 0.01}
+    partial = {"verify": {"tolerances": {"fp32": {"rtol": 0.5}}}}
+    assert verify.tolerance(partial, "prob1", "fp32") == {"atol": 1e-4, "rtol": 0.5}
     bad = VALID + "outputs: [prob1]\nverify:\n  outputs: {prob: {fp16: {atol: 0.05}}}\n"
     assert [e.split("#")[1] for e in errors_of(tmp_path, bad)] == [
         "/verify/outputs/prob: expected one of the recipe's outputs (prob1), got 'prob'"

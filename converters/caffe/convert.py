@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from converters.caffe import records
+from converters.caffe.blobs import last_writers
 from converters.caffe.context import Context, LayerView
 from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import parse_prototxt
@@ -128,10 +129,7 @@ def _select(layers: list[LayerView], outputs: list[str] | None, input_blobs: set
     """Layers needed for ``outputs`` (all when None), in net order."""
     if not outputs:
         return layers
-    last_writer: dict[str, int] = {}
-    for pos, layer in enumerate(layers):
-        for t in layer.tops:
-            last_writer[t] = pos
+    last_writer = last_writers(layer.tops for layer in layers)
     needed: set[int] = set()
     stack = []
     for index, blob in enumerate(outputs):
@@ -157,15 +155,12 @@ def _select(layers: list[LayerView], outputs: list[str] | None, input_blobs: set
 
 
 def _ssa_names(layers: list[LayerView], inputs: set[str]) -> tuple[dict, set[str]]:
-    last: dict[str, tuple[int, int]] = {}
-    for layer in layers:
-        for i, t in enumerate(layer.tops):
-            last[t] = (layer.index, i)
+    last = last_writers(layer.tops for layer in layers)
     names: dict[tuple[int, int], str] = {}
     used = set(inputs)
-    for layer in layers:
+    for pos, layer in enumerate(layers):
         for i, t in enumerate(layer.tops):
-            if last[t] == (layer.index, i) and t not in inputs:
+            if last[t] == (pos, i) and t not in inputs:
                 name = t
             else:
                 name = f"{t}@{layer.name}"

@@ -22,6 +22,7 @@ from converters.io import write_together
 from converters.onnx2caffe import caffe_layers, prepare
 from converters.onnx2caffe.context import Context, NodeView
 from converters.onnx2caffe.registry import get_handler, supported_ops
+from converters.onnx_utils import require_opset
 
 
 def onnx_to_caffe(
@@ -35,7 +36,7 @@ def onnx_to_caffe(
 
 def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
     """The prototxt ``NetParameter`` (no blobs) and the serialized ``.caffemodel``."""
-    opset = prepare.default_opset(model)
+    opset = require_opset(model, "Caffe export")
     inferred = prepare.infer(model)
     g = inferred.graph
     shapes = prepare.static_shapes(inferred)

@@ -9,29 +9,15 @@ implementation and never reach a handler.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from converters.errors import ConversionError
 from converters.onnx2caffe.context import NodeView
-
-_SMALL = 4096  # initializers up to this many elements keep their values for shape inference
+from converters.onnx_utils import RANDOM_OPS, evaluate_node, light_copy, static_shape_value
 
 # Never folded: their value is not a pure function of their inputs.
-_NOT_FOLDABLE = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
-     "Bernoulli", "If", "Loop", "Scan"}
-)  # fmt: skip
-
-
-def default_opset(model: onnx.ModelProto) -> int:
-    for o in model.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            return o.version
-    raise ConversionError("Caffe export: the model imports no default-domain ONNX opset")
+_NOT_FOLDABLE = RANDOM_OPS | {"If", "Loop", "Scan"}
 
 
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -41,17 +27,8 @@ def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     matter to it, so big initializers become typed graph inputs in the copy (listed after the
     real inputs). Small ones keep their values: shape arithmetic reads them.
     """
-    g = model.graph
-    weights = {t.name for t in g.initializer}
-    graph = onnx.GraphProto(name=g.name, node=g.node, output=g.output, value_info=g.value_info)
-    graph.input.extend(vi for vi in g.input if vi.name not in weights)
-    for t in g.initializer:
-        if math.prod(t.dims) <= _SMALL:
-            graph.initializer.append(t)
-        else:
-            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
-    light = onnx.ModelProto(ir_version=max(model.ir_version, 4), graph=graph,
-                            opset_import=model.opset_import, functions=model.functions)  # fmt: skip
+    light = light_copy(model, fixed_weights=True)  # every weight is a constant of the export
+    light.graph.value_info.extend(model.graph.value_info)
     try:
         return onnx.shape_inference.infer_shapes(light, data_prop=True)
     except Exception as exc:
@@ -81,24 +58,17 @@ def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 def fold_constants(nodes: list[NodeView], shapes, opset: int, consts: dict) -> dict:
     """Add to ``consts`` (the initializers) every value computable now: Constant nodes' and
     whatever only reads constants or the shape of a static tensor."""
-    from onnx.reference import ReferenceEvaluator
-
     for node in nodes:
         ins = [i for i in node.inputs if i is not None]
         if node.op in ("Shape", "Size") and ins and ins[0] in shapes:
-            shape = shapes[ins[0]]
-            if node.op == "Size":
-                result = [np.array(int(np.prod(shape)), dtype=np.int64)]
-            else:
-                start, end = node.attr("start", 0), node.attr("end", len(shape))
-                result = [np.array(shape[start:end], dtype=np.int64)]
+            start, end = node.attr("start", 0), node.attr("end")
+            result = [static_shape_value(node.op, shapes[ins[0]], start, end)]
         elif node.op in _NOT_FOLDABLE or not all(i in consts for i in ins):
             continue
         else:
             try:
-                ev = ReferenceEvaluator(node.proto, opsets={"": opset})
-                result = ev.run(None, {i: consts[i] for i in ins})
-            except Exception:
+                result = evaluate_node(node.proto, {i: consts[i] for i in ins}, opset)
+            except Exception:  # not computable now: the node stays and its handler decides
                 continue
         for name, value in zip(node.outputs, result, strict=False):
             if name is not None:

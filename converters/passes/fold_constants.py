@@ -21,18 +21,12 @@ price is a few tiny ops (a reshape and slices of the priors) per run.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import onnx
-from onnx import helper
 
+from converters.onnx_utils import RANDOM_OPS, evaluate_node, static_shape_value
 from converters.passes.graph import Graph, Rule, attr
 
-RANDOM = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
-     "Multinomial"}
-)  # fmt: skip
 MAX_GROWTH = 1 << 16
 
 
@@ -51,7 +45,7 @@ class FoldConstants(Rule):
             g.scratch["recorded_consts"] = _recorded_consts(g.model)
         kept = g.scratch["recorded_consts"]
         for node in g.nodes:
-            if node.domain not in ("", "ai.onnx") or node.op_type in RANDOM:
+            if node.domain not in ("", "ai.onnx") or node.op_type in RANDOM_OPS:
                 continue
             if kept and any(i in kept for i in node.input):
                 continue
@@ -102,23 +96,11 @@ def _recorded_consts(model) -> frozenset[str]:
 
 
 def _evaluate(g: Graph, node) -> list[np.ndarray]:
-    if node.op_type in ("Shape", "Size") and _static_shape(g, node.input[0]) is not None:
-        shape = _static_shape(g, node.input[0])
-        if node.op_type == "Size":
-            return [np.array(math.prod(shape), dtype=np.int64)]
-        start, end = attr(node, "start", 0), attr(node, "end", len(shape))
-        return [np.array(shape[start:end], dtype=np.int64)]
-    from onnx.reference import ReferenceEvaluator
-
-    feeds = {i: g.const(i) for i in node.input if i}
-    inputs = [helper.make_tensor_value_info(i, onnx.TensorProto.UNDEFINED, None) for i in feeds]
-    outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None)
-               for o in node.output if o]  # fmt: skip
-    model = helper.make_model(
-        helper.make_graph([node], "fold", inputs, outputs),
-        opset_imports=[helper.make_opsetid("", g.opset)],
-    )
-    return [np.asarray(r) for r in ReferenceEvaluator(model).run(None, feeds)]
+    shape = _static_shape(g, node.input[0]) if node.op_type in ("Shape", "Size") else None
+    if shape is not None:
+        start, end = attr(node, "start", 0), attr(node, "end", None)
+        return [static_shape_value(node.op_type, shape, start, end)]
+    return evaluate_node(node, {i: g.const(i) for i in node.input if i}, g.opset)
 
 
 RULE = FoldConstants()

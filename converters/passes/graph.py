@@ -27,6 +27,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.onnx_utils import light_copy, model_opset
 
 log = logging.getLogger("zoomake.passes")
 
@@ -72,7 +73,7 @@ class Graph:
         self.outputs = {v.name for v in model.graph.output}
         self.inits = {t.name: t for t in model.graph.initializer}
         self.new_inits: list[tuple[int, onnx.TensorProto]] = []
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        self.opset = model_opset(model)  # None: no default-domain node can be evaluated
         self._shapes: dict[str, list[int | None]] | None = None
         self.scratch: dict = {}  # a rule's per-node results between check() and rewrite()
         self._added: set[str] = set()
@@ -262,29 +263,6 @@ def attr(node, name: str, default=None):
         if a.name == name:
             return helper.get_attribute_value(a)
     return default
-
-
-def light_copy(model: onnx.ModelProto, limit: int = 1 << 16) -> onnx.ModelProto:
-    """The model with large (or external) initializers turned into graph inputs (same types,
-    no bytes)."""
-    m = onnx.ModelProto()
-    m.ir_version, m.producer_name = model.ir_version, model.producer_name
-    m.opset_import.extend(model.opset_import)
-    g = m.graph
-    g.name = model.graph.name
-    g.node.extend(model.graph.node)
-    g.input.extend(model.graph.input)
-    g.output.extend(model.graph.output)
-    names = {v.name for v in model.graph.input}
-    for t in model.graph.initializer:
-        if t.name in names:
-            continue
-        # sized without copying the bytes out of protobuf; external ones have theirs elsewhere
-        if t.ByteSize() > limit or t.data_location == onnx.TensorProto.EXTERNAL:
-            g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-        else:
-            g.initializer.append(t)
-    return m
 
 
 def check_graph(model: onnx.ModelProto, what: str) -> None:

@@ -10,13 +10,14 @@ import onnx
 from onnx import helper, numpy_helper
 
 from converters.errors import UnsupportedError
+from converters.onnx_utils import require_opset
 
 
 class Context:
     def __init__(self, model: onnx.ModelProto, source: str):
         self.model = model
         self.source = source
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.opset = require_opset(model, source)
         self.consts: dict[str, np.ndarray] = {
             t.name: numpy_helper.to_array(t) for t in model.graph.initializer
         }

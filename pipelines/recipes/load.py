@@ -23,7 +23,6 @@ from pipelines.recipes.stages import (  # noqa: F401  (public API of this module
     recipe_files,
     stage_config,
     subtree,
-    tolerance,
 )
 
 # YAML, jsonschema and the error translation are imported only when a recipe must really be

@@ -105,11 +105,3 @@ def _verify_view(recipe: dict, precision: str) -> dict:
         "precision": precision,
         **{k: recipe.get(k) for k in ("task", "inputs", "outputs")},
     }
-
-
-def tolerance(recipe: dict, output: str, precision: str) -> tuple[float, float]:
-    """``(atol, rtol)`` for one output at one precision: per-output override, else the block's."""
-    verify = recipe.get("verify", {})
-    base = verify.get("tolerances", {}).get(precision, {})
-    override = verify.get("outputs", {}).get(output, {}).get(precision, {})
-    return float(override.get("atol", base["atol"])), float(override.get("rtol", base["rtol"]))

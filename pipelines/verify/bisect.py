@@ -37,14 +37,12 @@ class _Layer:
 def _caffe_layers(prototxt: Path) -> tuple[list[_Layer], dict[str, str]]:
     """The TEST net's layers with the ONNX name of each top (see the module docstring), and
     ``{ONNX name of a top: blob it was read as}`` for mapping bottoms."""
+    from converters.caffe.blobs import last_writers
     from pipelines.runtimes.opencv import deploy_net
 
     net = deploy_net(prototxt)[0]
     raw = [(lyr.name, str(lyr.type), list(lyr.top), list(lyr.bottom)) for lyr in net.layer]
-    last: dict[str, tuple[int, int]] = {}
-    for k, (_, _, tops, _) in enumerate(raw):
-        for i, t in enumerate(tops):
-            last[t] = (k, i)
+    last = last_writers(tops for _, _, tops, _ in raw)
     layers, current = [], {}  # blob -> ONNX name of its value so far
     for k, (name, type_, tops, bottoms) in enumerate(raw):
         if type_ in ("Input", "Data", "DummyData"):

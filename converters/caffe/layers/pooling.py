@@ -15,23 +15,14 @@ overhang as ONNX pads reproduces that divisor exactly.
 
 from __future__ import annotations
 
-import math
-
 from onnx import TensorProto
 
 from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import pooling_ceil_mode
 from converters.caffe.registry import register
+from converters.caffe_geometry import caffe_pool_size
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
-
-
-def caffe_pool_size(size: int, k: int, s: int, pad: int, ceil: bool) -> int:
-    rounding = math.ceil if ceil else math.floor
-    out = int(rounding((size + 2 * pad - k) / s)) + 1
-    if pad > 0 and (out - 1) * s >= size + pad:
-        out -= 1
-    return out
 
 
 @register("Pooling")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+from converters.caffe_geometry import caffe_pool_size
+
 UINT32_MAX = 2**32 - 1  # Caffe's geometry fields are uint32
 
 
@@ -64,14 +66,6 @@ def onnx_pool_count(size: int, k: int, s: int, pb: int, pe: int, ceil: bool) -> 
     return out
 
 
-def caffe_pool_count(size: int, k: int, s: int, p: int) -> int:
-    """Caffe's pooling output size in its default CEIL rounding."""
-    out = -(-(size + 2 * p - k) // s) + 1
-    if p > 0 and (out - 1) * s >= size + p:
-        out -= 1
-    return out
-
-
 def match_pool_axis(size, k, s, t, count, divisor, exact=True):
     """Caffe ``(p, f, caffe_count, ratios)`` reproducing ONNX's windows on one axis, or ``None``.
 
@@ -81,7 +75,7 @@ def match_pool_axis(size, k, s, t, count, divisor, exact=True):
     """
     f = 0
     while (p := t + f * s) < k:
-        n_c = caffe_pool_count(size, k, s, p)
+        n_c = caffe_pool_size(size, k, s, p)  # the prototxt we write keeps CEIL rounding
         if n_c >= f + count:
             ratios = [_divisor_ratio(j * s - t, size, k, p, divisor) for j in range(count)]
             if all(r is not None for r in ratios) and (not exact or set(ratios) <= {1.0}):
