@@ -105,7 +105,7 @@ def convert_onnx(src: Path):
     front_end = FrontEndManager().load_by_framework("onnx")
     model = front_end.convert(front_end.load(str(src), True))  # weights mmapped, not copied
     name_unnamed_nodes(model)
-    known = {t for op in model.get_ordered_ops() for t in _tokens(op.get_friendly_name())}
+    known = {t for op in _all_ops(model) for t in _tokens(op.get_friendly_name())}
     offline.apply_moc_transformations(model, cf=False, smart_reshape=True)
     offline.compress_quantize_weights_transformation(model)
     offline.apply_moc_legacy_transformations(model, [])
@@ -144,7 +144,28 @@ def _next_node_id() -> int:
     return n + 1
 
 
-def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=frozenset()) -> None:
+def _bodies(op) -> list:
+    """The sub-graphs of a Loop / TensorIterator (its body) or an If (then, else)."""
+    if hasattr(op, "get_then_body"):
+        return [op.get_then_body(), op.get_else_body()]
+    if op.get_type_name() in ("Loop", "TensorIterator") and hasattr(op, "get_function"):
+        return [op.get_function()]
+    return []
+
+
+def _all_ops(model) -> list:
+    """Every node of ``model``, those of its sub-graphs (Loop, If bodies) included."""
+    ops = []
+    for op in model.get_ordered_ops():
+        ops.append(op)
+        for body in _bodies(op):
+            ops += _all_ops(body)
+    return ops
+
+
+def name_unnamed_nodes(
+    model, counter: tuple[int, int] | None = None, known=frozenset(), taken=None, root="model"
+) -> None:
     """Give each node without a name of its own one derived from the graph.
 
     Without a name of its own: its friendly name is its counter name, or (with ``counter``
@@ -152,7 +173,9 @@ def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=froz
     ``known`` (the names before the transformations ran). Nodes are visited readers first
     (reverse topological order), so the node a name derives from is already named:
     ``<smallest reader's name>/<Type>``, or ``<first input's producer>/<Type>`` for a node
-    nobody reads; ``.2``, ``.3``... keep names unique.
+    nobody reads; ``.2``, ``.3``... keep names unique. The nodes of a sub-graph (the body
+    of a Loop, the branches of an If: DetectionOutput's ONNX form has them) are named the same
+    way after the graph around them, a node anchored to nothing after its Loop or If.
     """
 
     def unnamed(op) -> bool:
@@ -168,7 +191,8 @@ def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=froz
         )
 
     ops = model.get_ordered_ops()
-    taken = {op.get_friendly_name() for op in ops}
+    if taken is None:
+        taken = {op.get_friendly_name() for op in _all_ops(model)}
     for op in reversed(ops):
         if not unnamed(op):
             continue
@@ -179,10 +203,10 @@ def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=froz
         )
         if readers:
             anchor = readers[0]
-        elif op.get_input_size():
-            anchor = op.input_value(0).get_node().get_friendly_name()
-        else:
-            anchor = "model"
+        elif op.get_input_size() and not unnamed(producer := op.input_value(0).get_node()):
+            anchor = producer.get_friendly_name()
+        else:  # a sink with no input, or reading a node not named yet (a body's Result)
+            anchor = root
         base = f"{anchor}/{op.get_type_name()}"
         name, k = base, 1
         while name in taken:
@@ -190,6 +214,9 @@ def name_unnamed_nodes(model, counter: tuple[int, int] | None = None, known=froz
             name = f"{base}.{k}"
         taken.add(name)
         op.set_friendly_name(name)
+    for op in ops:
+        for k, body in enumerate(_bodies(op)):
+            name_unnamed_nodes(body, counter, known, taken, f"{op.get_friendly_name()}/body{k}")
 
 
 def _check_onnx(src: Path) -> None:
