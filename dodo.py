@@ -13,6 +13,7 @@ from pipelines.tasks import (  # noqa: F401 - doit collects task_* and DOIT_CONF
     task_measure,
     task_optimize,
     task_recipe,
+    task_reference,
     task_report,
     task_validate,
     task_verify,

@@ -11,6 +11,8 @@ Per model ``<id>``::
   convert:<id>            -> build/<id>/convert/model.onnx   (preprocessing embedded)
   optimize:<id>           -> build/<id>/optimize/model.onnx
   export:<id>:<target>    -> build/<id>/<target>/model.*
+  reference:<id>          -> build/<id>/reference/reference.json + test_data_set_N/ (the source
+                             model's outputs on the samples, once per model)
   measure:<id>:<target>   -> build/<id>/<target>/verify.json + golden test_data_set_N/
   verify:<id>:<target>    fails unless verify.json says passed
   recipe:<id>             fails: the recipe is invalid (the rest of the zoo still builds)
@@ -72,6 +74,7 @@ DOIT_CONFIG = {
         "convert",
         "optimize",
         "export",
+        "reference",
         "measure",
         "verify",
         "recipe",
@@ -82,7 +85,7 @@ DOIT_CONFIG = {
 # The action each stage runs; its code fingerprint is that function's import closure
 # (pipelines.code_closure): project files it can reach and the third-party versions it imports.
 STAGE_ACTIONS = {"fetch": "act_fetch", "convert": "act_convert", "optimize": "act_optimize",
-                 "export": "act_export", "measure": "act_measure", "verify": "act_verify",
+                 "export": "act_export", "reference": "act_reference", "measure": "act_measure", "verify": "act_verify",
                  "report": "pipelines.report:write_report"}  # fmt: skip
 
 
@@ -267,10 +270,18 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
     _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
 
 
+def act_reference(model_id: str, recipe: dict, ref_dir: str) -> None:
+    from pipelines.reference_outputs import run_reference
+
+    _timed(run_reference, Path(ref_dir) / "stats.json", model_id, recipe,
+           _roles(model_id, recipe), Path(ref_dir))  # fmt: skip
+
+
 def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
     from pipelines.verify import measure
 
-    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
+    ref_dir = Path(out_dir).parent / REFERENCE_DIR
+    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir), ref_dir)
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
@@ -313,6 +324,8 @@ def _guarded(fn):
 # pipelines.golden.GOLDEN, the name its staging directory is a temporary of (not imported:
 # golden imports numpy, ~200 ms on every `doit list`).
 GOLDEN_STAGING = "golden"
+# pipelines.reference_outputs.DIR / INDEX (not imported, for the same reason).
+REFERENCE_DIR, REFERENCE_INDEX = "reference", "reference.json"
 
 
 def _sweep(paths: list[str]) -> None:
@@ -430,20 +443,44 @@ def _reference_config(recipe: dict) -> dict:
     return reference_config(recipe)
 
 
+def task_reference():
+    """Run each source model's reference once on its samples: the golden reference outputs
+    every target's measure reads."""
+    for model_id, recipe in zoo().items():
+        ref_dir = BUILD / model_id / REFERENCE_DIR
+        targets = [str(ref_dir / REFERENCE_INDEX), str(ref_dir / "stats.json")]
+        yield {
+            "name": model_id,
+            "actions": [
+                (_sweep, [[*targets, str(ref_dir / GOLDEN_STAGING)]]),
+                (_guarded(act_reference), [model_id, recipe, str(ref_dir)]),
+            ],
+            "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
+            "targets": targets,
+            "uptodate": [
+                _uptodate(recipe, "reference", extra=_reference_config(recipe)),
+                golden_unchanged(ref_dir),
+            ],
+            "clean": [(_rmtree, [ref_dir])],
+        }
+
+
 def task_measure():
-    """Run each artifact and its source-framework reference; write verify.json and golden data."""
+    """Run each artifact against its model's stored reference; write verify.json and golden."""
     for model_id, recipe in zoo().items():
         sources = [str(p) for p in source_files(model_id, recipe).values()]
+        reference = str(BUILD / model_id / REFERENCE_DIR / REFERENCE_INDEX)
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
             swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN_STAGING)]
+            artifact = [str(f) for f in _artifact_files(out_dir, target["format"])]
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [
                     (_sweep, [swept]),
                     (_guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
                 ],
-                "file_dep": [str(f) for f in _artifact_files(out_dir, target["format"])] + sources,
+                "file_dep": [*artifact, *sources, reference],
                 "targets": [str(out_dir / "verify.json")],
                 "uptodate": [
                     _uptodate(recipe, "verify", name, "measure", _reference_config(recipe))
@@ -456,8 +493,8 @@ class golden_unchanged:
     them (names, sizes, mtimes, as doit checks a ``file_dep``). Their names are only known once
     measure has written them, so they cannot be listed as ``file_dep`` when tasks are created."""
 
-    def __init__(self, out_dir: Path):
-        self.out_dir, self.state = out_dir, None
+    def __init__(self, out_dir: Path, key: str = "_golden_files"):
+        self.out_dir, self.key = out_dir, key
 
     def _state(self) -> list:
         found = []
@@ -467,11 +504,11 @@ class golden_unchanged:
         return found
 
     def configure_task(self, task):
-        task.value_savers.append(lambda: {"_golden_files": self.state})
+        # Saved after the action: a task that writes them (reference:<id>) saves what it wrote.
+        task.value_savers.append(lambda: {self.key: self._state()})
 
     def __call__(self, task, values):
-        self.state = self._state()
-        return values.get("_golden_files") == self.state
+        return values.get(self.key) == self._state()
 
 
 def task_verify():
@@ -479,6 +516,7 @@ def task_verify():
     sources and golden files, and the verdict derived again from the golden data."""
     for model_id, recipe in zoo().items():
         sources = [str(p) for p in source_files(model_id, recipe).values()]
+        reference = str(BUILD / model_id / REFERENCE_DIR / REFERENCE_INDEX)
         for name, target in recipe["targets"].items():
             out_dir = BUILD / model_id / name
             verify_json = out_dir / "verify.json"
@@ -486,10 +524,11 @@ def task_verify():
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [(_guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
-                "file_dep": [str(verify_json), *artifact, *sources],
+                "file_dep": [str(verify_json), *artifact, *sources, reference],
                 "uptodate": [
                     _uptodate(recipe, "verify", name),
                     golden_unchanged(out_dir),
+                    golden_unchanged(out_dir.parent / REFERENCE_DIR, "_reference_files"),
                 ],
                 "verbosity": 2,
             }
