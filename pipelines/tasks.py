@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -47,6 +50,7 @@ REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or
 # benchmarks, a CI job that builds a subset; `zoomake build --recipes/--build` set them).
 RECIPES = recipes_dir()
 BUILD = build_dir()
+BUILD_S = str(BUILD)  # task creators join strings: 35,000 tasks of a big zoo, no Path objects
 
 
 def _usable_build_dir() -> None:
@@ -108,10 +112,27 @@ def code_fingerprint(stage: str) -> str:
     return digest
 
 
+def _pause_gc() -> None:
+    """Python's cyclic collector off while doit loads the tasks and checks which are current.
+
+    doit makes a dozen objects per task; on a zoo of 5,000 recipes (35,000 tasks) the collector,
+    running again and again over all of them, triples the time of `doit list` and of a no-op
+    build (bench/bench_doit.py). Nothing made before an action runs is cyclic garbage worth
+    collecting; the first action (``_sweep``, ``_guarded``) and the end of the run switch it
+    back on (``resume_gc``), in the main process and in every doit worker."""
+    gc.disable()
+
+
+def resume_gc() -> None:
+    if not gc.isenabled():
+        gc.enable()
+
+
 @functools.cache
 def _load() -> tuple[dict[str, dict], dict[str, list[str]]]:
     from pipelines.recipes import load_zoo_partial
 
+    _pause_gc()
     try:
         valid, invalid = load_zoo_partial(RECIPES, BUILD / ".cache")
     except ZoomakeError as exc:  # the recipe directory itself is unusable
@@ -139,17 +160,21 @@ def invalid_recipes() -> dict[str, list[str]]:
     return _load()[1]
 
 
-def _uptodate(
-    recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
-):
-    from pipelines.recipes import stage_config
+def _meta(recipe: dict) -> dict:
+    from pipelines.recipe_cache import meta
 
-    # One config_changed per task: doit keeps a single saved value for all of them.
-    config = {
-        "recipe": stage_config(recipe, stage, target),
-        "code": code_fingerprint(code or stage),
-    }
-    return config_changed({**config, **({"extra": extra} if extra else {})})
+    return meta(recipe)
+
+
+def _uptodate(
+    recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra: str = ""
+):
+    """One ``config_changed`` per task (doit keeps a single saved value for all of them): the
+    sha256 of the recipe sub-tree the stage reads (``recipe_stages.stage_config``, kept in the
+    recipe cache), the code fingerprint and ``extra``, as one string (saved as it is)."""
+    stage_digest = _meta(recipe)["stages"][f"{stage}:{target}" if target else stage]
+    value = f"recipe {stage_digest} code {code_fingerprint(code or stage)}"
+    return config_changed(f"{value} extra {extra}" if extra else value)
 
 
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
@@ -161,10 +186,18 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
 
 
-def _artifact_files(out_dir: Path, fmt: str) -> list[Path]:
-    names = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
-             "caffe": ["model.prototxt", "model.caffemodel"]}[fmt]  # fmt: skip
-    return [out_dir / n for n in names]
+ARTIFACT_NAMES = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
+                  "caffe": ["model.prototxt", "model.caffemodel"]}  # fmt: skip
+
+
+def _artifact_files(out_dir: str, fmt: str) -> list[str]:
+    return [f"{out_dir}/{n}" for n in ARTIFACT_NAMES[fmt]]
+
+
+def _dep_sources(model_id: str, recipe: dict) -> list[str]:
+    """``source_files`` as the task creators need them: strings, from the recipe cache."""
+    src = f"{BUILD_S}/{model_id}/source/"
+    return [src + name for name in _meta(recipe)["files"].values()]
 
 
 def _rmtree(path: Path) -> None:
@@ -308,6 +341,7 @@ def _guarded(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        resume_gc()
         from doit.exceptions import TaskFailed
 
         from pipelines.errors import describe
@@ -332,6 +366,7 @@ def _sweep(paths: list[str]) -> None:
     """First action of every task: remove what a killed earlier run left beside its outputs."""
     from converters.io import sweep_temporaries
 
+    resume_gc()
     for path in paths:
         sweep_temporaries(path)
 
@@ -340,6 +375,7 @@ def finish_run(tasks: dict, events: dict) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
     from pipelines.build_state import finish_run as finish
 
+    resume_gc()
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
            code_fingerprint("report"))  # fmt: skip
 
@@ -372,90 +408,94 @@ def task_validate():
 def task_fetch():
     """Download (or find in ZOOMAKE_MIRROR) and checksum each model's source files."""
     for model_id, recipe in zoo().items():
-        targets = [str(p) for p in source_files(model_id, recipe).values()]
+        targets = _dep_sources(model_id, recipe)
         yield {
             "name": model_id,
             "actions": [(_sweep, [targets]), (_guarded(act_fetch), [model_id, recipe])],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "fetch")],
-            "clean": [(_rmtree, [BUILD / model_id / "source"])],
+            "clean": [(_rmtree, [f"{BUILD_S}/{model_id}/source"])],
         }
 
 
 def task_convert():
     """Convert each source model to ONNX with its preprocessing embedded."""
     for model_id, recipe in zoo().items():
-        out = BUILD / model_id / "convert" / "model.onnx"
-        targets = [str(out), str(out.with_name("stats.json"))]
+        out_dir = f"{BUILD_S}/{model_id}/convert"
+        out = f"{out_dir}/model.onnx"
+        targets = [out, f"{out_dir}/stats.json"]
         yield {
             "name": model_id,
-            "actions": [(_sweep, [targets]), (_guarded(act_convert), [model_id, recipe, str(out)])],
-            "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
+            "actions": [(_sweep, [targets]), (_guarded(act_convert), [model_id, recipe, out])],
+            "file_dep": _dep_sources(model_id, recipe),
             "targets": targets,
             "uptodate": [_uptodate(recipe, "convert")],
-            "clean": [(_rmtree, [out.parent])],
+            "clean": [(_rmtree, [out_dir])],
         }
 
 
 def task_optimize():
     """Run each recipe's optimization passes."""
     for model_id, recipe in zoo().items():
-        src = BUILD / model_id / "convert" / "model.onnx"
-        out = BUILD / model_id / "optimize" / "model.onnx"
-        targets = [str(out), str(out.with_name("stats.json"))]
+        src = f"{BUILD_S}/{model_id}/convert/model.onnx"
+        out_dir = f"{BUILD_S}/{model_id}/optimize"
+        out = f"{out_dir}/model.onnx"
+        targets = [out, f"{out_dir}/stats.json"]
         yield {
             "name": model_id,
-            "actions": [
-                (_sweep, [targets]),
-                (_guarded(act_optimize), [recipe, str(src), str(out)]),
-            ],
-            "file_dep": [str(src)],
+            "actions": [(_sweep, [targets]), (_guarded(act_optimize), [recipe, src, out])],
+            "file_dep": [src],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "optimize")],
-            "clean": [(_rmtree, [out.parent])],
+            "clean": [(_rmtree, [out_dir])],
         }
 
 
 def task_export():
     """Write each target artifact (ONNX, FP16 ONNX, OpenVINO IR, Caffe)."""
     for model_id, recipe in zoo().items():
-        src = BUILD / model_id / "optimize" / "model.onnx"
+        src = f"{BUILD_S}/{model_id}/optimize/model.onnx"
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            files = _artifact_files(out_dir, target["format"])
-            targets = [str(f) for f in files] + [str(out_dir / "export-stats.json")]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
+            targets = [*_artifact_files(out_dir, target["format"]), f"{out_dir}/export-stats.json"]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [
-                    (_sweep, [targets]),
-                    (_guarded(act_export), [target, str(src), str(out_dir)]),
-                ],
-                "file_dep": [str(src)],
+                "actions": [(_sweep, [targets]), (_guarded(act_export), [target, src, out_dir])],
+                "file_dep": [src],
                 "targets": targets,
                 "uptodate": [_uptodate(recipe, "export", name)],
                 "clean": [(_rmtree, [out_dir])],
             }
 
 
-def _reference_config(recipe: dict) -> dict:
+@functools.cache
+def _reference_key(framework: str | None, choice) -> str:
     from pipelines.side_runtime import reference_config
 
-    return reference_config(recipe)
+    found = reference_config({"source": {"framework": framework}, "verify": {"reference": choice}})
+    return json.dumps(found, sort_keys=True) if found else ""
+
+
+def _reference_config(recipe: dict) -> str:
+    """What the source's reference runtime is (``side_runtime.reference_config``, which reads
+    the framework and ``verify.reference`` alone), once per distinct pair of those."""
+    verify = recipe.get("verify") or {}
+    return _reference_key((recipe.get("source") or {}).get("framework"), verify.get("reference"))
 
 
 def task_reference():
     """Run each source model's reference once on its samples: the golden reference outputs
     every target's measure reads."""
     for model_id, recipe in zoo().items():
-        ref_dir = BUILD / model_id / REFERENCE_DIR
-        targets = [str(ref_dir / REFERENCE_INDEX), str(ref_dir / "stats.json")]
+        ref_dir = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}"
+        targets = [f"{ref_dir}/{REFERENCE_INDEX}", f"{ref_dir}/stats.json"]
         yield {
             "name": model_id,
             "actions": [
-                (_sweep, [[*targets, str(ref_dir / GOLDEN_STAGING)]]),
-                (_guarded(act_reference), [model_id, recipe, str(ref_dir)]),
+                (_sweep, [[*targets, f"{ref_dir}/{GOLDEN_STAGING}"]]),
+                (_guarded(act_reference), [model_id, recipe, ref_dir]),
             ],
-            "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
+            "file_dep": _dep_sources(model_id, recipe),
             "targets": targets,
             "uptodate": [
                 _uptodate(recipe, "reference", extra=_reference_config(recipe)),
@@ -468,23 +508,20 @@ def task_reference():
 def task_measure():
     """Run each artifact against its model's stored reference; write verify.json and golden."""
     for model_id, recipe in zoo().items():
-        sources = [str(p) for p in source_files(model_id, recipe).values()]
-        reference = str(BUILD / model_id / REFERENCE_DIR / REFERENCE_INDEX)
+        sources = _dep_sources(model_id, recipe)
+        reference = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}/{REFERENCE_INDEX}"
+        extra = _reference_config(recipe)
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN_STAGING)]
-            artifact = [str(f) for f in _artifact_files(out_dir, target["format"])]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [
-                    (_sweep, [swept]),
-                    (_guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
+                    (_sweep, [[f"{out_dir}/verify.json", f"{out_dir}/{GOLDEN_STAGING}"]]),
+                    (_guarded(act_measure), [model_id, recipe, name, out_dir]),
                 ],
-                "file_dep": [*artifact, *sources, reference],
-                "targets": [str(out_dir / "verify.json")],
-                "uptodate": [
-                    _uptodate(recipe, "verify", name, "measure", _reference_config(recipe))
-                ],
+                "file_dep": [*_artifact_files(out_dir, target["format"]), *sources, reference],
+                "targets": [f"{out_dir}/verify.json"],
+                "uptodate": [_uptodate(recipe, "verify", name, "measure", extra)],
             }
 
 
@@ -493,38 +530,50 @@ class golden_unchanged:
     them (names, sizes, mtimes, as doit checks a ``file_dep``). Their names are only known once
     measure has written them, so they cannot be listed as ``file_dep`` when tasks are created."""
 
-    def __init__(self, out_dir: Path, key: str = "_golden_files"):
-        self.out_dir, self.key = out_dir, key
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = str(out_dir)
 
     def _state(self) -> list:
+        """``[[test_data_set_N/name, size, mtime_ns], ...]`` by path (``glob`` would make a
+        Path per file: a no-op build of a big zoo calls this once per verify task)."""
         found = []
-        for f in sorted(self.out_dir.glob("test_data_set_*/*")):
-            st = f.stat()
-            found.append([f.relative_to(self.out_dir).as_posix(), st.st_size, st.st_mtime_ns])
+        try:
+            sets = [e.path for e in os.scandir(self.out_dir)
+                    if e.name.startswith("test_data_set_") and e.is_dir()]  # fmt: skip
+        except FileNotFoundError:
+            return []
+        for path in sets:
+            set_name = os.path.basename(path)
+            with os.scandir(path) as it:
+                for f in it:
+                    if not f.name.startswith("."):
+                        st = f.stat()
+                        found.append([f"{set_name}/{f.name}", st.st_size, st.st_mtime_ns])
+        found.sort()
         return found
 
     def configure_task(self, task):
         # Saved after the action: a task that writes them (reference:<id>) saves what it wrote.
-        task.value_savers.append(lambda: {self.key: self._state()})
+        task.value_savers.append(lambda: {"_golden_files": self._state()})
 
     def __call__(self, task, values):
-        return values.get(self.key) == self._state()
+        return values.get("_golden_files") == self._state()
 
 
 def task_verify():
     """Fail for every artifact whose verify.json does not stand: recorded sha256 of artifact,
     sources and golden files, and the verdict derived again from the golden data."""
     for model_id, recipe in zoo().items():
-        sources = [str(p) for p in source_files(model_id, recipe).values()]
-        reference = str(BUILD / model_id / REFERENCE_DIR / REFERENCE_INDEX)
+        sources = _dep_sources(model_id, recipe)
+        reference = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}/{REFERENCE_INDEX}"
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            verify_json = out_dir / "verify.json"
-            artifact = [str(f) for f in _artifact_files(out_dir, target["format"])]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
+            verify_json = f"{out_dir}/verify.json"
+            artifact = _artifact_files(out_dir, target["format"])
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(_guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
-                "file_dep": [str(verify_json), *artifact, *sources, reference],
+                "actions": [(_guarded(act_verify), [model_id, recipe, name, verify_json])],
+                "file_dep": [verify_json, *artifact, *sources, reference],
                 "uptodate": [
                     _uptodate(recipe, "verify", name),
                     # The reference files measure read are reference:<id>'s to keep: its own
