@@ -12,8 +12,14 @@ import importlib.util
 
 from converters.errors import ConversionError
 
-# import name -> (pip extra of zoomake, what the user asked for that needs it)
-EXTRAS = {"openvino": ("openvino", "OpenVINO IR (format: openvino, -o model.xml)")}
+
+def _extras() -> dict[str, tuple[str, str]]:
+    """import name -> (pip extra of zoomake, what the user asked for that needs it): declared by
+    each format (``Format.packages``/``extra``/``purpose``). Imported here, not at the top:
+    ``formats`` sits above ``converters`` and this is the one lookup it serves."""
+    from formats import extras
+
+    return extras()
 
 
 def available(module: str) -> bool:
@@ -22,7 +28,7 @@ def available(module: str) -> bool:
 
 def require(module: str):
     """Import an optional runtime, or raise a ConversionError naming the extra to install."""
-    extra, purpose = EXTRAS[module]
+    extra, purpose = _extras()[module]
     if not available(module):
         raise ConversionError(
             f'{purpose} needs {module}, which is not installed: pip install "zoomake[{extra}]"'

@@ -12,9 +12,7 @@ from pathlib import Path
 import onnx
 
 from converters.errors import ConversionError
-from converters.io import SplitModel, load_onnx, save_onnx
-
-FORMAT_SUFFIXES = {".onnx": "onnx", ".xml": "openvino", ".prototxt": "caffe"}
+from converters.io import SplitModel
 
 
 def convert_source(
@@ -35,27 +33,12 @@ def convert_source(
     """
     inputs = inputs or {}
     shapes = {name: list(spec["shape"]) for name, spec in inputs.items() if spec.get("shape")}
-    if framework == "caffe":
-        from converters.caffe.convert import convert_caffe
+    from formats import source
 
-        if "prototxt" not in files:
-            raise ConversionError("a Caffe source needs a prototxt")
-        split = convert_caffe(
-            files["prototxt"],
-            files.get("caffemodel"),
-            input_shapes=shapes,
-            outputs=outputs,
-            opset=opset,
-        )
-        if lazy and not any(s.get("preprocess") for s in inputs.values()):
-            return split
-        model = split.materialize()
-    elif framework == "onnx":
-        from converters.onnx_source import load_onnx_source
-
-        model = load_onnx_source(files["onnx"], shapes, outputs=outputs, opset=opset)
-    else:
-        raise ConversionError(f"source framework '{framework}' is not supported (caffe, onnx)")
+    embeds = any(s.get("preprocess") for s in inputs.values())
+    model = source(framework).to_onnx(files, shapes, outputs, opset, lazy=lazy and not embeds)
+    if isinstance(model, SplitModel):  # only with lazy and nothing to embed
+        return model
     specs = {n: s["preprocess"] for n, s in inputs.items() if s.get("preprocess")}
     if specs:
         from converters.preprocess import embed_preprocessing
@@ -76,96 +59,47 @@ def optimize(model: onnx.ModelProto, passes: list[str] | None) -> onnx.ModelProt
 
 def export(model_path: Path, target: dict, out_dir: Path) -> list[Path]:
     """Write one target (``{"format", "precision", "opset"}``) into ``out_dir``; returns files."""
-    fmt = target.get("format", "onnx")
-    precision = target.get("precision", "fp32")
+    from formats import target as target_format
+
+    fmt = target_format(target.get("format", "onnx"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        model = load_onnx(model_path)
-        model = _retarget_opset(model, target.get("opset"))
-        if precision == "fp16":
-            from converters.fp16 import to_fp16
-
-            model = to_fp16(model, keep_io_types=True, copy=False)  # loaded for this alone
-        out = out_dir / "model.onnx"
-        save_onnx(model, out)
-        return [out]
-    if fmt == "openvino":
-        from converters.openvino_export import export_openvino
-
-        xml = out_dir / "model.xml"
-        export_openvino(model_path, xml, precision)
-        return [xml, xml.with_suffix(".bin")]
-    if fmt == "caffe":
-        from converters.onnx2caffe import onnx_to_caffe
-
-        if precision != "fp32":
-            raise ConversionError("Caffe targets are float32 only (precision: fp32)")
-        proto, weights = out_dir / "model.prototxt", out_dir / "model.caffemodel"
-        onnx_to_caffe(load_onnx(model_path), proto, weights)
-        return [proto, weights]
-    raise ConversionError(f"target format '{fmt}' is not supported (onnx, openvino, caffe)")
-
-
-def _retarget_opset(model: onnx.ModelProto, opset: int | None) -> onnx.ModelProto:
-    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None or opset == current:
-        return model
-    from onnx import version_converter
-
-    try:
-        converted = version_converter.convert_version(model, opset)
-    except Exception as exc:
-        raise ConversionError(
-            f"cannot convert the model from opset {current} to {opset}: {exc}"
-        ) from None
-    converted.ir_version = onnx.helper.find_min_ir_version_for(list(converted.opset_import))
-    return converted
+    return fmt.from_onnx(Path(model_path), out_dir, target)
 
 
 def output_format(out: Path, fmt: str | None = None) -> str:
     """The output format named by ``--to`` or implied by the output file's suffix."""
-    fmt = fmt or FORMAT_SUFFIXES.get(out.suffix.lower())
+    from formats import by_suffix, targets
+
+    fmt = fmt or by_suffix(out.suffix)
     if fmt is None:
+        known = ", ".join(f"{f.target.suffix} ({f.name})" for f in targets())
         raise ConversionError(
             f"{out}: cannot tell the output format from the suffix '{out.suffix}'; "
-            f"use .onnx, .xml (OpenVINO IR) or .prototxt (Caffe), or --to FORMAT"
+            f"use {known}, or --to FORMAT"
         )
     return fmt
 
 
 def output_files(out: Path, fmt: str) -> list[Path]:
     """The files ``write_model(model, out, fmt)`` writes."""
-    companion = {"openvino": ".bin", "caffe": ".caffemodel"}.get(fmt)
-    return [out] + ([out.with_suffix(companion)] if companion else [])
+    from formats import target
+
+    return [out if s is None else out.with_suffix(s)
+            for _, s in reversed(target(fmt).companion_suffixes())]  # fmt: skip
 
 
 def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Path]:
-    """Write ``model`` as ``fmt`` — the CLI's final step. ``precision`` matters for OpenVINO.
+    """Write ``model`` as ``fmt`` — the CLI's final step, into ``out``'s directory under the
+    artifact's file names (``out`` is ``<dir>/<the format's main artifact file>``).
 
-    ``model`` is an ``onnx.ModelProto`` or, for ONNX and OpenVINO output, a ``SplitModel``
-    whose big weights are still where the converter found them.
+    ``model`` is an ``onnx.ModelProto`` or, for formats that take one (``Target.takes_split``:
+    ONNX, OpenVINO), a ``SplitModel`` whose big weights are still where the converter found
+    them. ``precision`` matters for formats that convert it themselves (OpenVINO).
     """
-    split = isinstance(model, SplitModel)
-    if fmt == "onnx":
-        model.save(out) if split else save_onnx(model, out)
-        return [out]
-    if fmt == "openvino":
-        import tempfile
+    from formats import target
 
-        from converters.openvino_export import export_openvino
-
-        with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / "model.onnx"
-            if split:  # weights as external data: OpenVINO maps them instead of parsing
-                model.save_external(src)
-            else:
-                save_onnx(model, src)
-            export_openvino(src, out, precision)
-        return [out, out.with_suffix(".bin")]
-    if fmt == "caffe":
-        from converters.onnx2caffe import onnx_to_caffe
-
-        weights = out.with_suffix(".caffemodel")
-        onnx_to_caffe(model, out, weights)
-        return [out, weights]
-    raise ConversionError(f"unknown output format '{fmt}' (onnx, openvino, caffe)")
+    spec = target(fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.name != spec.files[0]:
+        raise ConversionError(f"{out}: write_model writes {spec.files[0]} (format {fmt})")
+    return spec.from_onnx(model, out.parent, {"precision": precision, "cli": True})

@@ -124,11 +124,14 @@ def finish_run(
     events: dict,
     dep_file: str,
     report_code: str,
+    started: float | None = None,
+    baseline: str | None = None,
 ) -> None:
     """End of a doit run: record failures, drop the stale outputs of models whose stage
     failed, rewrite the report. ``tasks``: doit's Task objects by name; ``events``: task ->
     None (up to date), ``"ran"`` or ``(kind, message)``, kind ``failed`` / ``blocked``;
-    ``report_code``: the fingerprint of the code that writes the report.
+    ``report_code``: the fingerprint of the code that writes the report; ``started``: when
+    the run began; ``baseline``: a previous build or report to compare with (``pipelines.baseline``).
 
     A run in which every task of the zoo was up to date changed nothing the report reads, so
     the report it would write is the one on disk: it is kept unless the set of targets or the
@@ -136,12 +139,13 @@ def finish_run(
     """
     names = {t for i, recipe in zoo.items() for name in recipe["targets"] for t in chain(i, name)}
     gates = {f"verify:{i}:{t}" for i, recipe in zoo.items() for t in recipe["targets"]}
-    key = _report_key(names, report_code)
+    key = _report_key(names, report_code + (baseline or ""))
     previous = load_failures(build)
     if (
         all(name in events and events[name] is None for name in names | gates)
         and not invalid
         and not previous
+        and not baseline  # a baseline (it may have changed) is compared on every run
         and report_key(build) == key
         and all((build / "report" / f).is_file() for f in REPORT_FILES)
     ):
@@ -174,7 +178,11 @@ def finish_run(
                 state.stale[name] = "is out of date (not run since its inputs changed)"
     from pipelines.report import write_report  # after the no-op check: ~20 ms of imports
 
-    write_report(zoo, build, build / "report", state)
+    report = write_report(zoo, build, build / "report", state, started=started, baseline=baseline)
+    if (report.get("baseline") or {}).get("error"):  # the report is written; say why it lacks it
+        import sys
+
+        print(f"doit: {report['baseline']['error']} (no vs-baseline column)", file=sys.stderr)
     save_failures(build, state.failed, key)
 
 

@@ -155,6 +155,12 @@ def make_parser() -> argparse.ArgumentParser:
         "other than --recipes/--build goes to doit, e.g. zoomake build list, "
         "zoomake build -n 2 -P process, zoomake build --verbosity 2.",
     )
+    b.add_argument(
+        "--baseline",
+        metavar="DIR_OR_URL",
+        help="a previous build directory or report (report.json, its folder or URL): the "
+        "report shows each target's drift against it (sets $ZOOMAKE_BASELINE)",
+    )
     r = sub.add_parser("regress", help="compare golden outputs with an earlier build")
     r.add_argument("--against", required=True, help="the earlier build directory")
     sub.add_parser("layers", help="list supported Caffe layer types")
@@ -210,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "build":
         args.doit_args = extra
+        if args.baseline:
+            os.environ["ZOOMAKE_BASELINE"] = args.baseline
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _apply_dirs(args)

@@ -1,9 +1,11 @@
 """Code fingerprints: the import closure of what a stage runs, read from the source with ``ast``.
 
-A stage's fingerprint covers every project file (``converters/``, ``pipelines/``) its action
-can reach through imports, plus the versions of the third-party distributions those files
-import (onnx, onnxruntime, openvino, opencv, numpy, ...). Nothing is kept by hand, so a new
-helper is covered the day it is imported, and a file no stage imports reruns nothing.
+A stage's fingerprint covers every project file (``converters/``, ``formats/``, ``pipelines/``)
+its action can reach through imports (and, per task, the functions of the formats it uses, which
+it finds in the ``formats`` registry by name: ``fingerprint(extra=...)``), plus the versions of
+the third-party distributions those files import (onnx, onnxruntime, openvino, opencv, numpy,
+...). Nothing is kept by hand, so a new helper is covered the day it is imported, and a file no
+stage imports reruns nothing.
 
 Reachability is by name, one level finer than whole modules: ``from m import f`` follows ``f``
 and the functions and classes of ``m`` that ``f`` names (plus everything ``m`` imports at
@@ -34,7 +36,7 @@ import re
 import sys
 from pathlib import Path
 
-PROJECT = ("converters", "pipelines")
+PROJECT = ("converters", "formats", "pipelines")
 IGNORE_MARK = "# fingerprint: ignore"
 DATA_SUFFIXES = (".proto",)  # files read at run time beside a package's modules
 _CACHE_VERSION = 5
@@ -286,9 +288,27 @@ def distribution_versions(scanner: Scanner, import_names: set[str]) -> dict[str,
     return versions
 
 
-def fingerprint(scanner: Scanner, entry_module: str, entry: str) -> tuple[str, dict]:
-    """``(sha256, what it covers)`` of the code ``entry`` runs and the libraries it imports."""
+def fingerprint(
+    scanner: Scanner, entry_module: str, entry: str, extra: list[tuple[str, str | None]] = ()
+) -> tuple[str, dict]:
+    """``(sha256, what it covers)`` of the code ``entry`` runs and the libraries it imports.
+
+    ``extra``: more ``(module, function)`` entries the stage calls through a lookup the import
+    scan cannot see (a format's functions, found in the ``formats`` registry by name): their
+    closures are added, and each such module's whole file (its declarations are data the stage
+    reads; function ``None``: that file alone)."""
     files, third = closure(scanner, entry_module, entry)
+    files, third = dict(files), set(third)
+    for module, function in extra:
+        path = scanner.module_file(module)
+        if path is None:  # not project code (a test's stand-in)
+            continue
+        if function is not None:
+            more, more_third = closure(scanner, module, function)
+            files.update(more)
+            third |= more_third
+        files[path.relative_to(scanner.root).as_posix()] = scanner.info(path)["sha"]
+    files = dict(sorted(files.items()))
     covered = {"files": files, "libraries": distribution_versions(scanner, third)}
     digest = hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()
     return digest, covered

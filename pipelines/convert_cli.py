@@ -36,10 +36,8 @@ from pipelines.errors import ZoomakeError
 
 log = logging.getLogger("zoomake.convert")
 
-SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "caffe": ".prototxt"}
-# The files of each format: (role in the temporary directory, suffix of the user's file).
-_FILES = {"onnx": [("model.onnx", None)], "openvino": [("model.bin", ".bin"), ("model.xml", None)],
-          "caffe": [("model.caffemodel", ".caffemodel"), ("model.prototxt", None)]}  # fmt: skip
+# Output suffixes, --to/-sf choices, source flags and artifact files all come from the format
+# registry (formats/): a new format appears here without an edit.
 _VERIFY_SAMPLES = 1
 _VERIFY_SEED = 0
 
@@ -161,20 +159,24 @@ def names_arg(text: str) -> list[str]:
 
 # -- the parser ------------------------------------------------------------------------------
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    import formats
+
     src = p.add_argument_group("source (zoomake / Model Optimizer / mmconvert spellings)")
-    src.add_argument("--prototxt", "--input_proto", "-in", "--inputNetwork", dest="prototxt",
-                     type=Path, metavar="FILE", help="Caffe network definition (.prototxt)")  # fmt: skip
-    src.add_argument("--caffemodel", "-iw", "--inputWeight", dest="caffemodel", type=Path,
-                     metavar="FILE", help="Caffe weights (.caffemodel)")  # fmt: skip
-    src.add_argument("--onnx", type=Path, metavar="FILE", help="an ONNX model as the source")
+    for fmt in formats.sources():  # each source file role's flags, as the format declares them
+        for role in fmt.source.roles:
+            src.add_argument(*role.cli_flags(), dest=role.name, type=Path, metavar="FILE",
+                             help=role.help)  # fmt: skip
+    model_suffixes = " or ".join(f"the {f.source.model_suffix}" for f in formats.sources()
+                                 if f.source.model_suffix)  # fmt: skip
     src.add_argument(
         "--input_model",
         type=Path,
         metavar="FILE",
-        help="Model Optimizer: the .caffemodel (its .prototxt is --input_proto or the file of "
-        "the same name beside it) or the .onnx",
+        help=f"Model Optimizer: {model_suffixes} (a Caffe .prototxt is --input_proto or the "
+        "file of the same name beside the .caffemodel)",
     )
-    src.add_argument("-sf", "--srcFramework", dest="src_framework", choices=["caffe", "onnx"],
+    src.add_argument("-sf", "--srcFramework", dest="src_framework",
+                     choices=formats.source_names(),
                      help="mmconvert: the source framework (checked against the files)")  # fmt: skip
 
     out = p.add_argument_group("output")
@@ -185,7 +187,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--model_name", metavar="NAME",
                      help="Model Optimizer: the output's base name (default: the source's)")  # fmt: skip
     out.add_argument("--to", "-df", "--dstFramework", dest="to",
-                     choices=["onnx", "openvino", "caffe"],
+                     choices=formats.target_names(),
                      help="output format (default: from the output suffix; mmconvert: -df)")  # fmt: skip
     out.add_argument("--outputs", "--output", dest="outputs", type=names_arg, metavar="A,B",
                      help="cut the graph at these blobs (Model Optimizer: --output)")  # fmt: skip
@@ -252,6 +254,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ver = p.add_argument_group("verification")
     ver.add_argument("--no-verify", dest="verify", action="store_false",
                      help="do not run the source and the result on a seeded input")  # fmt: skip
+    ver.add_argument("--verify", dest="verify", action="store_true", default=True,
+                     help="run the source and the result on a seeded input (the default)")  # fmt: skip
+    ver.add_argument("--bisect", action="store_true",
+                     help="when verification fails, run both layer by layer and name the first "
+                     "layer out of tolerance")  # fmt: skip
 
 
 # -- from flags to a conversion --------------------------------------------------------------
@@ -269,36 +276,30 @@ class Request:
 
 
 def _source(args) -> tuple[str, dict[str, Path]]:
-    proto, weights, onnx_file = args.prototxt, args.caffemodel, args.onnx
+    """The source format and its files, from the flags each format declares (its roles) and
+    Model Optimizer's ``--input_model`` (the format whose ``model_suffix`` it has)."""
+    import formats
+
+    given = {f.name: {r.name: getattr(args, r.name) for r in f.source.roles
+                      if getattr(args, r.name, None) is not None}
+             for f in formats.sources()}  # fmt: skip
     if args.input_model is not None:
         suffix = args.input_model.suffix.lower()
-        if suffix == ".onnx":
-            onnx_file = onnx_file or args.input_model
-        elif suffix == ".caffemodel":
-            weights = weights or args.input_model
-            proto = proto or args.input_model.with_suffix(".prototxt")
-        else:
-            raise ZoomakeError(
-                f"{args.input_model}: --input_model takes a .caffemodel or an .onnx file"
-            )
-    if proto is not None and weights is not None and proto.suffix.lower() == ".caffemodel" \
-            and weights.suffix.lower() == ".prototxt":  # fmt: skip
-        # mmconvert documents -in NETWORK -iw WEIGHTS, but swapped commands circulate: a
-        # file's role is plain from what it is.
-        log.info("%s is the network and %s the weights (given the other way round)", weights, proto)
-        proto, weights = weights, proto
-    if onnx_file is not None and (proto is not None or weights is not None):
-        raise ZoomakeError("give either --onnx or --prototxt/--caffemodel, not both")
-    if onnx_file is not None:
-        framework, files = "onnx", {"onnx": onnx_file}
-    elif proto is not None:
-        framework, files = "caffe", {"prototxt": proto}
-        if weights is not None:
-            files["caffemodel"] = weights
-    elif weights is not None:
-        raise ZoomakeError(f"{weights}: a Caffe model needs its network too: --prototxt FILE")
-    else:
-        raise ZoomakeError("no source: give --prototxt P [--caffemodel W] or --onnx FILE")
+        owner = next((f for f in formats.sources() if f.source.model_suffix == suffix), None)
+        if owner is None:
+            takes = " or ".join(f.source.model_suffix for f in formats.sources()
+                                if f.source.model_suffix)  # fmt: skip
+            raise ZoomakeError(f"{args.input_model}: --input_model takes a {takes} file")
+        given[owner.name] = owner.source.cli_files(given[owner.name], args.input_model)
+    claimed = {name: files for name, files in given.items() if files}
+    if len(claimed) > 1:
+        flags = ["/".join(r.cli_flags()[0] for r in formats.source(n).roles) for n in claimed]
+        raise ZoomakeError(f"give either {' or '.join(flags)}, not both")
+    if not claimed:
+        usage = " or ".join(f.source.usage for f in formats.sources())
+        raise ZoomakeError(f"no source: give {usage}")
+    ((framework, files),) = claimed.items()
+    files = formats.source(framework).cli_files(files, None)
     if args.src_framework and args.src_framework != framework:
         raise ZoomakeError(f"-sf {args.src_framework} but the source files are {framework}")
     for role, path in files.items():
@@ -315,7 +316,9 @@ def _output(args, files: dict[str, Path]) -> tuple[Path, str]:
     if args.output_dir is not None:
         fmt = args.to or "openvino"  # what Model Optimizer writes
         stem = args.model_name or next(iter(files.values())).stem
-        return args.output_dir / f"{stem}{SUFFIXES[fmt]}", fmt
+        from formats import target
+
+        return args.output_dir / f"{stem}{target(fmt).suffix}", fmt
     if args.model_name is not None:
         raise ZoomakeError("--model_name goes with --output_dir DIR (or name the file: -o FILE)")
     if args.out is None:
@@ -342,15 +345,9 @@ def _precision(args) -> str:
 
 def source_inputs(framework: str, files: dict[str, Path]) -> list[str]:
     """The source model's input names, in its order (before any conversion)."""
-    if framework == "caffe":
-        from converters.caffe.convert import net_input_names
+    from formats import source
 
-        return net_input_names(files["prototxt"])
-    from converters.io import load_onnx
-
-    graph = load_onnx(files["onnx"]).graph
-    weights = {t.name for t in graph.initializer}
-    return [vi.name for vi in graph.input if vi.name not in weights]
+    return source(framework).input_names(files)
 
 
 def _pick(name: str | None, inputs: list[str], named: list[str], flag: str) -> str:
@@ -373,8 +370,14 @@ def make_request(args) -> Request:
     from pipelines.build import output_files
 
     refuse_directories(output_files(out, fmt))
-    if (args.fp16 and fmt == "caffe") or (args.data_type in ("FP16", "half") and fmt == "caffe"):
-        raise ZoomakeError("--fp16 is not available for Caffe output (Caffe is float32)")
+    from formats import get
+
+    spec = get(fmt)
+    if "fp16" not in spec.target.precisions and (args.fp16 or args.data_type in ("FP16", "half")):
+        raise ZoomakeError(
+            f"--fp16 is not available for {spec.short} output "
+            f"({spec.short} is {' or '.join(p.replace('fp', 'float') for p in spec.target.precisions)})"
+        )
     req = Request(framework, files, out, fmt, _precision(args), outputs=args.outputs)
     listed = [(n, s) for group in args.input for n, s in group]
     req.inputs = [n for n, _ in listed]
@@ -456,7 +459,7 @@ def run(args) -> int:
     req = make_request(args)
     model = _convert(req, args)
     info = _describe(model, req)
-    written, report = _write_verified(model, req, args.verify)
+    written, report = _write_verified(model, req, args.verify, getattr(args, "bisect", False))
     if not args.quiet:
         _print_summary(req, info, written, report, time.perf_counter() - t0)
     return 0
@@ -468,7 +471,9 @@ def _convert(req: Request, args):
     inputs = {n: {"shape": s} for n, s in req.shapes.items()}
     # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
     # (OpenVINO compresses to FP16 itself; to_fp16_split converts them as they are written).
-    plain = req.fmt in ("onnx", "openvino") and not (req.specs or args.optimize)
+    from formats import target
+
+    plain = target(req.fmt).takes_split and not (req.specs or args.optimize)
     model = build.convert_source(req.framework, req.files, inputs, args.outputs, args.opset,
                                  lazy=plain)  # fmt: skip
     if isinstance(model, SplitModel):
@@ -590,7 +595,9 @@ def _describe(model, req: Request) -> dict:
             "outputs": _ports(graph.output)}  # fmt: skip
 
 
-def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict | None]:
+def _write_verified(
+    model, req: Request, verify: bool, bisect: bool = False
+) -> tuple[list[Path], dict | None]:
     """Write into a temporary directory beside the output, verify, then move into place."""
     from pipelines import build
 
@@ -599,16 +606,21 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{req.out.name}.", suffix=".tmp", dir=parent))
     try:
-        main_file = tmp / _FILES[req.fmt][-1][0]
+        from formats import target
+
+        files = target(req.fmt).companion_suffixes()
+        main_file = tmp / files[-1][0]
         build.write_model(model, main_file, req.fmt, req.precision)  # a SplitModel streams
-        report = _verify(req, tmp) if verify else None
+        report = _verify(req, tmp, bisect) if verify else None
         if report is not None and not report["passed"]:
+            where = report.get("first_divergence")
             raise ZoomakeError(
-                f"verification failed, no output written: {report['failures'][0]} "
-                "(--no-verify writes it anyway)"
+                f"verification failed, no output written: {report['failures'][0]}"
+                + (f"; {where['message']}" if where else "")
+                + " (--no-verify writes it anyway)"
             )
         written = []
-        for name, suffix in _FILES[req.fmt]:  # the .xml / .prototxt last: a pair is complete
+        for name, suffix in files:  # the .xml / .prototxt last: a pair is complete
             dest = req.out if suffix is None else req.out.with_suffix(suffix)
             os.replace(tmp / name, dest)
             written.append(dest)
@@ -623,11 +635,16 @@ def _write_verified(model, req: Request, verify: bool) -> tuple[list[Path], dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _verify(req: Request, out_dir: Path) -> dict | None:
+def _verify(req: Request, out_dir: Path, bisect: bool = False) -> dict | None:
+    from formats import get
     from pipelines.verify import measure
 
-    if req.framework == "caffe" and "caffemodel" not in req.files:
-        log.warning("not verified: the Caffe reference needs the weights (--caffemodel)")
+    spec = get(req.framework)
+    missing = [r for r in spec.source.roles if r.required and r.name not in req.files]
+    if missing:  # e.g. a Caffe network without its weights
+        role = missing[0]
+        log.warning(f"not verified: the {spec.short} reference needs {role.noun or role.name} "
+                    f"({role.cli_flags()[0]})")  # fmt: skip
         return None
     recipe = {
         "source": {"framework": req.framework},
@@ -643,7 +660,7 @@ def _verify(req: Request, out_dir: Path) -> dict | None:
     if req.framework == "onnx" and req.shapes:
         sources["onnx"] = _reshaped_onnx(req.files["onnx"], req.shapes, out_dir / "source.onnx")
     log.info("verifying %s against the source model", req.out.name)
-    return measure(req.out.stem, recipe, "convert", sources, out_dir)
+    return measure(req.out.stem, recipe, "convert", sources, out_dir, bisect=bisect)
 
 
 def _reshaped_onnx(src: Path, shapes: dict[str, list[int]], dest: Path) -> Path:

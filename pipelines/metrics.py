@@ -10,6 +10,10 @@ reference holds the same infinity; any other non-finite value fails. For classif
 (shape (N, C) or (N, C, 1, 1)) the candidate's top-k classes of every row must also agree with
 the reference's, up to ties: each class the candidate ranks in its top k must have a reference
 score within tolerance of the reference's k-th best score.
+
+Every result carries its ``margin``: the largest ``|candidate - reference| / (atol + rtol *
+|reference|)`` over the elements (over matched detections for ``compare: detections``), so 0.3
+passes with room and 0.97 barely; a value above 1 fails.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class OutputCheck:
         self.elements = self.failing = 0
         self.max_abs = self.max_rel = self.sum_abs = 0.0
         self.cosine = 1.0
+        self.margin = 0.0  # max over elements of |candidate - reference| / allowed
         self.nan = {"candidate": 0, "reference": 0}
         self.inf = {"candidate": 0, "reference": 0}
         self.worst: dict | None = None
@@ -65,6 +70,10 @@ class OutputCheck:
         diff[~np.isfinite(diff)] = np.inf
         allowed = self.atol + self.rtol * np.abs(b)
         fail = (diff > allowed) | np.isinf(diff)
+        if diff.size:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(diff == 0.0, 0.0, diff / allowed)  # allowed 0: any error is inf
+            self.margin = max(self.margin, float(np.nan_to_num(ratio, nan=np.inf).max()))
         n_fail = int(fail.sum())
         self.elements += diff.size
         self.failing += n_fail
@@ -134,6 +143,8 @@ class OutputCheck:
                 "mean_abs_error": num(self.sum_abs / self.elements) if self.elements else 0.0,
                 "max_rel_error": num(self.max_rel),
                 "cosine_similarity": num(self.cosine),
+                # worst error / what was allowed there: < 1 passes; how close to failing
+                "margin": num(round(self.margin, 6)),
                 "nan": self.nan,
                 "inf": self.inf,
             }
@@ -216,7 +227,7 @@ class DetectionCheck:
     def __init__(self, name: str, atol: float, rtol: float, iou: float = 0.99):
         self.name, self.atol, self.rtol, self.iou = name, atol, rtol, iou
         self.samples = self.matched = 0
-        self.max_abs = 0.0
+        self.max_abs = self.margin = 0.0
         self.problems: list[str] = []
         self.shape = self.dtype = None
 
@@ -261,7 +272,11 @@ class DetectionCheck:
             self.matched += 1
             diff = np.abs(ga[a, 2:] - ra[b, 2:])
             self.max_abs = max(self.max_abs, float(diff.max()))
-            if np.any(diff > self.atol + self.rtol * np.abs(ra[b, 2:])):
+            allowed = self.atol + self.rtol * np.abs(ra[b, 2:])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(diff == 0.0, 0.0, diff / allowed)
+            self.margin = max(self.margin, float(ratio.max()))
+            if np.any(diff > allowed):
                 self.problems.append(
                     f"sample {sample}: detection {gi[a]} (reference {ri[b]}) differs by "
                     f"{fmt(diff.max())}: got {np.round(ga[a, 1:], 6).tolist()}, "
@@ -293,5 +308,6 @@ class DetectionCheck:
             "iou": self.iou,
             "matched_detections": self.matched,
             "max_abs_error": num(self.max_abs),
+            "margin": num(round(self.margin, 6)),
             "problems": self.problems[:10],
         }

@@ -30,7 +30,7 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     files: dict[str, dict] = {}
     source = recipe.get("source")
     if isinstance(source, dict):
-        for role in ("prototxt", "caffemodel", "onnx"):
+        for role in _source_roles():
             if _is_file(source.get(role)):
                 files[f"source/{role}"] = source[role]
     inputs = recipe.get("inputs")
@@ -47,12 +47,26 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     return files
 
 
+def _source_roles() -> list[str]:
+    """Every source file role of every format (``formats``), in registry order."""
+    from formats import sources
+
+    return [r.name for f in sources() for r in f.source.roles]
+
+
 def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
+    from formats import sources
+
     where = f"/inputs/{escape_pointer(name)}"
     out: list[tuple[str, str]] = []
     layout = spec.get("layout", "NCHW")
-    if framework == "caffe" and layout != "NCHW":
-        out.append((f"{where}/layout", f"expected NCHW (Caffe inputs are NCHW), got '{layout}'"))
+    fmt = next((f for f in sources() if f.name == framework), None)
+    if fmt is not None and layout not in fmt.source.layouts:
+        expected = " or ".join(fmt.source.layouts)
+        out.append(
+            (f"{where}/layout", f"expected {expected} ({fmt.short} inputs are {expected}), "
+             f"got '{layout}'")
+        )  # fmt: skip
     shape = spec.get("shape")
     pre = spec.get("preprocess")
     if not _is_shape(shape) or not isinstance(pre, dict):
@@ -131,14 +145,20 @@ def _check_verify_outputs(recipe: dict) -> list[tuple[str, str]]:
 def _check_reference(recipe: dict, framework) -> list[tuple[str, str]]:
     verify = recipe.get("verify")
     choice = verify.get("reference") if isinstance(verify, dict) else None
-    if framework == "onnx" and choice in ("caffe", "opencv"):
-        return [
-            (
-                "/verify/reference",
-                f"expected auto for an ONNX source (run by onnxruntime), got '{choice}'",
-            )
-        ]
-    return []
+    from formats import sources
+
+    spec = next((f for f in sources() if f.name == framework), None)
+    if spec is None or not isinstance(choice, str) or choice in spec.source.references:
+        return []  # an unknown framework or choice is the schema's to refuse
+    expected = " or ".join(spec.source.references)
+    article = "an" if spec.short[:1] in "AEIOU" else "a"
+    return [
+        (
+            "/verify/reference",
+            f"expected {expected} for {article} {spec.short} source "
+            f"(run by {spec.source.reference_runtime}), got '{choice}'",
+        )
+    ]
 
 
 def check(recipe: dict) -> list[tuple[str, str]]:

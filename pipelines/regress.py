@@ -25,7 +25,7 @@ from pipelines.metrics import OutputCheck, abs_error, fmt
 from pipelines.runtimes import open_artifact
 
 
-def _artifacts(build_dir: Path) -> dict[str, Path]:
+def artifacts(build_dir: Path) -> dict[str, Path]:
     """``{"<id>:<target>": dir}`` for every target directory holding golden data."""
     found = {}
     for verify_json in sorted(build_dir.glob("*/*/verify.json")):
@@ -55,47 +55,56 @@ def _drift_line(tag: str, name: str, r: dict) -> str:
     )
 
 
-def compare_artifact(tag: str, out_dir: Path, previous: Path) -> list[str]:
-    """Drift lines for one artifact (empty: unchanged)."""
+def compare_golden(
+    tag: str, out_dir: Path, previous: Path, rerun: bool = True
+) -> tuple[list[str], dict[str, dict]]:
+    """Drift lines for one artifact (empty: unchanged) and the per-output comparison results.
+
+    ``rerun``: run the artifact again on the golden inputs (``zoomake regress``: does the
+    artifact still give the earlier numbers); else compare the golden outputs this build's
+    measure stored (the report's "vs baseline", no runtime needed)."""
     try:
         verify = json.loads((out_dir / "verify.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return [f"{tag}: cannot read {out_dir / 'verify.json'} ({exc})"]
+        return [f"{tag}: cannot read {out_dir / 'verify.json'} ({exc})"], {}
     tolerances = (verify.get("tolerances") or {}).get("outputs") or {}
     own, prev = golden_sets(out_dir), golden_sets(previous)
     if [p.name for p in own] != [p.name for p in prev]:
         return [
             f"{tag}: golden sets differ ({len(own)} now, {len(prev)} in {previous}): "
             "verify.samples or verify.files changed, outputs not comparable"
-        ]
-    runner = open_artifact(verify.get("format", "onnx"), out_dir, prefer=list(tolerances))
+        ], {}
+    if rerun:
+        runner = open_artifact(verify.get("format", "onnx"), out_dir, prefer=list(tolerances))
     checks: dict[str, OutputCheck] = {}
-    lines: list[str] = []
     for n, (own_set, prev_set) in enumerate(zip(own, prev, strict=True)):
-        inputs, _ = read_set(own_set)
+        inputs, stored = read_set(own_set)
         prev_inputs, prev_outputs = read_set(prev_set)
         if not _same_inputs(inputs, prev_inputs):
             return [
                 f"{tag}: golden inputs of {own_set.name} differ from {previous}: verify seed "
                 "or the input signature changed, outputs not comparable"
-            ]
-        got = runner.run(inputs)
+            ], {}
+        got = runner.run(inputs) if rerun else stored
         if list(got) != list(prev_outputs):
             return [
                 f"{tag}: outputs are now {', '.join(got) or 'none'}, previously "
                 f"{', '.join(prev_outputs) or 'none'}"
-            ]
+            ], {}
         for name, value in got.items():
             tol = tolerances.get(name) or (verify.get("outputs") or {}).get(name) or {}
             if "atol" not in tol or "rtol" not in tol:
                 raise ZoomakeError(f"{out_dir / 'verify.json'}: no tolerance recorded for '{name}'")
             check = checks.setdefault(name, OutputCheck(name, tol["atol"], tol["rtol"]))
             check.add(n, np.asarray(value), prev_outputs[name])
-    for name, check in checks.items():
-        result = check.result()
-        if not result["passed"]:
-            lines.append(_drift_line(tag, name, result))
-    return lines
+    results = {name: check.result() for name, check in checks.items()}
+    lines = [_drift_line(tag, n, r) for n, r in results.items() if not r["passed"]]
+    return lines, results
+
+
+def compare_artifact(tag: str, out_dir: Path, previous: Path) -> list[str]:
+    """Drift lines for one artifact, run again on its golden inputs (empty: unchanged)."""
+    return compare_golden(tag, out_dir, previous, rerun=True)[0]
 
 
 def regress(build_dir: Path, against: Path) -> int:
@@ -104,7 +113,7 @@ def regress(build_dir: Path, against: Path) -> int:
     for d in (build_dir, against):
         if not d.is_dir():
             raise ZoomakeError(f"{d}: build directory not found")
-    now, before = _artifacts(build_dir), _artifacts(against)
+    now, before = artifacts(build_dir), artifacts(against)
     drift: list[str] = []
     drifted: set[str] = set()
     for tag, out_dir in now.items():

@@ -20,15 +20,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from converters.io import atomic_output
+from formats import artifact_names
 from pipelines.build_state import BuildState
 
-ARTIFACT_FILES = {
-    "onnx": ["model.onnx"],
-    "openvino": ["model.xml", "model.bin"],
-    "caffe": ["model.prototxt", "model.caffemodel"],
-}
 _XML_INVALID = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 STATUSES = ("passed", "failed", "not_built")
+SCHEMA_VERSION = 1  # schemas/report.schema.json; bump on any incompatible change
+HISTORY_RUNS = 30  # runs kept in report/history.json
 
 
 def _json(path: Path):
@@ -75,7 +73,13 @@ def target_entry(
         "worst_error": {},
         "failed_outputs": [],
         "latency_ms": None,
+        "latency_threads": None,
         "reference": None,
+        "reference_version": None,
+        "margins": {},
+        "digests": None,
+        "size_ratio_fp32": None,
+        "first_divergence": None,
     }
     verdict = state.verdict(model_id, name) if state is not None else None
     if verdict is not None:
@@ -92,7 +96,7 @@ def target_entry(
         )
         return entry
     outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
-    files = [out_dir / f for f in ARTIFACT_FILES.get(fmt, [])]
+    files = [out_dir / f for f in artifact_names(fmt)]
     entry.update(
         passed=data["passed"],
         status="passed" if data["passed"] else "failed",
@@ -110,8 +114,13 @@ def target_entry(
             k for k, v in outputs.items() if isinstance(v, dict) and not v.get("passed")
         ],
         latency_ms=((data.get("candidate") or {}).get("latency_ms") or {}).get("median"),
+        latency_threads=(data.get("candidate") or {}).get("threads"),
         reference=(data.get("reference") or {}).get("runtime"),
+        reference_version=(data.get("reference") or {}).get("version"),
         verify_seconds=data.get("seconds"),
+        margins={k: _margin(v) for k, v in outputs.items() if isinstance(v, dict)},
+        digests=_digests(data),
+        first_divergence=data.get("first_divergence"),
     )
     if entry["passed"] and recipe is not None:
         # A pass is shown only if it still stands, as the verify gate checks it: a hand-edited
@@ -122,6 +131,43 @@ def target_entry(
         if problems:
             entry.update(passed=False, status="failed", stage="verify", message="; ".join(problems))
     return entry
+
+
+def _margin(result: dict) -> dict:
+    """How close an output came to its tolerance (``pipelines.metrics``: ``margin`` is the worst
+    error over what was allowed there; above 1 fails)."""
+    keep = ("margin", "max_abs_error", "cosine_similarity", "failing_elements", "elements")
+    out = {k: result.get(k) for k in keep}
+    out["passed"] = bool(result.get("passed"))
+    topk = result.get("topk")
+    if isinstance(topk, dict):
+        out["topk"] = {k: topk.get(k) for k in ("k", "exact_agreement", "top1_agreement")}
+    return out
+
+
+def _digests(data: dict) -> dict | None:
+    """The sha256 of the source and artifact files measure verified (verify.json)."""
+    recorded = data.get("sha256")
+    if not isinstance(recorded, dict):
+        return None
+    sources = recorded.get("source") if isinstance(recorded.get("source"), dict) else {}
+    return {
+        "source": {
+            role: e["sha256"]
+            for role, e in sources.items()
+            if isinstance(e, dict) and isinstance(e.get("sha256"), str)
+        },
+        "artifact": dict(recorded.get("artifact") or {}),
+    }
+
+
+def _size_ratios(targets: list[dict]) -> None:
+    """FP16 artifacts: their size over the FP32 artifact of the same format of the model."""
+    fp32 = {t["format"]: sum(f["bytes"] for f in t["files"]) for t in targets
+            if t["precision"] == "fp32" and t["files"]}  # fmt: skip
+    for t in targets:
+        if t["precision"] == "fp16" and t["files"] and fp32.get(t["format"]):
+            t["size_ratio_fp32"] = round(sum(f["bytes"] for f in t["files"]) / fp32[t["format"]], 4)
 
 
 def _invalid_entry(model_id: str, errors: list[str]) -> dict:
@@ -141,6 +187,7 @@ def build_report(zoo: dict[str, dict], build_dir: Path, state: BuildState | None
             target_entry(model_id, name, t, build_dir, recipe, state)
             for name, t in (recipe.get("targets") or {}).items()
         ]
+        _size_ratios(targets)
         models.append(
             {
                 "id": model_id,
@@ -154,7 +201,11 @@ def build_report(zoo: dict[str, dict], build_dir: Path, state: BuildState | None
         models.sort(key=lambda m: m["id"])
     statuses = [t["status"] for m in models for t in m["targets"]]
     summary = {s: statuses.count(s) for s in STATUSES}
-    return {"summary": {"targets": len(statuses), **summary}, "models": models}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "summary": {"targets": len(statuses), **summary},
+        "models": models,
+    }
 
 
 _FAILURE_TYPES = {"verify": "NumericalMismatch", "recipe": "InvalidRecipe"}
@@ -162,6 +213,58 @@ _FAILURE_TYPES = {"verify": "NumericalMismatch", "recipe": "InvalidRecipe"}
 
 def _case_name(model_id: str, t: dict) -> str:
     return f"recipe:{model_id}" if t["stage"] == "recipe" else f"verify:{model_id}:{t['name']}"
+
+
+def _properties(parent: ET.Element, items: list[tuple[str, object]]) -> None:
+    items = [(k, v) for k, v in items if v is not None]
+    if items:
+        props = ET.SubElement(parent, "properties")
+        for key, value in items:
+            text = value if isinstance(value, str) else json.dumps(value)
+            ET.SubElement(props, "property", name=key, value=_XML_INVALID.sub("?", text))
+
+
+def _suite_properties(report: dict) -> list[tuple[str, object]]:
+    p = report.get("provenance") or {}
+    git = (p.get("zoo") or {}).get("git") or {}
+    items = [("started", p.get("started")), ("finished", p.get("finished")),
+             ("zoo.commit", git.get("commit")), ("zoo.dirty", git.get("dirty")),
+             ("zoomake.version", p.get("zoomake")), ("python", p.get("python"))]  # fmt: skip
+    items += [(f"version.{k}", v) for k, v in (p.get("libraries") or {}).items()]
+    machine = p.get("machine") or {}
+    items += [("machine.cpu", machine.get("cpu")), ("machine.cores", machine.get("cores"))]
+    base = report.get("baseline")
+    if base:
+        items.append(("baseline", base.get("source")))
+    return items
+
+
+def _case_properties(t: dict) -> list[tuple[str, object]]:
+    items: list[tuple[str, object]] = [
+        ("format", t["format"]), ("precision", t["precision"]), ("status", t["status"]),
+        ("stage", t["stage"]), ("reference", t.get("reference")),
+        ("reference_version", t.get("reference_version")),
+        ("latency_ms", t.get("latency_ms")), ("latency_threads", t.get("latency_threads")),
+        ("conversion_seconds", t.get("conversion_seconds")),
+        ("size_ratio_fp32", t.get("size_ratio_fp32")),
+    ]  # fmt: skip
+    for name, m in (t.get("margins") or {}).items():
+        items += [(f"output.{name}.margin", m.get("margin")),
+                  (f"output.{name}.max_abs_error", m.get("max_abs_error")),
+                  (f"output.{name}.cosine_similarity", m.get("cosine_similarity")),
+                  (f"output.{name}.failing_elements", m.get("failing_elements"))]  # fmt: skip
+        if m.get("topk"):
+            items.append((f"output.{name}.topk_agreement", m["topk"].get("exact_agreement")))
+    for f in t.get("files") or []:
+        items.append((f"artifact.{f['path'].rsplit('/', 1)[-1]}.bytes", f["bytes"]))
+    for kind, files in (t.get("digests") or {}).items():
+        items += [(f"{kind}.{name}.sha256", digest) for name, digest in files.items()]
+    if t.get("first_divergence"):
+        items.append(("first_divergence", t["first_divergence"].get("message")))
+    if t.get("baseline"):
+        b = t["baseline"]
+        items.append(("baseline", b["status"] + (f": {b['message']}" if b.get("message") else "")))
+    return items
 
 
 def junit_xml(report: dict) -> str:
@@ -183,6 +286,7 @@ def junit_xml(report: dict) -> str:
         errors=str(s["not_built"]),
         skipped="0",
     )
+    _properties(suite, _suite_properties(report))
     for model in report["models"]:
         for t in model["targets"]:
             case = ET.SubElement(
@@ -192,6 +296,7 @@ def junit_xml(report: dict) -> str:
                 name=_case_name(model["id"], t),
                 time=str(t.get("verify_seconds") or 0),
             )
+            _properties(case, _case_properties(t))
             if t["status"] != "passed":
                 text = _XML_INVALID.sub("?", t["message"] or t["status"])
                 kind = "failure" if t["status"] == "failed" else "error"
@@ -215,16 +320,78 @@ def _write(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _history(report: dict, out_dir: Path) -> None:
+    """Append this run to ``history.json`` (the last HISTORY_RUNS runs' per-target worst margin,
+    worst error and latency) and give each target its series, oldest first."""
+    path = out_dir / "history.json"
+    old = _json(path)
+    runs = old.get("runs") if isinstance(old, dict) and isinstance(old.get("runs"), list) else []
+    now = {}
+    for model in report["models"]:
+        for t in model["targets"]:
+            margins = [m.get("margin") for m in (t.get("margins") or {}).values()]
+            errors = list((t.get("worst_error") or {}).values())
+            now[f"{model['id']}:{t['name']}"] = {
+                "status": t["status"],
+                "margin": _largest(margins),
+                "worst_error": _largest(errors),
+                "latency_ms": t.get("latency_ms"),
+            }
+    prov = report.get("provenance") or {}
+    git = (prov.get("zoo") or {}).get("git") or {}
+    runs = [r for r in runs if isinstance(r, dict) and isinstance(r.get("targets"), dict)]
+    this = {"finished": prov.get("finished"), "commit": git.get("commit"), "targets": now}
+    runs = [*runs, this][-HISTORY_RUNS:]
+    for model in report["models"]:
+        for t in model["targets"]:
+            tag = f"{model['id']}:{t['name']}"
+            points = [r["targets"].get(tag) or {} for r in runs]
+            t["history"] = {k: [p.get(k) for p in points] for k in ("margin", "latency_ms")}
+    _write(path, json.dumps({"schema_version": SCHEMA_VERSION, "runs": runs}, indent=1) + "\n")
+
+
+def _largest(values) -> float | None:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    if any(isinstance(v, str) for v in values):  # 'inf' / 'nan' recorded as strings
+        return float("inf")
+    return max(numbers, default=None)
+
+
 def write_report(
-    zoo: dict[str, dict], build_dir: Path, out_dir: Path, state: BuildState | None = None
-) -> None:
-    """Write ``out_dir``/report.json, junit.xml and index.html for the models of ``zoo``."""
+    zoo: dict[str, dict],
+    build_dir: Path,
+    out_dir: Path,
+    state: BuildState | None = None,
+    *,
+    started: float | None = None,
+    baseline: str | None = None,
+    zoo_dir: Path | None = None,
+) -> dict:
+    """Write ``out_dir``/report.json, junit.xml, index.html and history.json for the models of
+    ``zoo``; ``started``: when the build began (epoch seconds); ``baseline``: a previous build
+    or report to compare with (``pipelines.baseline``); ``zoo_dir``: for its git commit."""
+    import time
+
+    from pipelines.provenance import provenance
     from pipelines.report_html import render_html
 
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     report = build_report(zoo, build_dir, state)
+    if zoo_dir is None:
+        from pipelines.locations import recipes_dir
+
+        zoo_dir = recipes_dir().parent
+    report["provenance"] = provenance(zoo, Path(zoo_dir), started, time.time())
+    report["baseline"] = None
+    if baseline:
+        from pipelines.baseline import annotate
+
+        annotate(report, build_dir, baseline)
+        report["summary"]["changed"] = report["baseline"]["counts"].get("changed", 0)
+    _history(report, out_dir)
     # Links in the page are relative to where it lives, so the tree can be moved or served.
     prefix = Path(os.path.relpath(build_dir, out_dir)).as_posix()
     _write(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     _write(out_dir / "junit.xml", junit_xml(report))
     _write(out_dir / "index.html", render_html(report, prefix))
+    return report

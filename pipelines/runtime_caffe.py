@@ -157,6 +157,12 @@ class OpenCvCaffeRunner(Runner):
     def has_output(self, name: str) -> bool:
         return name in self.writers  # a cut point may be a blob later layers still read
 
+    @property
+    def threads(self) -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
     def run(self, feeds, outputs=None):
         import cv2
 

@@ -13,12 +13,16 @@ model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+# The interface every runner implements lives in a neutral module, so a format's own runners
+# (formats/, converters/<format>/) need nothing from pipelines/; re-exported here.
+from formats.runner import Port, Runner, static_shape
 from pipelines.errors import ZoomakeError
+
+__all__ = ["Port", "Runner", "static_shape"]
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -29,30 +33,6 @@ _ORT_TYPES = {
     "tensor(int64)": np.int64,
     "tensor(double)": np.float64,
 }
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    shape: tuple[int, ...] | None  # None when the model leaves a dimension symbolic
-    dtype: np.dtype
-
-
-class Runner:
-    runtime = ""
-    inputs: list[Port]
-    outputs: list[str]
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def has_output(self, name: str) -> bool:
-        """Whether ``run`` can return ``name`` (a graph output here; any blob of a Caffe net)."""
-        return name in self.outputs
-
-
-def static_shape(dims) -> tuple[int, ...] | None:
-    return tuple(dims) if all(isinstance(d, int) and d > 0 for d in dims) else None
 
 
 def need_files(*paths: Path) -> None:
@@ -91,6 +71,13 @@ class OrtRunner(Runner):
             for i in self.session.get_inputs()
         ]
         self.outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads: 0 in the options means onnxruntime's default, one per core."""
+        import os
+
+        return self.session.get_session_options().intra_op_num_threads or os.cpu_count() or 1
 
     def run(self, feeds, outputs=None):
         names = list(outputs or self.outputs)
@@ -152,6 +139,13 @@ class OpenVinoRunner(Runner):
             self.outputs.append(next((n for n in names if n in preferred), port.get_any_name()))
         self.request = self.compiled.create_infer_request()
 
+    @property
+    def threads(self) -> int | None:
+        try:
+            return int(self.compiled.get_property("INFERENCE_NUM_THREADS")) or None
+        except (RuntimeError, TypeError, ValueError):
+            return None
+
     def run(self, feeds, outputs=None):
         try:
             result = self.request.infer(feeds)
@@ -165,29 +159,28 @@ class OpenVinoRunner(Runner):
 
 
 def open_artifact(fmt: str, out_dir: Path, prefer: list[str] | None = None) -> Runner:
-    """The built artifact of format ``fmt`` in ``out_dir``, in its deployment runtime."""
-    if fmt == "onnx":
-        return OrtRunner(out_dir / "model.onnx")
-    if fmt == "openvino":
-        return OpenVinoRunner(out_dir / "model.xml", prefer)
-    if fmt == "caffe":
-        from pipelines.runtime_caffe import OpenCvCaffeRunner
+    """The built artifact of format ``fmt`` in ``out_dir``, in its deployment runtime (the
+    format's ``Target.runner``, see ``formats``)."""
+    from converters.errors import ConversionError
+    from formats import target
 
-        return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
-    raise ZoomakeError(f"{out_dir}: unknown artifact format '{fmt}' (onnx, openvino, caffe)")
-
-
-REFERENCES = ("auto", "caffe", "opencv")
+    try:
+        spec = target(fmt)
+    except ConversionError as exc:
+        raise ZoomakeError(f"{out_dir}: {exc}") from None
+    return spec.runner(out_dir, prefer)
 
 
 def caffe_reference(choice: str = "auto") -> str:
     """Which runtime runs a Caffe source: ``verify.reference`` resolved (``auto``: real Caffe
     when its side runtime is set up, else OpenCV). A missing requested runtime is an error."""
+    from formats import source
     from pipelines.side_runtime import available, setup_command
 
-    if choice not in REFERENCES:
+    references = source("caffe").references
+    if choice not in references:
         raise ZoomakeError(
-            f"verify.reference: expected one of {', '.join(REFERENCES)}, got '{choice}'"
+            f"verify.reference: expected one of {', '.join(references)}, got '{choice}'"
         )
     if choice == "opencv":
         return "opencv"
@@ -204,26 +197,16 @@ def caffe_reference(choice: str = "auto") -> str:
 def open_reference(
     framework: str, sources: dict[str, Path], outputs: list[str], choice: str = "auto"
 ) -> Runner:
-    """The SOURCE model in its own framework's runtime, able to produce ``outputs``."""
-    if framework == "caffe":
-        from pipelines.runtime_caffe import OpenCvCaffeRunner, RealCaffeRunner
+    """The SOURCE model in its own framework's runtime, able to produce ``outputs`` (the
+    format's ``Source.reference``, see ``formats``)."""
+    from converters.errors import ConversionError
+    from formats import source
 
-        for role in ("prototxt", "caffemodel"):
-            if role not in sources:
-                raise ZoomakeError(f"the Caffe reference needs the source {role} (not fetched)")
-        files = Path(sources["prototxt"]), Path(sources["caffemodel"])
-        if caffe_reference(choice) == "caffe":
-            return RealCaffeRunner(*files)
-        return OpenCvCaffeRunner(*files)
-    if framework == "onnx":
-        if choice != "auto":
-            raise ZoomakeError(f"verify.reference '{choice}' applies to Caffe sources only")
-        if "onnx" not in sources:
-            raise ZoomakeError("the ONNX reference needs the source onnx file (not fetched)")
-        path = Path(sources["onnx"])
-        need_files(path)
-        return OrtRunner(path, extra_outputs=outputs)
-    raise ZoomakeError(f"no reference runtime for source framework '{framework}' (caffe, onnx)")
+    try:
+        spec = source(framework)
+    except ConversionError as exc:
+        raise ZoomakeError(f"no reference runtime: {exc}") from None
+    return spec.reference(sources, outputs, choice)
 
 
 def versions() -> dict[str, str]:

@@ -101,13 +101,19 @@ def _scanner():
 
 
 @functools.cache
-def code_fingerprint(stage: str) -> str:
-    """sha256 over the code a stage runs and the versions of the libraries it imports."""
+def code_fingerprint(stage: str, uses: tuple[tuple[str, str], ...] = ()) -> str:
+    """sha256 over the code a stage runs and the versions of the libraries it imports.
+
+    ``uses``: the ``(function, format)`` the task calls (``formats.fingerprint_entries``); the
+    stage reaches them through the ``formats`` registry, so their closures are added here (a
+    Caffe source's converter is in convert:<id>'s fingerprint, not in an ONNX-source model's)."""
+    from formats import fingerprint_entries
     from pipelines.code_closure import fingerprint
 
     scanner = _scanner()
     module, _, function = STAGE_ACTIONS[stage].rpartition(":")
-    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function)
+    extra = fingerprint_entries(*uses)
+    digest, _ = fingerprint(scanner, module or "pipelines.tasks", function, extra)
     scanner.save()
     return digest
 
@@ -166,6 +172,17 @@ def _meta(recipe: dict) -> dict:
     return meta(recipe)
 
 
+def _uses(recipe: dict, stage: str, target: str | None) -> tuple[tuple[str, str], ...]:
+    """The formats a task of ``stage`` works with (for its code fingerprint)."""
+    framework = (recipe.get("source") or {}).get("framework", "")
+    fmt = ((recipe.get("targets") or {}).get(target) or {}).get("format", "onnx")
+    # measure runs the reference itself for a sample reference:<id> did not store.
+    return {"convert": (("to_onnx", framework),), "export": (("from_onnx", fmt),),
+            "reference": (("reference", framework),),
+            "measure": (("reference", framework), ("runner", fmt)),
+            "verify": (("files", fmt),)}.get(stage, ())  # fmt: skip
+
+
 def _uptodate(
     recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra: str = ""
 ):
@@ -173,7 +190,8 @@ def _uptodate(
     sha256 of the recipe sub-tree the stage reads (``recipe_stages.stage_config``, kept in the
     recipe cache), the code fingerprint and ``extra``, as one string (saved as it is)."""
     stage_digest = _meta(recipe)["stages"][f"{stage}:{target}" if target else stage]
-    value = f"recipe {stage_digest} code {code_fingerprint(code or stage)}"
+    code = code or stage
+    value = f"recipe {stage_digest} code {code_fingerprint(code, _uses(recipe, code, target))}"
     return config_changed(f"{value} extra {extra}" if extra else value)
 
 
@@ -186,12 +204,15 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
 
 
-ARTIFACT_NAMES = {"onnx": ["model.onnx"], "openvino": ["model.xml", "model.bin"],
-                  "caffe": ["model.prototxt", "model.caffemodel"]}  # fmt: skip
+@functools.cache
+def _artifact_names(fmt: str) -> tuple[str, ...]:
+    from formats import target
+
+    return tuple(target(fmt).files)
 
 
 def _artifact_files(out_dir: str, fmt: str) -> list[str]:
-    return [f"{out_dir}/{n}" for n in ARTIFACT_NAMES[fmt]]
+    return [f"{out_dir}/{n}" for n in _artifact_names(fmt)]
 
 
 def _dep_sources(model_id: str, recipe: dict) -> list[str]:
@@ -314,7 +335,8 @@ def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> 
     from pipelines.verify import measure
 
     ref_dir = Path(out_dir).parent / REFERENCE_DIR
-    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir), ref_dir)
+    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir),
+            reference_dir=ref_dir)  # fmt: skip
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
@@ -371,13 +393,14 @@ def _sweep(paths: list[str]) -> None:
         sweep_temporaries(path)
 
 
-def finish_run(tasks: dict, events: dict) -> None:
+def finish_run(tasks: dict, events: dict, started: float | None = None) -> None:
     """End of every doit run (the reporter calls it): see ``pipelines.build_state.finish_run``."""
     from pipelines.build_state import finish_run as finish
+    from pipelines.doit_loader import baseline
 
     resume_gc()
     finish(BUILD, zoo(), invalid_recipes(), tasks, events, DOIT_CONFIG["dep_file"],
-           code_fingerprint("report"))  # fmt: skip
+           code_fingerprint("report"), started=started, baseline=baseline())  # fmt: skip
 
 
 # -- task creators ---------------------------------------------------------------------------------
@@ -617,8 +640,9 @@ def task_docs():
 
     def layers():
         from converters.caffe.supported import write_support_table
+        from formats import markdown
 
-        write_support_table(REPO / "docs" / "supported_layers.md")
+        write_support_table(REPO / "docs" / "supported_layers.md", markdown())
 
     def reference():
         from pipelines.schemadoc import write_reference
@@ -630,8 +654,8 @@ def task_docs():
         "actions": [layers],
         "file_dep": [
             str(p)
-            for sub in ("caffe", "onnx2caffe")
-            for p in sorted((REPO / "converters" / sub).rglob("*.py"))
+            for sub in ("converters/caffe", "converters/onnx2caffe", "formats")
+            for p in sorted((REPO / sub).rglob("*.py"))
         ],
         "targets": [str(REPO / "docs" / "supported_layers.md")],
     }

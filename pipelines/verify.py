@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.io import atomic_output
+from formats import artifact_names
 from pipelines import samples
 from pipelines.errors import ZoomakeError
 from pipelines.golden import golden_sets, read_tensors, write_golden
@@ -138,15 +139,31 @@ def compare(
     return results
 
 
+def _bisect(framework, sources, fmt, out_dir, inputs, feeds, means, tol) -> dict:
+    """``pipelines.bisect.first_divergence`` on the first sample; a diagnosis that cannot be
+    made is recorded as such (it never turns a measured result into an error)."""
+    from pipelines.bisect import first_divergence
+    from pipelines.errors import describe
+
+    try:
+        return first_divergence(framework, sources, fmt, out_dir,
+                                samples.reference_feeds(inputs, feeds, means), feeds,
+                                tol["atol"], tol["rtol"])  # fmt: skip
+    except Exception as exc:  # any runtime's failure: say why, keep the measured verdict
+        return {"found": False, "message": f"first divergence: not found ({describe(exc)[1]})"}
+
+
 def measure(
     model_id: str,
     recipe: dict,
     target_name: str,
     sources: dict[str, Path],
     out_dir: Path,
+    bisect: bool = True,
     reference_dir: Path | None = None,
 ) -> dict:
     """Compare the artifact in ``out_dir`` with the source model; write verify.json + golden.
+    A failing artifact is also run layer by layer (``bisect``: ``pipelines.bisect``).
 
     With ``reference_dir`` (``build/<id>/reference``, written by ``reference:<id>``), the source
     model's outputs are read from there for every sample set whose deployed inputs are
@@ -227,14 +244,28 @@ def measure(
         topk,
         compare_modes(recipe, expected),
     )
+    passed = all(r["passed"] for r in results.values())
+    failures = [r["message"] for r in results.values() if not r["passed"]]
+    divergence = None
+    # Out-of-tolerance values (not a missing or reshaped output): where do they start?
+    numerical = any(not r["passed"] and ("failing_elements" in r or "problems" in r)
+                    for r in results.values())  # fmt: skip
+    if numerical and bisect:
+        tol = tolerance(recipe, "", precision)  # the recipe's preset for this precision
+        means = samples.mean_images(sources) if means is None else means
+        divergence = _bisect(framework, sources, fmt, out_dir, inputs, feeds_list[0][0], means,
+                             tol)  # fmt: skip
+        failures.append(divergence["message"])
+    files = _artifact_files(out_dir)
     report = {
-        "passed": all(r["passed"] for r in results.values()),
+        "passed": passed,
         "model": model_id,
         "target": target_name,
         "format": fmt,
         "precision": precision,
         "task": recipe.get("task"),
-        "failures": [r["message"] for r in results.values() if not r["passed"]],
+        "failures": failures,
+        "first_divergence": divergence,
         "expected_outputs": {"names": expected, "from": origin},
         "outputs": results,
         "tolerances": {"rule": RULE, "outputs": tolerances},
@@ -252,7 +283,12 @@ def measure(
             "sets": sets_info,
         },
         "reference": _reference_info(framework, choice, sources, stored, live, reused),
-        "candidate": {"runtime": candidate.runtime, "latency_ms": latency},
+        "candidate": {
+            "runtime": candidate.runtime,
+            "latency_ms": latency,
+            "threads": getattr(candidate, "threads", None),
+        },
+        "artifact_bytes": {p.name: p.stat().st_size for p in files},
         "runtimes": versions(),
         # Paths relative to this directory; the verify gate recomputes every one of them.
         "sha256": digests,
@@ -283,12 +319,6 @@ def _reference_info(framework, choice, sources, stored, live, reused: int) -> di
 
 
 # -- the gate ------------------------------------------------------------------------------------
-# What open_artifact reads for each format: these must be among the digested files.
-ARTIFACT_FILES = {
-    "onnx": ["model.onnx"],
-    "openvino": ["model.xml", "model.bin"],
-    "caffe": ["model.prototxt", "model.caffemodel"],
-}
 
 
 def _check_files(kind: str, recorded, current: dict[str, Path], out_dir: Path) -> list[str]:
@@ -336,7 +366,8 @@ def recheck(
     fmt, precision = target.get("format", "onnx"), target.get("precision", "fp32")
 
     artifact = {p.name: p for p in _artifact_files(out_dir)}
-    artifact |= {n: out_dir / n for n in ARTIFACT_FILES.get(fmt, [])}
+    # What open_artifact reads (the format's Target.files) must be among the digested files.
+    artifact |= {n: out_dir / n for n in artifact_names(fmt)}
     problems = _check_files("artifact", digests.get("artifact"), artifact, out_dir)
     golden = {_rel(p, out_dir): p for p in _golden_files(out_dir)}
     problems += _check_files("golden", digests.get("golden"), golden, out_dir)
@@ -407,6 +438,20 @@ def gate(
     problems = recheck(recipe, target_name, Path(verify_json), sources)
     if problems and problems[0].endswith(" is missing"):
         problems[0] += f" (measure:{model_id}:{target_name} did not run or failed)"
+    if problems and not problems[-1].startswith("first divergence"):
+        problems += _recorded_divergence(Path(verify_json))
     for message in problems:
         print(f"{tag}: {message}", file=sys.stderr)
     return not problems
+
+
+def _recorded_divergence(verify_json: Path) -> list[str]:
+    """measure's first-divergence line (a diagnosis for the failure message, not evidence:
+    the verdict never depends on it)."""
+    try:
+        data = json.loads(verify_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    where = data.get("first_divergence") if isinstance(data, dict) else None
+    message = where.get("message") if isinstance(where, dict) else None
+    return [message] if isinstance(message, str) and message.startswith("first divergence") else []

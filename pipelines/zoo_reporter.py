@@ -17,6 +17,7 @@ Failures print as ``<task> failed: <one-line error>``, without doit's
 from __future__ import annotations
 
 import sys
+import time
 
 from doit.exceptions import TaskFailed, UnmetDependency
 
@@ -41,6 +42,7 @@ class ZooReporter(doit_reporter.ZooReporter):
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
         self.locked = False
+        self.run_started: float | None = None
         self.tasks: dict = {}
         self.events: dict[str, tuple[str, str] | None] = {}
 
@@ -54,6 +56,7 @@ class ZooReporter(doit_reporter.ZooReporter):
             print(f"doit: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         self.locked = True
+        self.run_started = time.time()
         self.tasks = tasks
         super().initialize(tasks, selected_tasks)
 
@@ -97,7 +100,7 @@ class ZooReporter(doit_reporter.ZooReporter):
         from pipelines import tasks
 
         try:
-            tasks.finish_run(self.tasks, self.events)
+            tasks.finish_run(self.tasks, self.events, self.run_started)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
         if self.zoo_run and not self.runtime_errors:  # read from the report just written

@@ -243,7 +243,7 @@ def test_kill_9_leaves_no_temporary_and_the_same_artifacts(tmp_path, models_dir)
 
 
 def _copy_code(dest: Path) -> Path:
-    for name in ("converters", "pipelines", "schemas"):
+    for name in ("converters", "formats", "pipelines", "schemas"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dodo.py", dest / "dodo.py")
     return dest / "dodo.py"
@@ -264,11 +264,13 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     # Only the exporters import fp16.py; the ONNX bytes do not change, so measure stays.
     _touch_code(code / "converters" / "fp16.py")
     assert executed(ok(run_doit(env, cwd=cwd, dodo=dodo))) == {"export:mtcnn-det1:onnx"}
-    # names.py: the Caffe converter, preprocessing and ONNX->Caffe import it (convert, export);
-    # no optimization pass does, nor the verifier (its reference shares no converter code).
+    # names.py: the Caffe converter, preprocessing and ONNX->Caffe import it; of this model's
+    # tasks only convert (a Caffe source) uses them: the ONNX target's export does not (each
+    # task's fingerprint covers the formats it uses, see formats.fingerprint_entries), no
+    # optimization pass does, nor the verifier (its reference shares no converter code).
     _touch_code(code / "converters" / "names.py")
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
-    assert ran == {"convert:mtcnn-det1", "export:mtcnn-det1:onnx"}, ran
+    assert ran == {"convert:mtcnn-det1"}, ran
     # metrics.py: only the verifier (measure, and the gate that re-derives the verdict).
     _touch_code(code / "pipelines" / "metrics.py")
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
@@ -281,9 +283,25 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
 
 
 def test_code_closure_covers_what_the_hand_kept_list_missed():
-    from pipelines.code_closure import Scanner, closure
+    from formats import fingerprint_entries, source_names, target_names
+    from pipelines import code_closure
+    from pipelines.code_closure import Scanner
 
     scanner = Scanner(REPO)
+    what = {"act_export": ["from_onnx"], "act_convert": ["to_onnx"],
+            "act_measure": ["reference", "runner"]}  # fmt: skip
+
+    def closure(_, module, action):  # the stage's code, with every format's (formats registry)
+        names = {"to_onnx": source_names(), "reference": source_names()}
+        uses = [(w, n) for w in what[action] for n in names.get(w, target_names())]
+        files, third = code_closure.closure(scanner, module, action)
+        files, third = dict(files), set(third)
+        for mod, fn in fingerprint_entries(*uses):
+            more, more_third = code_closure.closure(scanner, mod, fn)
+            files.update(more)
+            third |= more_third
+        return files, third
+
     export, export_libs = closure(scanner, "pipelines.tasks", "act_export")
     for f in ("converters/names.py", "converters/passes/graph.py", "converters/fp16.py",
               "converters/caffe/proto/caffe.proto", "converters/openvino_export.py"):  # fmt: skip

@@ -235,7 +235,7 @@ def test_validate_reports_every_error_and_exits_1(repo_root, tmp_path):
     assert lines[:-1] == [
         "det1.yaml#/inputs/data/shape: expected array of 4 integers, got [1, 3]",
         "det1.yaml#/inputs/data/preprocess/reverse_channels: expected true or false, got 'maybe'",
-        "det1.yaml#/targets/onnx/format: expected one of onnx, openvino, caffe, got 'tflite'",
+        "det1.yaml#/targets/onnx/format: expected one of caffe, onnx, openvino, got 'tflite'",
     ]
     assert lines[-1] == "3 error(s) in 1 recipe(s)"
 

@@ -147,7 +147,7 @@ def test_three_mistakes_give_three_precise_lines(tmp_path, monkeypatch):
     assert recipes.validate_recipe_file("recipes/det.yaml") == [
         "recipes/det.yaml#/inputs/data/shape: expected array of 4 integers, got [1, 3]",
         "recipes/det.yaml#/inputs/data/preprocess/mena: unknown property 'mena' (did you mean 'mean'?)",
-        "recipes/det.yaml#/targets/onnx/format: expected one of onnx, openvino, caffe, got 'tflite'",
+        "recipes/det.yaml#/targets/onnx/format: expected one of caffe, onnx, openvino, got 'tflite'",
     ]
 
 

@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
+import onnxruntime
 import pytest
 
 from pipelines.report import write_report
@@ -60,13 +62,50 @@ def zoo_build(tmp_path_factory):
     out_dir = fake_build(build, "broken", sources, broken, bad)
     measure("broken", broken, "onnx", build_sources(build, "broken", sources), out_dir)
     zoo = {"good": good, "broken": broken, "gone": gone}
-    write_report(zoo, build, build / "report")
+    zoo_dir = _git_zoo(root)
+    write_report(zoo, build, build / "report", zoo_dir=zoo_dir)  # the history's first run
+    baseline = _baseline(root / "before", sources, good, broken)
+    write_report(zoo, build, build / "report", started=time.time() - 5, zoo_dir=zoo_dir,
+                 baseline=str(baseline))  # fmt: skip
     return build
+
+
+def _baseline(before: Path, sources, good: dict, broken: dict) -> Path:
+    """A previous build: good's mean was 120 (its onnx target has drifted since; its fp16 one
+    was never built then), broken was not broken yet, and a model since retired."""
+    old = make_recipe(targets={"onnx": good["targets"]["onnx"]},
+                      inputs={"data": {"shape": [1, 3, 8, 8],
+                                       "preprocess": {"mean": 120.0, "scale": 0.0078125}}})  # fmt: skip
+    for model_id, recipe in (("good", old), ("broken", broken), ("retired", broken)):
+        out_dir = fake_build(before, model_id, sources, recipe)
+        measure(model_id, recipe, "onnx", build_sources(before, model_id, sources), out_dir)
+    return before
+
+
+def _git_zoo(root: Path) -> Path:
+    """A zoo checkout with one commit and an uncommitted change (dirty)."""
+    zoo_dir = root / "zoo"
+    (zoo_dir / "recipes").mkdir(parents=True)
+    (zoo_dir / "recipes" / "good.yaml").write_text("description: x\n")
+    git = ["git", "-C", str(zoo_dir), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "zoo"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    (zoo_dir / "recipes" / "good.yaml").write_text("description: y\n")
+    return zoo_dir
+
+
+def _head(build: Path) -> str:
+    zoo_dir = build.parent / "zoo"
+    done = subprocess.run(["git", "-C", str(zoo_dir), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
 
 
 def test_report_json(zoo_build):
     report = json.loads((zoo_build / "report" / "report.json").read_text())
-    assert report["summary"] == {"targets": 4, "passed": 2, "failed": 1, "not_built": 1}
+    assert report["summary"] == {
+        "targets": 4, "passed": 2, "failed": 1, "not_built": 1, "changed": 2,
+    }  # fmt: skip
     models = {m["id"]: m for m in report["models"]}
     assert [m["id"] for m in report["models"]] == ["broken", "gone", "good"]
     good = {t["name"]: t for t in models["good"]["targets"]}
@@ -93,6 +132,79 @@ def test_report_json(zoo_build):
     assert "gone/openvino/verify.json is missing" in gone["message"]
 
 
+def test_report_margins_and_provenance(zoo_build):
+    report = json.loads((zoo_build / "report" / "report.json").read_text())
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    for key in (("good", "onnx"), ("broken", "onnx")):
+        verify = json.loads((zoo_build / key[0] / key[1] / "verify.json").read_text())
+        t = by[key]
+        for name, out in verify["outputs"].items():
+            m = t["margins"][name]
+            assert m["margin"] == out["margin"]
+            assert m["cosine_similarity"] == out["cosine_similarity"]
+            assert m["failing_elements"] == out["failing_elements"]
+            if name == "prob":  # the classifier output (N, C): top-k agreement too
+                assert m["topk"]["exact_agreement"] == out["topk"]["exact_agreement"]
+        assert t["digests"]["artifact"] == verify["sha256"]["artifact"]
+        assert (
+            t["digests"]["source"]["prototxt"] == verify["sha256"]["source"]["prototxt"]["sha256"]
+        )
+        assert t["latency_threads"] == verify["candidate"]["threads"] >= 1
+        assert t["reference_version"] == verify["reference"]["version"]  # OpenCV's or Caffe's
+    assert by["broken", "onnx"]["margins"]["prob"]["margin"] > 1  # out of tolerance ...
+    assert by["broken", "onnx"]["margins"]["score"]["margin"] < 1  # ... and within it
+    assert by["good", "onnx"]["margins"]["prob"]["margin"] < 1
+    d = by["broken", "onnx"]["first_divergence"]
+    assert (d["layer"], d["type"], d["tensor"]) == ("fc", "InnerProduct", "fc")  # its bias
+    assert d["input"]["tensor"] == "pool1" and d["input"]["max_abs_error"] < 1e-4
+    fp16, fp32 = by["good", "onnx-fp16"], by["good", "onnx"]
+    sizes = [sum(f["bytes"] for f in t["files"]) for t in (fp16, fp32)]
+    assert fp16["size_ratio_fp32"] == round(sizes[0] / sizes[1], 4)
+    assert fp32["size_ratio_fp32"] is None
+    p = report["provenance"]
+    assert p["zoo"]["git"] == {"commit": _head(zoo_build), "dirty": True}
+    assert p["started"] < p["finished"] and 4 < p["seconds"] < 600
+    assert p["libraries"]["onnxruntime"] == onnxruntime.__version__
+    assert set(p["libraries"]) >= {"onnx", "onnxruntime", "openvino", "opencv", "numpy"}
+    assert p["machine"]["cores"] == os.cpu_count() and p["machine"]["cpu"]
+    from pipelines import version
+
+    assert p["zoomake"] == version()
+
+
+def test_report_baseline_and_history(zoo_build):
+    report = json.loads((zoo_build / "report" / "report.json").read_text())
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    good = by["good", "onnx"]["baseline"]
+    assert good["status"] == "changed"  # the baseline's mean was 120
+    assert good["message"].startswith("output 'prob' drifted: max abs error")
+    assert 1e-4 < good["max_abs_change"] < 1e-2
+    assert by["good", "onnx-fp16"]["baseline"] == {"status": "new"}
+    assert by["broken", "onnx"]["baseline"]["status"] == "changed"
+    assert report["baseline"]["gone"] == ["retired:onnx"]
+    assert report["baseline"]["counts"]["changed"] == 2
+    history = json.loads((zoo_build / "report" / "history.json").read_text())
+    assert len(history["runs"]) == 2  # the fixture wrote the report twice
+    last = history["runs"][-1]["targets"]["broken:onnx"]
+    assert last["margin"] == by["broken", "onnx"]["margins"]["prob"]["margin"]
+    assert last["latency_ms"] == by["broken", "onnx"]["latency_ms"]
+    assert by["broken", "onnx"]["history"]["margin"] == [r["targets"]["broken:onnx"]["margin"]
+                                                         for r in history["runs"]]  # fmt: skip
+
+
+def test_report_json_follows_its_schema(zoo_build, repo_root, tmp_path):
+    import jsonschema
+
+    schema = json.loads((repo_root / "schemas" / "report.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    report = json.loads((zoo_build / "report" / "report.json").read_text())
+    assert report["schema_version"] == schema["properties"]["schema_version"]["const"]
+    assert list(validator.iter_errors(report)) == []
+    for bad in ({**report, "schema_version": 2}, {**report, "surprise": 1}):
+        assert list(validator.iter_errors(bad))  # the schema is strict enough to catch these
+
+
 def test_junit_xml(zoo_build):
     root = ET.parse(zoo_build / "report" / "junit.xml").getroot()
     assert root.tag == "testsuites"
@@ -105,12 +217,26 @@ def test_junit_xml(zoo_build):
         "verify:good:onnx",
         "verify:good:onnx-fp16",
     ]
-    assert list(cases["verify:good:onnx"]) == []
+    assert [c.tag for c in cases["verify:good:onnx"]] == ["properties"]  # no failure, no error
     assert float(cases["verify:good:onnx"].get("time")) > 0
-    (failure,) = cases["verify:broken:onnx"]
+    props, failure = cases["verify:broken:onnx"]
     assert failure.tag == "failure" and "FAILED output 'prob'" in failure.get("message")
-    (error,) = cases["verify:gone:openvino"]
+    assert "\n" not in failure.get("message")  # one line; the body has every line
+    assert "first divergence: layer fc (InnerProduct)" in failure.text
+    report = json.loads((zoo_build / "report" / "report.json").read_text())
+    (broken,) = next(m for m in report["models"] if m["id"] == "broken")["targets"]
+    got = {p.get("name"): p.get("value") for p in props}
+    assert float(got["output.prob.margin"]) == broken["margins"]["prob"]["margin"] > 1
+    assert float(got["output.score.margin"]) < 1
+    assert got["artifact.model.onnx.sha256"] == broken["digests"]["artifact"]["model.onnx"]
+    assert got["first_divergence"].startswith("first divergence: layer fc (InnerProduct)")
+    assert float(got["latency_ms"]) > 0 and int(got["latency_threads"]) >= 1
+    _, error = cases["verify:gone:openvino"]
     assert error.tag == "error" and "missing" in error.get("message")
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert suite_props["zoo.commit"] == _head(zoo_build) and suite_props["zoo.dirty"] == "true"
+    assert suite_props["version.onnxruntime"] == onnxruntime.__version__
+    assert int(suite_props["machine.cores"]) == os.cpu_count()
 
 
 class TableRows(HTMLParser):
@@ -177,7 +303,8 @@ def _check_table(rows: dict[str, list[dict]], page_dir: Path) -> None:
 def test_index_html_table(zoo_build):
     page = zoo_build / "report" / "index.html"
     html = page.read_text()
-    assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert "http://" not in html and "https://" not in html  # self-contained: no CDN, no link out
+    assert html.count("<script") == 1 and "<script src" not in html
     assert "never built &lt;b&gt;&amp;&lt;/b&gt;" in html
     _check_table(_rows(html), page.parent)
 
@@ -204,7 +331,60 @@ def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
 PROBE = """<script>
 for (const td of document.querySelectorAll("td.cell"))
   td.dataset.bg = getComputedStyle(td).backgroundColor;
+// the filter box, typed into: which models stay visible (then cleared again)
+const filterBox = document.getElementById("filter");
+for (const q of ["good", ""]) {
+  filterBox.value = q;
+  filterBox.dispatchEvent(new Event("input"));
+  for (const el of document.querySelectorAll("[data-model]"))
+    el.dataset["shown_" + (q || "all")] = el.hidden ? "no" : "yes";
+}
 </script>"""
+
+
+class Elements(HTMLParser):
+    """Every element of a page with its attributes and text (for DOM assertions)."""
+
+    VOID = frozenset({"input", "br", "meta", "img", "hr", "link"})
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.all, self.open = [], []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        el = {"tag": tag, **{k: v or "" for k, v in attrs}, "text": "", "parent": None}
+        el["parent"] = self.open[-1] if self.open else None
+        self.all.append(el)
+        if tag not in self.VOID:
+            self.open.append(el)
+
+    def handle_startendtag(self, tag, attrs):  # <circle .../>: an element without content
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.open.pop()
+
+    def handle_endtag(self, tag):
+        if any(e["tag"] == tag for e in self.open):
+            while self.open.pop()["tag"] != tag:
+                pass
+
+    def handle_data(self, data):
+        for el in self.open:
+            el["text"] += data
+
+    def find(self, **attrs) -> list[dict]:
+        return [e for e in self.all if all(e.get(k) == v for k, v in attrs.items())]
+
+    def inside(self, el: dict, **attrs) -> list[dict]:
+        found = []
+        for e in self.all:
+            p = e["parent"]
+            while p is not None and p is not el:
+                p = p["parent"]
+            if p is el and all(e.get(k) == v for k, v in attrs.items()):
+                found.append(e)
+        return found
 
 
 @pytest.mark.browser
@@ -230,13 +410,73 @@ def test_html_renders_in_chromium(zoo_build, tmp_path):
     shot = tmp_path / "report.png"
     _chromium(
         f"--screenshot={shot}",
-        "--window-size=1300,700",
+        "--window-size=1400,1250",
         page.as_uri(),
         user_dir=tmp_path / "profile2",
     )
     assert shot.stat().st_size > 10_000
     if os.environ.get("ZOOMAKE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["ZOOMAKE_KEEP_SCREENSHOT"])
+    _check_dom(Elements(dom), json.loads((zoo_build / "report" / "report.json").read_text()))
+
+
+def _check_dom(page: Elements, report: dict) -> None:
+    """What the browser built: summary strip, problems (most urgent first, each linking to its
+    cell), margins per output, provenance, the filter box at work."""
+    counts = {e["data-count"]: e["text"] for e in page.all if "data-count" in e}
+    assert counts == {"passed": "2 passed", "failed": "1 failed", "not_built": "1 not built",
+                      "changed": "2 changed since baseline"}  # fmt: skip
+    problems = page.inside(page.find(id="problems")[0], tag="li")
+    assert [(p["data-kind"], p["id"]) for p in problems] == [
+        ("failed", "problem-broken-onnx"),
+        ("changed", "problem-good-onnx"),
+        ("not_built", "problem-gone-openvino"),
+        ("gone", "problem-retired-onnx"),
+    ]
+    failed, drift = problems[0], problems[1]
+    assert "first divergence: layer fc (InnerProduct): max abs err" in failed["text"]
+    assert "its input pool1 within" in failed["text"]
+    assert "vs baseline: changed by" in drift["text"]
+    for p in problems[:3]:  # each links to its cell in the table
+        (link,) = page.inside(p, tag="a")
+        (cell,) = page.find(id=link["href"].removeprefix("#"))
+        assert cell["tag"] == "td" and cell["data-status"] == p["data-kind"].replace(
+            "changed", "passed"
+        )
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    for (model_id, name), t in by.items():
+        if not t["margins"]:
+            continue
+        (cell,) = page.find(id=f"cell-{model_id}-{name}")
+        shown = {r["data-output"]: r for r in page.inside(cell, tag="tr") if "data-output" in r}
+        assert set(shown) == set(t["margins"])
+        for output, row in shown.items():
+            m = t["margins"][output]
+            assert float(row["data-margin"]) == m["margin"]
+            assert row["class"] == ("ok" if m["passed"] else "bad")
+            (bar,) = [e for e in page.inside(row, tag="span") if "bar" in e.get("class", "")]
+            assert ("over" in bar["class"]) == (m["margin"] > 1)
+            (cos,) = page.inside(row, tag="td", **{"class": "cosine"})
+            assert float(cos["text"]) == pytest.approx(m["cosine_similarity"], rel=1e-2)
+            (out,) = page.inside(row, tag="td", **{"class": "outside"})
+            assert out["text"].startswith(f"{m['failing_elements']}/{m['elements']}")
+        assert "threads)" in cell["text"]
+        assert len(page.inside(cell, tag="svg")) == 2  # sparklines: margin and latency
+    (good,) = page.find(id="cell-good-onnx")
+    (drifted,) = [e for e in page.inside(good, tag="div") if e.get("data-baseline")]
+    assert drifted["data-baseline"] == "changed" and "changed by" in drifted["text"]
+    fields = {r["data-field"]: r["text"] for r in page.all if "data-field" in r}
+    p = report["provenance"]
+    assert {"started", "finished", "zoo", "zoomake", "python", "onnx", "onnxruntime", "openvino",
+            "opencv", "numpy", "cpu"} <= set(fields)  # fmt: skip
+    assert p["zoo"]["git"]["commit"][:12] in fields["zoo"] and "(dirty)" in fields["zoo"]
+    assert fields["onnxruntime"].endswith(p["libraries"]["onnxruntime"])
+    assert f"({p['machine']['cores']} cores)" in fields["cpu"]
+    assert fields["finished"].endswith(p["finished"])
+    rows = {e["data-model"]: e for e in page.all if e.get("data-model") and e["tag"] == "tr"}
+    assert {k: r["data-shown_good"] for k, r in rows.items()} == {
+        "broken": "no", "gone": "no", "good": "yes"}  # fmt: skip
+    assert all(r["data-shown_all"] == "yes" for r in rows.values())
 
 
 def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
@@ -271,5 +511,36 @@ def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
     assert "FAIL at recipe" in html and "recipes/bad.yaml#/source" in html
     junit = ET.parse(out / "junit.xml").getroot()
     cases = {c.get("name"): c for c in junit.iter("testcase")}
-    assert cases["recipe:bad"][0].get("type") == "InvalidRecipe"
-    assert cases["verify:good:onnx-fp16"][0].tag == "error"
+    assert cases["recipe:bad"].find("failure").get("type") == "InvalidRecipe"
+    assert cases["verify:good:onnx-fp16"].find("error") is not None
+
+
+def test_baseline_given_as_a_report_bundle_or_bad(zoo_build, tmp_path):
+    """A report (its folder, its file, a file:// URL) compares artifact digests; a baseline
+    that is none of those is one line in the report, not a failed report."""
+    from pipelines.baseline import annotate
+
+    report_dir = zoo_build / "report"
+    for spec in (str(report_dir), str(report_dir / "report.json"), report_dir.as_uri()):
+        report = json.loads((report_dir / "report.json").read_text())
+        annotate(report, zoo_build, spec)
+        states = {(m["id"], t["name"]): t["baseline"]["status"]
+                  for m in report["models"] for t in m["targets"]}  # fmt: skip
+        assert states[("good", "onnx")] == states[("broken", "onnx")] == "unchanged", spec
+        assert report["baseline"]["kind"] == "report" and report["baseline"]["gone"] == []
+    edited = json.loads((report_dir / "report.json").read_text())
+    for m in edited["models"]:
+        for t in m["targets"]:
+            if (m["id"], t["name"]) == ("good", "onnx"):
+                t["digests"]["artifact"]["model.onnx"] = "0" * 64
+    (tmp_path / "old.json").write_text(json.dumps(edited))
+    report = json.loads((report_dir / "report.json").read_text())
+    annotate(report, zoo_build, str(tmp_path / "old.json"))
+    by = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]}
+    assert by["good", "onnx"]["baseline"]["status"] == "changed"
+    assert by["good", "onnx-fp16"]["baseline"]["status"] == "unchanged"
+    for bad, says in ((tmp_path / "nothing", "no such build directory or report"),
+                      (tmp_path, "neither a build directory")):  # fmt: skip
+        report = json.loads((report_dir / "report.json").read_text())
+        annotate(report, zoo_build, str(bad))
+        assert says in report["baseline"]["error"] and report["baseline"]["counts"] == {}

@@ -112,8 +112,12 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     prob1, box = report["outputs"]["prob1"], report["outputs"]["conv4-2"]
     assert box["passed"] and box["max_abs_error"] < 1e-5
     assert not prob1["passed"] and prob1["max_abs_error"] > 0.01
-    (message,) = report["failures"]
+    message, where = report["failures"]
     assert message.startswith("FAILED output 'prob1': max abs error ")
+    # run layer by layer, the corrupted convolution is the first to leave the tolerance
+    assert where.startswith("first divergence: layer conv4-1 (Convolution): max abs err "), where
+    assert report["first_divergence"]["tensor"] == "conv4-1"
+    assert report["first_divergence"]["input"]["max_abs_error"] < 1e-4
     # The worst element's values are the golden output and the OpenCV reference at that index.
     worst = prob1["worst"]
     inputs, outputs = read_set(out_dir / f"test_data_set_{worst['sample']}")
@@ -131,9 +135,10 @@ def test_corrupted_weight_fails_and_names_the_output(det1, capsys):
     assert f"at index {idx} of sample {worst['sample']}" in message
     assert gate("mtcnn-det1", "onnx", out_dir / "verify.json", recipe, sources) is False
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
     assert lines[0].startswith("verify:mtcnn-det1:onnx: FAILED output 'prob1': max abs error")
     assert "> atol 1e-05 + rtol 0.0001 * |reference|" in lines[0]
+    assert lines[1] == f"verify:mtcnn-det1:onnx: {where}"  # the gate's failure names the layer
 
 
 def _fp16_weights(model: onnx.ModelProto) -> onnx.ModelProto:

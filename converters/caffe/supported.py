@@ -38,7 +38,9 @@ with one line naming the node and the reason; nothing is written then.
 """
 
 
-def render() -> str:
+def render(formats_table: str = "") -> str:
+    """The page; ``formats_table`` (the format registry's, ``formats.markdown()``) closes it:
+    this module sits below ``formats/`` and does not import it."""
     from converters.onnx2caffe.registry import supported_ops
 
     rows = [f"| `{h.type_name}` | `{h.family}` | {h.notes} |" for h in supported_types()]
@@ -57,9 +59,10 @@ def render() -> str:
         + ONNX_HEADER
         + "\n".join(ops)
         + f"\n\n{len(ops)} ONNX ops.\n"
+        + (f"\n{formats_table}" if formats_table else "")
     )
 
 
-def write_support_table(path: str | Path) -> None:
+def write_support_table(path: str | Path, formats_table: str = "") -> None:
     with atomic_output(path) as tmp:
-        Path(tmp).write_text(render(), encoding="utf-8")
+        Path(tmp).write_text(render(formats_table), encoding="utf-8")

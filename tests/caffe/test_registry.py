@@ -6,6 +6,7 @@ import pytest
 
 from converters.caffe import registry
 from converters.caffe.supported import render
+from formats import markdown
 from tests.conftest import REPO_ROOT
 
 # Every layer family the converter issue lists.
@@ -73,4 +74,4 @@ def test_every_handler_has_a_one_line_note():
 
 def test_supported_layers_doc_is_generated_and_current():
     doc = (REPO_ROOT / "docs" / "supported_layers.md").read_text()
-    assert doc == render(), "run `doit docs` to regenerate docs/supported_layers.md"
+    assert doc == render(markdown()), "run `doit docs` to regenerate docs/supported_layers.md"

@@ -1,0 +1,107 @@
+"""What a format module declares (``formats/<name>.py`` builds one ``Format`` and registers it).
+
+Signatures of the functions a format supplies (all plain module-level functions, so the code
+fingerprints can follow them):
+
+- ``Source.to_onnx(files, inputs, outputs, opset, *, lazy=False) -> onnx.ModelProto``
+  ``files``: role -> local path (the roles below); ``inputs``: input name -> static shape (the
+  recipe's ``inputs.<name>.shape``; preprocessing is embedded afterwards by the build, for every
+  format alike); ``outputs``: names to cut the graph at (or None); with ``lazy`` the function
+  may return a ``converters.io.SplitModel`` (weights streamed, big models).
+- ``Source.reference(files, outputs, choice) -> Runner``: the source model in its own
+  framework's runtime, able to return ``outputs``; ``choice`` is the recipe's
+  ``verify.reference`` (one of ``Source.references``).
+- ``Target.from_onnx(model, out_dir, options) -> list[Path]``: write the artifact files into
+  ``out_dir``. ``model`` is a path to an ONNX file (the build's export step), an
+  ``onnx.ModelProto`` or a ``SplitModel`` (the CLI; already FP16 when the ONNX target asked).
+  ``options``: the recipe target (``precision``, ``opset``) and, from the CLI, ``cli: True``.
+- ``Target.runner(out_dir, prefer) -> Runner``: the artifact in its deployment runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Role:
+    """One file a recipe's ``source`` gives (its key in the recipe, e.g. ``prototxt``)."""
+
+    name: str
+    description: str  # the schema's description of the key
+    required: bool = True
+    # One-shot CLI: the flags that give this file (first = the canonical ``--<name>``) and help.
+    flags: tuple[str, ...] = ()
+    help: str = ""
+    noun: str = ""  # in messages: "the weights"
+
+    def cli_flags(self) -> tuple[str, ...]:
+        return self.flags or (f"--{self.name}",)
+
+
+def given_files(given: dict, input_model=None) -> dict:
+    """The default ``Source.cli_files``: the files as the flags gave them (a format whose
+    ``--input_model`` file fills a role says so in its own ``cli_files``)."""
+    return given
+
+
+@dataclass(frozen=True)
+class Source:
+    roles: tuple[Role, ...]
+    to_onnx: Callable
+    reference: Callable
+    references: tuple[str, ...] = ("auto",)  # verify.reference values it understands
+    reference_runtime: str = ""  # what runs the reference, for messages ("onnxruntime")
+    layouts: tuple[str, ...] = ("NCHW", "NHWC")  # the recipe's inputs.<name>.layout it takes
+    # Files given elsewhere in the recipe that the converter also reads (documentation only).
+    companions: tuple[str, ...] = ()
+    # One-shot CLI: the usage in the "no source" error, the suffix ``--input_model`` takes for
+    # this format, and ``cli_files(given, input_model) -> files`` turning the flags' files
+    # (role -> path, only those given) into the source files (checks, defaults, swaps).
+    usage: str = ""
+    model_suffix: str = ""
+    cli_files: Callable = given_files
+    # ``input_names(files) -> [name]``: the model's inputs in order, before any conversion (the
+    # CLI's ``--input``/``--input-shape`` without a name refer to them).
+    input_names: Callable | None = None
+
+    def functions(self) -> list[Callable]:
+        return [self.to_onnx, self.reference]
+
+    def main_role(self) -> str:
+        return self.roles[0].name
+
+
+@dataclass(frozen=True)
+class Target:
+    files: tuple[str, ...]  # the artifact files in out_dir, the main one first
+    precisions: tuple[str, ...]
+    from_onnx: Callable
+    runner: Callable
+    suffix: str  # the CLI's output suffix of the main file (``-o x.xml``)
+    # The CLI may hand from_onnx a SplitModel (weights not parsed): ONNX and OpenVINO do.
+    takes_split: bool = False
+
+    def functions(self) -> list[Callable]:
+        return [self.from_onnx, self.runner]
+
+    def companion_suffixes(self) -> list[tuple[str, str | None]]:
+        """``[(artifact file, suffix of the user's file or None for the main file)]``, the main
+        file last (the CLI moves it into place last, so a pair is complete when it appears)."""
+        main, *rest = self.files
+        return [(n, n[n.index(".") :]) for n in rest] + [(main, None)]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    title: str  # one line for docs and help: "Caffe (prototxt + caffemodel)"
+    short: str  # the name in prose: "Caffe", "ONNX", "OpenVINO IR"
+    source: Source | None = None
+    target: Target | None = None
+    # Third-party import names it needs beyond zoomake's core, and the pip extra giving them.
+    packages: tuple[str, ...] = ()
+    extra: str | None = None
+    purpose: str = ""  # what the user asked for that needs ``packages`` (error messages)
+    notes: dict = field(default_factory=dict)

@@ -1,0 +1,131 @@
+"""Caffe: a source (prototxt + caffemodel, Caffe -> ONNX in ``converters/caffe``) and a float32
+target (ONNX -> Caffe in ``converters/onnx2caffe``). Reference runner: real Caffe (side runtime)
+or OpenCV DNN, by ``verify.reference``; artifact runner: OpenCV DNN (what deploys Caffe files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from formats import register
+from formats.base import Format, Role, Source, Target
+
+
+def to_onnx(files, inputs, outputs=None, opset=17, *, lazy=False):
+    from converters.caffe.convert import convert_caffe
+    from converters.errors import ConversionError
+
+    if "prototxt" not in files:
+        raise ConversionError("a Caffe source needs a prototxt")
+    split = convert_caffe(
+        files["prototxt"], files.get("caffemodel"), input_shapes=inputs, outputs=outputs,
+        opset=opset,
+    )  # fmt: skip
+    return split if lazy else split.materialize()
+
+
+def cli_files(given: dict, input_model: Path | None = None) -> dict:
+    """The one-shot CLI's Caffe files: Model Optimizer's ``--input_model X.caffemodel`` (the
+    network beside it unless ``--input_proto``), and mmconvert's ``-in``/``-iw`` given the
+    other way round (a file's role is plain from what it is)."""
+    import logging
+
+    from pipelines.errors import ZoomakeError
+
+    proto, weights = given.get("prototxt"), given.get("caffemodel")
+    if input_model is not None:
+        weights = weights or input_model
+        proto = proto or input_model.with_suffix(".prototxt")
+    if proto is not None and weights is not None and proto.suffix.lower() == ".caffemodel" \
+            and weights.suffix.lower() == ".prototxt":  # fmt: skip
+        logging.getLogger("zoomake.convert").info(
+            "%s is the network and %s the weights (given the other way round)", weights, proto
+        )
+        proto, weights = weights, proto
+    if proto is None and weights is not None:
+        raise ZoomakeError(f"{weights}: a Caffe model needs its network too: --prototxt FILE")
+    files = {"prototxt": proto} if proto is not None else {}
+    if weights is not None:
+        files["caffemodel"] = weights
+    return files
+
+
+def input_names(files) -> list[str]:
+    from converters.caffe.convert import net_input_names
+
+    return net_input_names(files["prototxt"])
+
+
+def reference(files, outputs, choice="auto"):
+    from pipelines.errors import ZoomakeError
+    from pipelines.runtime_caffe import OpenCvCaffeRunner, RealCaffeRunner
+    from pipelines.runtimes import caffe_reference
+
+    for role in ("prototxt", "caffemodel"):
+        if role not in files:
+            raise ZoomakeError(f"the Caffe reference needs the source {role} (not fetched)")
+    paths = Path(files["prototxt"]), Path(files["caffemodel"])
+    if caffe_reference(choice) == "caffe":
+        return RealCaffeRunner(*paths)
+    return OpenCvCaffeRunner(*paths)
+
+
+def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
+    from converters.errors import ConversionError
+    from converters.io import load_onnx
+    from converters.onnx2caffe import onnx_to_caffe
+
+    if options.get("precision", "fp32") != "fp32":
+        raise ConversionError("Caffe targets are float32 only (precision: fp32)")
+    proto, weights = out_dir / "model.prototxt", out_dir / "model.caffemodel"
+    onnx_to_caffe(load_onnx(model) if isinstance(model, Path) else model, proto, weights)
+    return [proto, weights]
+
+
+def artifact_runner(out_dir: Path, prefer=None):
+    from pipelines.runtime_caffe import OpenCvCaffeRunner
+
+    return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
+
+
+FORMAT = register(
+    Format(
+        name="caffe",
+        title="Caffe (network prototxt + caffemodel weights)",
+        short="Caffe",
+        source=Source(
+            roles=(
+                Role(
+                    "prototxt",
+                    "Caffe deploy network definition (`.prototxt`).",
+                    flags=("--prototxt", "--input_proto", "-in", "--inputNetwork"),
+                    help="Caffe network definition (.prototxt)",
+                    noun="the network",
+                ),
+                Role(
+                    "caffemodel",
+                    "Caffe trained weights (`.caffemodel`).",
+                    flags=("--caffemodel", "-iw", "--inputWeight"),
+                    help="Caffe weights (.caffemodel)",
+                    noun="the weights",
+                ),
+            ),
+            to_onnx=to_onnx,
+            reference=reference,
+            reference_runtime="real Caffe or OpenCV DNN",
+            references=("auto", "caffe", "opencv"),
+            layouts=("NCHW",),
+            companions=("inputs.<name>.preprocess.mean_file (binaryproto)",),
+            usage="--prototxt P [--caffemodel W]",
+            model_suffix=".caffemodel",
+            cli_files=cli_files,
+            input_names=input_names,
+        ),
+        target=Target(
+            files=("model.prototxt", "model.caffemodel"),
+            precisions=("fp32",),
+            from_onnx=from_onnx,
+            runner=artifact_runner,
+            suffix=".prototxt",
+        ),
+    )
+)
