@@ -1,10 +1,10 @@
 """zoomake: build the model zoo in recipes/ into verified artifacts under build/.
 
 Run `doit` to build everything, `doit list` to see the tasks, `doit clean` to remove built
-outputs (the download cache survives). The task logic lives in pipelines/tasks.py.
+outputs (the download cache survives). The task logic lives in pipelines/build/tasks.py.
 """
 
-from pipelines.tasks import (  # noqa: F401 - doit collects task_* and DOIT_CONFIG by name
+from pipelines.build.tasks import (  # noqa: F401 - doit collects task_* and DOIT_CONFIG by name
     DOIT_CONFIG,
     task_convert,
     task_docs,

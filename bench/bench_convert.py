@@ -111,8 +111,9 @@ def run_convert(args: list[str], root: Path = REPO) -> tuple[float, int]:
     """Wall seconds and peak RSS bytes of one `python -m pipelines convert` process."""
     env = dict(os.environ, PYTHONPATH=str(root))
     t0 = time.perf_counter()
-    # The conversion alone: a tree whose convert verifies (pipelines/convert_cli.py) skips that.
-    no_verify = ["--no-verify"] if (root / "pipelines" / "convert_cli.py").is_file() else []
+    # The conversion alone: a tree whose convert verifies (pipelines/cli/cmd_convert.py) skips that.
+    verifies = ("convert_cli.py", "cli/cmd_convert.py")  # before and after pipelines/cli/
+    no_verify = ["--no-verify"] if any((root / "pipelines" / f).is_file() for f in verifies) else []
     proc = subprocess.Popen([sys.executable, "-m", "pipelines", "convert", *no_verify, *args],
                             cwd=root, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip

@@ -68,7 +68,7 @@ def _doit(env: dict, root: Path, *args: str) -> tuple[float, float]:
 
 def _recipe_work(env: dict, root: Path) -> float:
     code = (
-        "import time; t=time.perf_counter(); import pipelines.tasks as t_; t_.zoo(); "
+        "import time; t=time.perf_counter(); import pipelines.build.tasks as t_; t_.zoo(); "
         "print(time.perf_counter()-t)"
     )
     env = {**env, "PYTHONPATH": str(root)}

@@ -25,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.side_runners import sideproto  # noqa: E402
-from pipelines.side_runtime import SideModel, SideProcess, locate, process  # noqa: E402
+from pipelines.runtimes.side import SideModel, SideProcess, locate, process  # noqa: E402
+from pipelines.runtimes.side_runners import sideproto  # noqa: E402
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""What re-hashing a build's source files costs (``pipelines.fetch.check_fetched``).
+"""What re-hashing a build's source files costs (``pipelines.fetch.cache.check_fetched``).
 
 Usage:  python bench/bench_source_check.py [--models DIR] [--synthetic-mb 500] [--repeat 5]
 
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.fetch import check_fetched  # noqa: E402
+from pipelines.fetch.cache import check_fetched  # noqa: E402
 
 
 def _median_s(fn, repeat: int) -> float:
@@ -50,7 +50,7 @@ def _ref(path: Path) -> dict:
 
 
 def _convert_s(prototxt: Path, caffemodel: Path, repeat: int) -> float:
-    from pipelines.build import convert_source
+    from pipelines.build.steps import convert_source
 
     files = {"prototxt": prototxt, "caffemodel": caffemodel}
     return _median_s(lambda: convert_source("caffe", files), repeat)

@@ -48,7 +48,7 @@ def write_synthetic_recipes(dest: str | Path, n: int) -> list[Path]:
 _TIMER = """
 import sys, time
 t0 = time.perf_counter()
-from pipelines.recipes import load_zoo
+from pipelines.recipes.cache import load_zoo
 zoo = load_zoo(sys.argv[1], sys.argv[2])
 print(f"{time.perf_counter() - t0:.4f} {len(zoo)}")
 """

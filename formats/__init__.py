@@ -15,7 +15,7 @@ Where and why
 - Registration is explicit: ``MODULES`` below lists the format modules (one line per format),
   imported on first lookup. Never discovered by scanning the filesystem (an installed zoomake
   and a checkout must see the same formats), and imported by name, not with an ``import``
-  statement, so a stage's code fingerprint (``pipelines.code_closure``) does not swallow every
+  statement, so a stage's code fingerprint (``pipelines.build.fingerprints``) does not swallow every
   format: the build adds, per task, the closure of the functions of the formats that task uses
   (``fingerprint_entries``).
 - A name registered twice is an error at import (like ``converters.op_registry``); an unknown

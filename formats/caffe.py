@@ -57,8 +57,9 @@ def input_names(files) -> list[str]:
 
 def reference(files, outputs, choice="auto"):
     from pipelines.errors import ZoomakeError
-    from pipelines.runtime_caffe import OpenCvCaffeRunner, RealCaffeRunner
-    from pipelines.runtimes import caffe_reference
+    from pipelines.runtimes.caffe import RealCaffeRunner
+    from pipelines.runtimes.choose import caffe_reference
+    from pipelines.runtimes.opencv import OpenCvCaffeRunner
 
     for role in ("prototxt", "caffemodel"):
         if role not in files:
@@ -82,7 +83,7 @@ def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
 
 
 def artifact_runner(out_dir: Path, prefer=None):
-    from pipelines.runtime_caffe import OpenCvCaffeRunner
+    from pipelines.runtimes.opencv import OpenCvCaffeRunner
 
     return OpenCvCaffeRunner(out_dir / "model.prototxt", out_dir / "model.caffemodel")
 

@@ -31,7 +31,8 @@ def input_names(files) -> list[str]:
 
 def reference(files, outputs, choice="auto"):
     from pipelines.errors import ZoomakeError
-    from pipelines.runtimes import OrtRunner, need_files
+    from pipelines.runtimes.base import need_files
+    from pipelines.runtimes.onnxruntime import OrtRunner
 
     if choice != "auto":
         raise ZoomakeError(f"verify.reference '{choice}' applies to Caffe sources only")
@@ -81,7 +82,7 @@ def _retarget_opset(model, opset: int | None):
 
 
 def artifact_runner(out_dir: Path, prefer=None):
-    from pipelines.runtimes import OrtRunner
+    from pipelines.runtimes.onnxruntime import OrtRunner
 
     return OrtRunner(out_dir / "model.onnx")
 

@@ -34,7 +34,7 @@ def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
 
 
 def artifact_runner(out_dir: Path, prefer=None):
-    from pipelines.runtimes import OpenVinoRunner
+    from pipelines.runtimes.openvino import OpenVinoRunner
 
     return OpenVinoRunner(out_dir / "model.xml", prefer)
 

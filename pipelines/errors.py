@@ -1,7 +1,7 @@
 """User-facing errors of the build pipeline, and the one place that turns a failure into a line.
 
-``describe`` is shared by the CLI (``pipelines.cli.main``) and the doit action wrapper
-(``pipelines.tasks._guarded``): both print exactly one line for any failure and never a
+``describe`` is shared by the CLI (``pipelines.cli.main.main``) and the doit action wrapper
+(``pipelines.build.actions.guarded``): both print exactly one line for any failure and never a
 traceback. Three kinds are told apart:
 
 - bad input (``ConversionError``, ``ZoomakeError``): the message already names the file, layer

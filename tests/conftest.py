@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# As in the build (pipelines/tasks.py): OpenBLAS worker threads next to OpenVINO's and
+# As in the build (pipelines/build/tasks.py): OpenBLAS worker threads next to OpenVINO's and
 # onnxruntime's pools were seen spinning forever; numpy is not imported yet at this point.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -41,7 +41,7 @@ os.environ.setdefault("ZOOMAKE_MIRROR", str(shared_path() / "models"))
 def _pin_side_runtimes() -> None:
     """Name the side runtimes set up in the zoomake cache by environment variable, so tests
     that point ZOOMAKE_CACHE elsewhere (zoo builds in a temp dir) still find them."""
-    from pipelines.side_runtime import locate
+    from pipelines.runtimes.side import locate
 
     for framework in ("caffe", "mxnet"):
         var = f"ZOOMAKE_{framework.upper()}_PYTHON"

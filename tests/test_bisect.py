@@ -14,7 +14,7 @@ import re
 import pytest
 
 from converters.caffe import registry
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 def _broken_prelu(original):
@@ -67,8 +67,8 @@ def test_no_divergence_on_a_faithful_conversion(models_dir, tmp_path):
     """The walk itself: on the unbroken converter every matched tensor is within tolerance."""
     import numpy as np
 
-    from pipelines.bisect import first_divergence
-    from pipelines.build import convert_source, write_model
+    from pipelines.build.steps import convert_source, write_model
+    from pipelines.verify.bisect import first_divergence
 
     det1 = models_dir / "mtcnn"
     sources = {"prototxt": det1 / "det1.prototxt", "caffemodel": det1 / "det1.caffemodel"}
@@ -88,8 +88,8 @@ def test_onnx_source_against_a_caffe_artifact(models_dir, tmp_path):
     import numpy as np
 
     from converters.io import save_onnx
-    from pipelines.bisect import first_divergence
-    from pipelines.build import convert_source, write_model
+    from pipelines.build.steps import convert_source, write_model
+    from pipelines.verify.bisect import first_divergence
     from tests.verify_helpers import corrupt, initializer_feeding
 
     det1 = models_dir / "mtcnn"

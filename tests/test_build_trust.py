@@ -220,7 +220,8 @@ def _killed_build(env: dict, cwd: Path, build: Path, at_temporary: str | None, r
 
 
 def test_kill_9_leaves_no_temporary_and_the_same_artifacts(tmp_path, models_dir):
-    from pipelines import golden, tasks
+    from pipelines.build import tasks
+    from pipelines.verify import golden
 
     assert tasks.GOLDEN_STAGING == golden.GOLDEN  # measure sweeps the golden staging dirs
     models = {"mtcnn-det1": ["onnx", "openvino"]}
@@ -272,20 +273,20 @@ def test_editing_a_helper_reruns_exactly_the_stages_that_import_it(tmp_path, mod
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
     assert ran == {"convert:mtcnn-det1"}, ran
     # metrics.py: only the verifier (measure, and the gate that re-derives the verdict).
-    _touch_code(code / "pipelines" / "metrics.py")
+    _touch_code(code / "pipelines" / "verify" / "metrics.py")
     ran = executed(ok(run_doit(env, cwd=cwd, dodo=dodo)))
     assert ran == {"measure:mtcnn-det1:onnx", "verify:mtcnn-det1:onnx"}, ran
     # The report and the task creators are no stage's code.
-    _touch_code(code / "pipelines" / "report_html.py")
-    tasks = code / "pipelines" / "tasks.py"
+    _touch_code(code / "pipelines" / "report" / "html.py")
+    tasks = code / "pipelines" / "build" / "tasks.py"
     tasks.write_text(tasks.read_text().replace('"""Regenerate docs/', '"""Regenerate the docs/'))
     assert executed(ok(run_doit(env, cwd=cwd, dodo=dodo))) == set()
 
 
 def test_code_closure_covers_what_the_hand_kept_list_missed():
     from formats import fingerprint_entries, source_names, target_names
-    from pipelines import code_closure
-    from pipelines.code_closure import Scanner
+    from pipelines.build import fingerprints as code_closure
+    from pipelines.build.fingerprints import Scanner
 
     scanner = Scanner(REPO)
     what = {"act_export": ["from_onnx"], "act_convert": ["to_onnx"],
@@ -302,32 +303,40 @@ def test_code_closure_covers_what_the_hand_kept_list_missed():
             third |= more_third
         return files, third
 
-    export, export_libs = closure(scanner, "pipelines.tasks", "act_export")
+    export, export_libs = closure(scanner, "pipelines.build.actions", "act_export")
     for f in ("converters/names.py", "converters/passes/graph.py", "converters/fp16.py",
               "converters/caffe/proto/caffe.proto", "converters/openvino_export.py"):  # fmt: skip
         assert f in export, f
-    convert, convert_libs = closure(scanner, "pipelines.tasks", "act_convert")
+    convert, convert_libs = closure(scanner, "pipelines.build.actions", "act_convert")
     assert "converters/names.py" in convert and "converters/caffe/layers/conv.py" in convert
     assert not {"converters/fp16.py", "converters/openvino_export.py"} & set(convert)
     assert not any(f.startswith("converters/passes/") for f in convert)
-    measure, measure_libs = closure(scanner, "pipelines.tasks", "act_measure")
-    assert {"pipelines/runtime_caffe.py", "pipelines/reference_preprocess.py"} <= set(measure)
+    measure, measure_libs = closure(scanner, "pipelines.build.actions", "act_measure")
+    assert {"pipelines/runtimes/caffe.py", "pipelines/verify/reference_preprocess.py"} <= set(
+        measure
+    )
     assert "converters/caffe/convert.py" not in measure  # the reference is independent
-    assert "pipelines/side_runners/run_caffe.py" in measure  # a script real Caffe's Python runs
+    assert (
+        "pipelines/runtimes/side_runners/run_caffe.py" in measure
+    )  # a script real Caffe's Python runs
     # Third-party imports by stage: only the verifier runs onnxruntime, OpenCV and OpenVINO.
     assert {"onnxruntime", "cv2", "openvino", "numpy", "onnx"} <= measure_libs
     assert "onnxruntime" not in convert_libs and "cv2" not in convert_libs
+    # A string literal naming a package ("build" in locations.py) is no file of a stage: the
+    # task creators and the report are no stage's code.
+    for files in (export, convert, measure):
+        assert not {"pipelines/build/tasks.py", "pipelines/report/html.py"} & set(files)
     assert "openvino" in export_libs and "onnxruntime" not in export_libs
 
 
 def test_upgrading_onnxruntime_reverifies_but_does_not_reconvert(monkeypatch):
     from importlib import metadata
 
-    from pipelines.code_closure import Scanner, fingerprint
+    from pipelines.build.fingerprints import Scanner, fingerprint
 
     def prints():
         scanner = Scanner(REPO)  # no cache file: recomputed from the installed metadata
-        return {s: fingerprint(scanner, "pipelines.tasks", f"act_{s}")[0]
+        return {s: fingerprint(scanner, "pipelines.build.actions", f"act_{s}")[0]
                 for s in ("convert", "optimize", "export", "measure")}  # fmt: skip
 
     before = prints()

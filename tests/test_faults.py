@@ -1,7 +1,7 @@
 """Faults and bad input (issue 9): every root cause the fuzzing found gives one line, never a
 traceback, exits non-zero and leaves no output behind.
 
-Each test drives the real entry point (``pipelines.cli.main`` in this process, or ``doit`` as a
+Each test drives the real entry point (``pipelines.cli.main.main`` in this process, or ``doit`` as a
 subprocess for the build directory) on a minimal input for one root cause; on the code before
 these fixes each of them escaped as a Python exception (noted per test).
 """
@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -407,13 +407,13 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
     # Was: _guarded caught only ConversionError/ZoomakeError; OSError escaped to doit.
     from doit.exceptions import TaskFailed
 
-    from pipelines.tasks import _guarded
+    from pipelines.build.actions import guarded
 
     def act():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "build/x/convert/model.onnx")
 
     # The task fails with the line; the build's reporter prints it as "<task> failed: <line>".
-    failed = _guarded(act)()
+    failed = guarded(act)()
     assert isinstance(failed, TaskFailed)
     assert failed.message.splitlines() == [
         "build/x/convert/model.onnx: No space left on device (free some space, or point "
@@ -424,12 +424,12 @@ def test_disk_full_in_a_doit_action_is_one_line(capsys):
 def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
     from doit.exceptions import TaskFailed
 
-    from pipelines.tasks import _guarded
+    from pipelines.build.actions import guarded
 
     def act():
         return {}["missing"]
 
-    failed = _guarded(act)()
+    failed = guarded(act)()
     assert isinstance(failed, TaskFailed)
     err = failed.message.splitlines()
     assert len(err) == 1 and err[0].startswith("internal error (please report): KeyError")
@@ -437,9 +437,9 @@ def test_a_bug_in_a_doit_action_is_labelled_internal(capsys):
 
 
 def test_a_bug_in_the_cli_is_labelled_internal_and_exits_70(monkeypatch, capsys):
-    from pipelines import cli
+    from pipelines.cli import cmd_layers
 
-    monkeypatch.setitem(cli.COMMANDS, "layers", lambda args: 1 // 0)
+    monkeypatch.setattr(cmd_layers, "run", lambda args: 1 // 0)
     assert main(["layers"]) == 70
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -463,8 +463,9 @@ def _ref(models_dir):
 def test_disk_full_filling_the_cache_from_the_mirror(models_dir, tmp_path, monkeypatch):
     # Was: the OSError was swallowed as "unreadable mirror file", the .tmp file stayed in
     # <cache>/tmp, and the error said the file is "not in the cache or in ZOOMAKE_MIRROR".
-    from pipelines import fetch, safe_read
+    from pipelines import safe_read
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     url, sha, size = _ref(models_dir)
     cache = tmp_path / "cache"
@@ -480,8 +481,9 @@ def test_disk_full_filling_the_cache_from_the_mirror(models_dir, tmp_path, monke
 
 def test_disk_full_copying_a_file_url_into_the_cache(models_dir, tmp_path, monkeypatch):
     # Was reported as "cannot read" the source.
-    from pipelines import fetch, safe_read
+    from pipelines import safe_read
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     _, sha, size = _ref(models_dir)
     url = (models_dir / "mtcnn" / MIRROR_NAME).as_uri()
@@ -495,8 +497,8 @@ def test_disk_full_copying_a_file_url_into_the_cache(models_dir, tmp_path, monke
 
 def test_zoomake_cache_naming_a_file(models_dir, tmp_path, monkeypatch):
     # Was: NotADirectoryError traceback from the cache lookup.
-    from pipelines import fetch
     from pipelines.errors import ZoomakeError
+    from pipelines.fetch import cache as fetch
 
     url, sha, size = _ref(models_dir)
     afile = tmp_path / "cache"

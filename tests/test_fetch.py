@@ -1,4 +1,4 @@
-"""pipelines.fetch against a real HTTP server on 127.0.0.1 (started here, ephemeral port)."""
+"""pipelines.fetch.cache against a real HTTP server on 127.0.0.1 (started here, ephemeral port)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import fetch
 from pipelines.errors import ZoomakeError
+from pipelines.fetch import cache as fetch
 
 PAYLOAD = bytes(range(256)) * 800 + b"tail"  # 204804 bytes: several read chunks
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -372,9 +372,10 @@ def test_progress_bar_only_when_asked(server, tmp_path, capsys):
 
 def test_default_zoo_is_fetchable_offline_from_the_shared_mirror(repo_root, models_dir, tmp_path):
     # What CI does: ZOOMAKE_MIRROR=../shared/models, no network.
-    from pipelines import recipes
+    from pipelines.recipes import cache as recipe_cache
+    from pipelines.recipes import load as recipes
 
-    zoo = recipes.load_zoo(repo_root / "recipes", tmp_path / "recipe-cache")
+    zoo = recipe_cache.load_zoo(repo_root / "recipes", tmp_path / "recipe-cache")
     fetched = 0
     for recipe in zoo.values():
         for ref in recipes.recipe_files(recipe).values():

@@ -1,4 +1,4 @@
-"""pipelines.fetch against damaged caches, odd mirrors, hostile recipes and hostile servers.
+"""pipelines.fetch.cache against damaged caches, odd mirrors, hostile recipes and hostile servers.
 
 Every case must end in one line and quickly: the ones that used to hang (a FIFO, /dev/zero)
 run under ``_within``, which turns a hang into a failure. Servers only on 127.0.0.1.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import fetch
 from pipelines.errors import ZoomakeError
+from pipelines.fetch import cache as fetch
 from tests import test_fetch
 from tests.test_fetch import FAST, PAYLOAD, PAYLOAD_SHA, _leftovers
 
@@ -424,7 +424,7 @@ def test_redirect_to_another_scheme_is_refused(server, tmp_path):
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_recipe_check_refuses_url_names_that_leave_the_source_directory(tmp_path, name):
-    from pipelines import recipes
+    from pipelines.recipes import load as recipes
     from tests.test_recipes import VALID
 
     url = f"https://example.org/m/{name}"

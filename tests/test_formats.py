@@ -92,9 +92,9 @@ def test_unknown_format_is_one_line_naming_the_known(kind, message):
 
 
 def test_unknown_target_through_the_build_and_runtimes(tmp_path):
-    from pipelines.build import export
+    from pipelines.build.steps import export
     from pipelines.errors import ZoomakeError
-    from pipelines.runtimes import open_artifact, open_reference
+    from pipelines.runtimes.choose import open_artifact, open_reference
 
     with pytest.raises(ConversionError, match=r"^target format 'tflite' is not supported \("):
         export(tmp_path / "m.onnx", {"format": "tflite"}, tmp_path / "out")
@@ -114,7 +114,7 @@ def test_schema_format_parts_equal_the_registry():
     enum = schema["$defs"]["source"]["properties"]["framework"]["enum"]
     assert enum == formats.source_names()
     assert schema["$defs"]["target"]["properties"]["format"]["enum"] == formats.target_names()
-    assert (REPO / "pipelines" / "recipe.schema.json").resolve() == (
+    assert (REPO / "pipelines" / "recipes" / "recipe.schema.json").resolve() == (
         REPO / "schemas" / "recipe.schema.json"
     )  # one schema file; pipelines/ links to it
 
@@ -148,7 +148,7 @@ def test_schema_rewrite_adds_a_new_format_and_nothing_else(tmp_path):
 
 
 def _convert_parser() -> argparse.ArgumentParser:
-    from pipelines.cli import make_parser
+    from pipelines.cli.main import make_parser
 
     sub = next(a for a in make_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["convert"]
@@ -164,7 +164,7 @@ def test_cli_choices_and_flags_come_from_the_registry():
 
 
 def test_cli_output_suffix_and_companions(tmp_path):
-    from pipelines.build import output_files, output_format
+    from pipelines.build.steps import output_files, output_format
 
     for fmt in formats.targets():
         out = tmp_path / f"net{fmt.target.suffix}"
@@ -179,12 +179,12 @@ def test_cli_output_suffix_and_companions(tmp_path):
 
 
 def test_format_code_is_in_the_fingerprint_of_the_stages_using_it():
-    from pipelines.code_closure import Scanner, fingerprint
+    from pipelines.build.fingerprints import Scanner, fingerprint
 
     scanner = Scanner(REPO)
 
     def files(action, *uses):
-        _, covered = fingerprint(scanner, "pipelines.tasks", action,
+        _, covered = fingerprint(scanner, "pipelines.build.actions", action,
                                  formats.fingerprint_entries(*uses))  # fmt: skip
         return set(covered["files"])
 
@@ -197,7 +197,11 @@ def test_format_code_is_in_the_fingerprint_of_the_stages_using_it():
     assert {"formats/openvino.py", "converters/openvino_export.py"} <= export_ov
     assert not any(f.startswith("converters/onnx2caffe/") for f in export_ov)
     measure = files("act_measure", ("reference", "caffe"), ("runner", "openvino"))
-    assert {"pipelines/runtime_caffe.py", "pipelines/runtimes.py", "formats/openvino.py"} <= measure
+    assert {
+        "pipelines/runtimes/opencv.py",
+        "pipelines/runtimes/choose.py",
+        "formats/openvino.py",
+    } <= measure
     assert "converters/caffe/convert.py" not in measure  # the reference shares no converter code
     assert files("act_verify", ("files", "caffe")) >= {"formats/caffe.py"}
 
@@ -259,7 +263,7 @@ def test_targets_equal_the_direct_converter_calls(det1, tmp_path, name, options)
     from converters.io import load_onnx, save_onnx
     from converters.onnx2caffe import onnx_to_caffe
     from converters.openvino_export import export_openvino
-    from pipelines.build import export
+    from pipelines.build.steps import export
 
     _, _, _, onnx_path, _ = det1
     via = export(onnx_path, {"format": name, **options}, tmp_path / "via")
@@ -288,7 +292,7 @@ def test_targets_equal_the_direct_converter_calls(det1, tmp_path, name, options)
 def test_cli_writer_equals_the_build_export(det1, tmp_path):
     """write_model (the CLI's, from an in-memory model) writes what export (the build's, from
     the file) writes, for every target."""
-    from pipelines.build import export, write_model
+    from pipelines.build.steps import export, write_model
 
     _, _, direct, onnx_path, _ = det1
     for fmt in formats.targets():
@@ -321,8 +325,8 @@ def test_runners_through_the_registry_agree(det1):
 def test_a_new_format_reaches_fetch_tasks_and_cli(monkeypatch, tmp_path):
     """Registered, a format's roles are fetched, its artifact files are the tasks' targets and
     its name is a CLI choice, with no edit elsewhere."""
-    from pipelines.recipe_checks import recipe_files
-    from pipelines.tasks import _artifact_files
+    from pipelines.build.layout import artifact_files as _artifact_files
+    from pipelines.recipes.checks import recipe_files
 
     monkeypatch.setitem(formats._REGISTRY, "toy", _toy())
     ref = {"url": "https://example.org/m.toy", "sha256": "0" * 64, "size": 1}

@@ -246,7 +246,7 @@ def test_big_caffe_model_to_ir_through_external_data(tmp_path):
     from the caffemodel (mapped by OpenVINO, never parsed): the IR is byte-identical to the one
     made from the model materialized in memory, and its numbers are OpenCV's."""
     from converters.caffe.convert import convert_caffe
-    from pipelines.build import write_model
+    from pipelines.build.steps import write_model
     from tests.caffe.helpers import run_opencv, write_net
 
     rng = np.random.default_rng(5)

@@ -2,7 +2,7 @@
 
 Each case builds a tiny Caffe net, converts it, embeds the preprocessing, feeds the *raw*
 deployed input to onnxruntime, and feeds ``reference(raw)`` to OpenCV DNN running the original
-Caffe files: ``pipelines.reference_preprocess``, the verifier's own transcription of the README
+Caffe files: ``pipelines.verify.reference_preprocess``, the verifier's own transcription of the README
 formula, which shares no code with the embedding under test. Weights are small (std 1e-3) so outputs are O(1) and an absolute 1e-5 is
 a real float32 bound even with raw pixel values up to 255.
 """
@@ -19,8 +19,8 @@ from converters.caffe.convert import caffe_to_onnx
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
 from converters.preprocess import embed_preprocessing, load_mean_file, preprocess_numpy
-from pipelines.reference_preprocess import load_mean_image
-from pipelines.reference_preprocess import preprocess as reference
+from pipelines.verify.reference_preprocess import load_mean_image
+from pipelines.verify.reference_preprocess import preprocess as reference
 from tests.caffe.helpers import run_opencv, run_ort, write_net
 
 ATOL = 1e-5

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import recipe_cache, recipes
 from pipelines.errors import ZoomakeError
+from pipelines.recipes import cache as recipe_cache
+from pipelines.recipes import load as recipes
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO = sorted((REPO / "recipes").glob("*.yaml"))
@@ -350,9 +351,9 @@ def counters(monkeypatch):
 
 def test_warm_load_only_stats_the_files(tmp_path, counters):
     _make_zoo(tmp_path / "recipes", 3, age_s=60)
-    cold = recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    cold = recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert counters == {"parse": 3, "read": 3}
-    warm = recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    warm = recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert counters == {"parse": 3, "read": 3}  # nothing read, nothing parsed
     assert warm == cold
     assert sorted(warm) == ["m0", "m1", "m2"]
@@ -363,21 +364,21 @@ def test_just_written_files_are_rechecked_by_content_not_reparsed(tmp_path, coun
     # Files modified within the file system's timestamp granularity of the cache write
     # could change again unnoticed by stat: they are re-read and hashed (not re-parsed).
     _make_zoo(tmp_path / "recipes", 2)
-    recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
-    recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert counters == {"parse": 2, "read": 4}
 
 
 @pytest.mark.parametrize("age_s", [0, 60])
 def test_edited_recipe_is_reloaded(tmp_path, counters, age_s):
     paths = _make_zoo(tmp_path / "recipes", 3, age_s=age_s)
-    recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     before = paths[1].stat()
     # Same size, and the old mtime put back: only the content (and ctime) differ.
     paths[1].write_text(paths[1].read_text().replace("mean: 127.5", "mean: 127.0"))
     os.utime(paths[1], ns=(before.st_atime_ns, before.st_mtime_ns))
     assert paths[1].stat().st_size == before.st_size
-    zoo = recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    zoo = recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert zoo["m1"]["inputs"]["data"]["preprocess"]["mean"] == 127.0
     assert zoo["m0"]["inputs"]["data"]["preprocess"]["mean"] == 127.5
     assert counters["parse"] == 4  # 3 cold + the edited one
@@ -388,7 +389,7 @@ def test_invalid_recipe_stops_the_zoo_and_is_named(tmp_path):
     write(tmp_path / "recipes", VALID.replace("task: face_detection", "task: faces"), "bad.yaml")
     write(tmp_path / "recipes", VALID, "old.yml")
     with pytest.raises(ZoomakeError) as err:
-        recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+        recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert str(err.value).splitlines() == [
         f"{tmp_path}/recipes/bad.yaml#/task: expected one of classification, detection, face_detection, "
         "face_landmarks, segmentation, other, got 'faces'",
@@ -398,14 +399,14 @@ def test_invalid_recipe_stops_the_zoo_and_is_named(tmp_path):
 
 def test_unusable_cache_is_rebuilt(tmp_path, counters, monkeypatch):
     _make_zoo(tmp_path / "recipes", 2, age_s=60)
-    recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     [cache_file] = (tmp_path / "cache").iterdir()
     cache_file.write_text("{not json")
-    assert len(recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")) == 2
+    assert len(recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")) == 2
     assert counters["parse"] == 4
     # New schema or loader code: every recipe is validated again.
     monkeypatch.setattr(recipe_cache, "_code_fingerprint", lambda: "another version")
-    recipes.load_zoo(tmp_path / "recipes", tmp_path / "cache")
+    recipe_cache.load_zoo(tmp_path / "recipes", tmp_path / "cache")
     assert counters["parse"] == 6
     assert json.loads(cache_file.read_text())["code"] == "another version"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import verify
-from pipelines.golden import golden_sets, read_tensors
-from pipelines.reference_outputs import reference_ports, run_reference
-from pipelines.runtimes import Port
-from pipelines.verify import gate, measure
+from pipelines.runtimes.base import Port
+from pipelines.verify import measure as verify
+from pipelines.verify.golden import golden_sets, read_tensors
+from pipelines.verify.measure import gate, measure
+from pipelines.verify.reference import reference_ports, run_reference
 from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
 
 
@@ -50,7 +50,7 @@ def test_measure_reads_the_stored_reference_and_agrees_with_a_live_run(built, mo
     assert live["passed"] and live["reference"]["stored_sets"] == 0
 
     _no_live_reference(monkeypatch)
-    stored = measure("m", recipe, "onnx", sources, out_dir, build / "m" / "reference")
+    stored = measure("m", recipe, "onnx", sources, out_dir, reference_dir=build / "m" / "reference")
     assert stored["passed"] and stored["reference"]["stored_sets"] == 3
     assert stored["reference"]["runtime"] == live["reference"]["runtime"] == "opencv"
     assert stored["outputs"] == live["outputs"]
@@ -70,12 +70,14 @@ def test_a_stored_set_of_other_inputs_is_not_used(built, monkeypatch):
     """Another seed gives other deployed inputs: measure runs the reference itself for them."""
     recipe, build, out_dir, sources = built
     reseeded = {**recipe, "verify": {**recipe["verify"], "seed": 8}}
-    report = measure("m", reseeded, "onnx", sources, out_dir, build / "m" / "reference")
+    report = measure(
+        "m", reseeded, "onnx", sources, out_dir, reference_dir=build / "m" / "reference"
+    )
     assert report["passed"] and report["reference"]["stored_sets"] == 0
     assert "reference" not in report["sha256"]
     _no_live_reference(monkeypatch)
     with pytest.raises(AssertionError, match="ran the reference"):
-        measure("m", reseeded, "onnx", sources, out_dir, build / "m" / "reference")
+        measure("m", reseeded, "onnx", sources, out_dir, reference_dir=build / "m" / "reference")
 
 
 def _flip(path: Path) -> None:
@@ -87,7 +89,7 @@ def _flip(path: Path) -> None:
 def test_gate_fails_when_a_reference_file_measure_read_changes(built, capsys):
     recipe, build, out_dir, sources = built
     ref_dir = build / "m" / "reference"
-    measure("m", recipe, "onnx", sources, out_dir, ref_dir)
+    measure("m", recipe, "onnx", sources, out_dir, reference_dir=ref_dir)
     assert gate("m", "onnx", out_dir / "verify.json", recipe, sources)
     capsys.readouterr()
     _flip(ref_dir / "test_data_set_1" / "reference_0.pb")
@@ -100,7 +102,7 @@ def test_gate_fails_when_a_reference_file_measure_read_changes(built, capsys):
     ), err
     # ... and measure refuses the stored reference in one line, rather than trust it.
     with pytest.raises(Exception, match=r"reference_0\.pb: sha256 .* the one reference\.json"):
-        measure("m", recipe, "onnx", sources, out_dir, ref_dir)
+        measure("m", recipe, "onnx", sources, out_dir, reference_dir=ref_dir)
 
 
 def test_reference_index_records_runtime_sets_and_digests(built):

@@ -1,4 +1,4 @@
-"""pipelines.regress: rerun today's artifacts on their golden inputs, compare with yesterday's."""
+"""pipelines.verify.regress: rerun today's artifacts on their golden inputs, compare with yesterday's."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 from converters.io import load_onnx, save_onnx
 from pipelines.errors import ZoomakeError
-from pipelines.regress import regress
-from pipelines.verify import measure
+from pipelines.verify.measure import measure
+from pipelines.verify.regress import regress
 from tests.verify_helpers import (
     build_sources,
     corrupt,

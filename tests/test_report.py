@@ -1,7 +1,7 @@
-"""pipelines.report: report.json, junit.xml and index.html of a small real build tree.
+"""pipelines.report.results: report.json, junit.xml and index.html of a small real build tree.
 
 The tree holds one model whose targets pass, one whose artifact has a corrupted weight (fails)
-and one that was never built (missing), each measured for real by pipelines.verify.
+and one that was never built (missing), each measured for real by pipelines.verify.measure.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
-from pipelines.report import write_report
-from pipelines.verify import measure
+from pipelines.report.results import write_report
+from pipelines.verify.measure import measure
 from tests.verify_helpers import (
     build_sources,
     corrupt,
@@ -481,7 +481,7 @@ def _check_dom(page: Elements, report: dict) -> None:
 
 def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
     """A chain task that failed or is out of date outranks a passing verify.json on disk."""
-    from pipelines.build_state import BuildState
+    from pipelines.build.state import BuildState
 
     zoo = {
         "good": make_recipe(targets={"onnx": {"format": "onnx", "precision": "fp32"},
@@ -518,7 +518,7 @@ def test_build_state_overrides_what_the_files_say(zoo_build, tmp_path):
 def test_baseline_given_as_a_report_bundle_or_bad(zoo_build, tmp_path):
     """A report (its folder, its file, a file:// URL) compares artifact digests; a baseline
     that is none of those is one line in the report, not a failed report."""
-    from pipelines.baseline import annotate
+    from pipelines.report.baseline import annotate
 
     report_dir = zoo_build / "report"
     for spec in (str(report_dir), str(report_dir / "report.json"), report_dir.as_uri()):

@@ -1,15 +1,16 @@
-"""pipelines.schemadoc: the checked-in recipe reference is the one generated from the schema."""
+"""pipelines.recipes.schemadoc: the checked-in recipe reference is the one generated from the schema."""
 
 from __future__ import annotations
 
-from pipelines import recipes, schemadoc
+from pipelines.recipes import load as recipes
+from pipelines.recipes import schemadoc
 
 
 def test_checked_in_reference_is_up_to_date(repo_root):
     generated = schemadoc.render_reference()
     checked_in = (repo_root / "docs" / "recipe-reference.md").read_text(encoding="utf-8")
     assert checked_in == generated, (
-        "docs/recipe-reference.md is stale: run python -m pipelines.schemadoc"
+        "docs/recipe-reference.md is stale: run python -m pipelines.recipes.schemadoc"
     )
 
 

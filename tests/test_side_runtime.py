@@ -1,4 +1,4 @@
-"""Side runtimes (pipelines.side_runtime, side_runners/): the protocol, failure modes, setup,
+"""Side runtimes (pipelines.runtimes.side, side_runners/): the protocol, failure modes, setup,
 doctor, verify.reference, and real Caffe / MXNet as references.
 
 The failure-mode tests run a fake ``caffe`` package in zoomake's own Python (the runner only
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import side_runtime
 from pipelines.errors import ZoomakeError
-from pipelines.side_runners import sideproto
+from pipelines.runtimes import side as side_runtime
+from pipelines.runtimes.side_runners import sideproto
 from tests.caffe.helpers import caffe_available, require_caffe, run_caffe, run_opencv, run_ort
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_runner_dies_with_its_parent(fake_caffe, tmp_path):
     script = textwrap.dedent(
         """
         import os, sys, time
-        from pipelines.side_runtime import process
+        from pipelines.runtimes.side import process
         print(process("caffe").proc.pid, flush=True)
         time.sleep(60)
         """
@@ -160,7 +160,7 @@ def _no_runtimes(monkeypatch, tmp_path):
 
 
 def test_missing_runtime_names_the_setup_command(monkeypatch, tmp_path):
-    from pipelines.runtimes import caffe_reference
+    from pipelines.runtimes.choose import caffe_reference
 
     _no_runtimes(monkeypatch, tmp_path)
     with pytest.raises(ZoomakeError) as err:
@@ -172,7 +172,7 @@ def test_missing_runtime_names_the_setup_command(monkeypatch, tmp_path):
 
 
 def test_measure_fails_in_one_line_when_the_requested_caffe_is_missing(monkeypatch, tmp_path):
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
     from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
 
     _no_runtimes(monkeypatch, tmp_path)
@@ -188,7 +188,7 @@ def test_measure_fails_in_one_line_when_the_requested_caffe_is_missing(monkeypat
 
 
 def test_doctor_without_side_runtimes(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     assert main(["doctor"]) == 0
@@ -201,7 +201,7 @@ def test_doctor_without_side_runtimes(monkeypatch, tmp_path, capsys):
 
 
 def test_setup_runtime_refuses_a_dir_without_pycaffe(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     assert main(["setup-runtime", "caffe", "--from", str(tmp_path)]) == 1
@@ -214,7 +214,7 @@ def test_setup_runtime_refuses_a_dir_without_pycaffe(monkeypatch, tmp_path, caps
 
 
 def test_setup_runtime_with_a_python_that_lacks_caffe(monkeypatch, tmp_path, capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     _no_runtimes(monkeypatch, tmp_path)
     monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHON", sys.executable)
@@ -227,7 +227,7 @@ def test_setup_runtime_with_a_python_that_lacks_caffe(monkeypatch, tmp_path, cap
 
 
 def test_onnx_source_refuses_a_caffe_reference(tmp_path):
-    from pipelines.recipe_checks import check
+    from pipelines.recipes.checks import check
 
     recipe = {"source": {"framework": "onnx"}, "verify": {"reference": "caffe"}}
     assert check(recipe) == [
@@ -258,7 +258,7 @@ def _transposed_ip(tmp_path):
 def test_transposed_inner_product_artifact_matches_caffe_not_opencv(tmp_path, reference):
     """OpenCV ignores inner_product_param.transpose: measured against it, zoomake's correct
     artifact fails; against real Caffe it passes, and verify.json says which one ran."""
-    from pipelines.verify import measure
+    from pipelines.verify.measure import measure
     from tests.verify_helpers import build_sources, fake_build, make_recipe
 
     require_caffe()
@@ -318,7 +318,7 @@ def test_one_runner_serves_many_models_and_returns_blobs(models_dir):
 
 
 def test_doctor_shows_caffe_with_version_and_commit(capsys):
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     require_caffe()
     assert main(["doctor"]) == 0
@@ -374,7 +374,7 @@ def test_caffe_available_is_what_ci_set_up():
 
 def test_measure_reruns_when_the_chosen_reference_changes(monkeypatch, tmp_path, fake_caffe):
     """auto picks real Caffe once it is set up: the measure task's config says so."""
-    from pipelines.side_runtime import reference_config as _reference_config
+    from pipelines.runtimes.side import reference_config as _reference_config
 
     caffe_recipe = {"source": {"framework": "caffe"}, "verify": {"reference": "auto"}}
     with_caffe = _reference_config(caffe_recipe)

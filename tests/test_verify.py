@@ -1,4 +1,4 @@
-"""pipelines.verify: measure an artifact against its source model, golden data, the gate.
+"""pipelines.verify.measure: measure an artifact against its source model, golden data, the gate.
 
 References are real: OpenCV DNN runs the Caffe files, onnxruntime/OpenVINO run the artifacts.
 """
@@ -16,10 +16,10 @@ import pytest
 from onnx import numpy_helper
 
 from pipelines.errors import ZoomakeError
-from pipelines.golden import golden_sets, read_set
-from pipelines.recipes import load_recipe
-from pipelines.reference_preprocess import preprocess
-from pipelines.verify import gate, measure
+from pipelines.recipes.load import load_recipe
+from pipelines.verify.golden import golden_sets, read_set
+from pipelines.verify.measure import gate, measure
+from pipelines.verify.reference_preprocess import preprocess
 from tests.caffe.helpers import caffe_available, run_caffe, run_opencv
 from tests.verify_helpers import (
     build_sources,
@@ -353,9 +353,9 @@ def test_shape_of_golden_paths_is_the_model_zoo_layout(det1):
     assert Path(out_dir / "verify.json").is_file()
 
 
-# -- the comparison rule (pipelines.metrics), on hand-made numbers -------------------------------
+# -- the comparison rule (pipelines.verify.metrics), on hand-made numbers -------------------------------
 def _check(got, ref, atol=0.1, rtol=0.5, topk=None):
-    from pipelines.metrics import OutputCheck
+    from pipelines.verify.metrics import OutputCheck
 
     check = OutputCheck("y", atol, rtol, topk)
     check.add(0, np.asarray(got, np.float32), np.asarray(ref, np.float32))

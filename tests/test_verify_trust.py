@@ -17,9 +17,9 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from pipelines.golden import read_set
-from pipelines.report import target_entry
-from pipelines.verify import gate, measure
+from pipelines.report.results import target_entry
+from pipelines.verify.golden import read_set
+from pipelines.verify.measure import gate, measure
 from tests.verify_helpers import (
     build_sources,
     corrupt,
@@ -127,7 +127,7 @@ def test_matching_output_set_passes_and_golden_holds_the_reference(tiny, tmp_pat
         "names": ["prob", "score"],
         "from": "the source model's outputs",
     }
-    from pipelines.golden import read_tensors
+    from pipelines.verify.golden import read_tensors
 
     _, got = read_set(out_dir / "test_data_set_0")
     ref = read_tensors(out_dir / "test_data_set_0", "reference")
@@ -162,7 +162,7 @@ def test_embedding_that_misreads_the_recipe_fails_verify(tiny, tmp_path, monkeyp
 
 
 def test_reference_preprocessing_by_hand():
-    from pipelines.reference_preprocess import preprocess
+    from pipelines.verify.reference_preprocess import preprocess
 
     # README example, one NHWC uint8 pixel, deployed RGB [10, 20, 30] -> original BGR [30, 20, 10]
     x = np.array([10, 20, 30], np.uint8).reshape(1, 1, 1, 3)
@@ -186,8 +186,9 @@ def test_reference_preprocessing_by_hand():
 
 
 # Modules the reference side of measure runs; none may reach the code it checks.
-REFERENCE_SIDE = ["pipelines/reference_preprocess.py", "pipelines/samples.py",
-                  "pipelines/runtime_caffe.py", "pipelines/reference_outputs.py"]  # fmt: skip
+REFERENCE_SIDE = ["pipelines/verify/reference_preprocess.py", "pipelines/verify/samples.py",
+                  "pipelines/runtimes/opencv.py", "pipelines/runtimes/caffe.py",
+                  "pipelines/verify/reference.py"]  # fmt: skip
 CODE_UNDER_TEST = ("converters.preprocess", "converters.caffe.convert", "converters.caffe.prototxt")
 
 

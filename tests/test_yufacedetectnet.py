@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from converters.caffe.convert import caffe_to_onnx
-from pipelines.metrics import DetectionCheck
+from pipelines.verify.metrics import DetectionCheck
 from tests.caffe import helpers
 from tests.caffe.helpers import run_opencv, run_ort
 
@@ -27,7 +27,7 @@ def test_photo_gives_real_detections_equal_to_real_caffe(version, repo_root, mod
     proto = d / f"yufacedetectnet-open-v{version}.prototxt"
     weights = d / f"yufacedetectnet-open-v{version}.caffemodel"
     model = caffe_to_onnx(proto, weights)
-    # the verify sample as pipelines/samples.py makes it: BGR, resized to 320x240, NCHW
+    # the verify sample as pipelines/verify/samples.py makes it: BGR, resized to 320x240, NCHW
     image = cv2.resize(cv2.imread(str(models_dir / "images" / "astronaut.png")), (320, 240))
     x = image.transpose(2, 0, 1)[None].astype(np.float32)
     mean = np.asarray(recipe["inputs"]["data"]["preprocess"].get("mean", 0), np.float32)

@@ -73,7 +73,7 @@ def make_recipe(**changes) -> dict:
 
 def deployed_model(sources: dict[str, Path], recipe: dict) -> onnx.ModelProto:
     """The source converted and its preprocessing embedded, as convert:<id> does."""
-    from pipelines.build import convert_source
+    from pipelines.build.steps import convert_source
 
     return convert_source("caffe", sources, recipe["inputs"], recipe.get("outputs"))
 
@@ -100,7 +100,7 @@ def fake_build(
 
 
 def build_sources(root: Path, model_id: str, sources: dict[str, Path]) -> dict[str, Path]:
-    """The role -> path map ``tasks._roles`` hands measure (the copies under source/)."""
+    """The role -> path map ``actions._roles`` hands measure (the copies under source/)."""
     return {role: root / model_id / "source" / Path(p).name for role, p in sources.items()}
 
 

@@ -106,6 +106,10 @@ class LayerView:
         b = self._checked_blob(i, shape, what)
         return b.array().reshape(shape) if shape is not None else b.array()
 
+    def blob_shape(self, i: int) -> tuple[int, ...]:
+        """Blob ``i``'s shape as the caffemodel declares it (``()``: a 0-d blob)."""
+        return tuple(self._checked_blob(i, None, "").shape)
+
     def stored_blob(self, i: int, shape: tuple[int, ...], what: str = ""):
         """Blob ``i`` for a weight used as it is: a ``StoredTensor`` (bytes left in the file)
         when the caffemodel holds it as one run of float32, else the array of ``blob``."""
@@ -183,6 +187,10 @@ class Context:
         # address, the pooling layer's name); read by Upsample's unpooling (resize.py)
         self.pool_masks: dict[str, tuple[bool, tuple[int, int], str]] = {}
         self._used = set(reserved)
+        # Caffe layers the ONNX -> Caffe writer may restore (converters/caffe/records.py)
+        self.layer_records: list[dict] = []
+        self.recorded_consts: set[str] = set()
+        self.layer_blobs: dict[int, tuple[list[str], list]] = {}  # layer index -> weights
 
     # -- names -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:

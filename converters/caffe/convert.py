@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto, helper
 
+from converters.caffe import records
 from converters.caffe.context import Context, LayerView
 from converters.caffe.layers._geometry import spatial_pair
 from converters.caffe.prototxt import parse_prototxt
@@ -264,7 +265,11 @@ def convert_caffe(
             info = get_handler(layer.type)
             if info is None:
                 raise _unsupported(layer, source)
+            read = [ctx.blob_map.get(b) for b in layer.bottoms]
+            keep = records.wants_record(ctx, layer)
             info.handler(layer, ctx)
+            if keep:
+                records.record(ctx, layer, read)
             _warn_ignored_fields(layer)
             for b in layer.bottoms:
                 available.pop(b, None)
@@ -292,6 +297,7 @@ def convert_caffe(
         graph_outputs.append(value)
 
     model = _assemble(ctx, graph_outputs, net.name or Path(source).stem, opset)
+    records.attach(model, ctx.layer_records)
     _check(model, ctx, source)
     return SplitModel(model, ctx.big)
 
@@ -345,7 +351,15 @@ def _warn_ignored_fields(layer: LayerView) -> None:
 
 def _refuse_postprocessing(layer: LayerView, labels: set[str]) -> None:
     kind = None
-    if layer.type in POSTPROCESSING_TYPES:
+    if layer.type == "Python":
+        p = getattr(layer.proto, "python_param", None)  # V1 layers have none
+        code = f" ({p.module}.{p.layer})" if p is not None and p.module else ""
+        kind = f"Python code{code} run by pycaffe, which no ONNX graph can hold"
+    elif layer.type == "Proposal":
+        # The C++ Proposal of the Faster R-CNN forks: not converted (docs/supported_layers.md)
+        kind = ("Faster R-CNN's region proposal (anchors, decoding and NMS in pixels), which "
+                "zoomake does not convert")  # fmt: skip
+    elif layer.type in POSTPROCESSING_TYPES:
         kind = "post-processing that deployment graphs leave out"
     elif layer.type in TRAINING_TYPES:
         kind = "a training-only layer"

@@ -31,7 +31,7 @@ _HANDLERS: dict[str, HandlerInfo] = {}
 # ONNX graph should contain. The converter asks for a cut before them instead of failing vaguely.
 # Yolov3DetectionOutput/YoloDetectionOutput: MobileNet-YOLO (eric612); Region: YOLOv2 Caffe ports.
 POSTPROCESSING_TYPES = frozenset(
-    {"Proposal", "Python", "ROIPooling", "PSROIPooling", "YoloDetectionOutput",
+    {"Proposal", "Python", "PSROIPooling", "YoloDetectionOutput",
      "Yolov3DetectionOutput", "Region"}
 )  # fmt: skip
 

@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from converters.caffe.proto import caffe_pb2
 from converters.errors import ConversionError
 from converters.io import atomic_output
-from converters.onnx2caffe import prepare
+from converters.onnx2caffe import caffe_layers, prepare
 from converters.onnx2caffe.context import Context, NodeView
 from converters.onnx2caffe.registry import get_handler, supported_ops
 
@@ -59,11 +59,20 @@ def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
 
     outputs = [vi.name for vi in g.output]
     live = prepare.live_nodes(nodes, outputs)
+    restored = caffe_layers.plan(model, nodes, consts, shapes, outputs)
     for node in live:
+        if id(node) in restored.skipped:
+            continue
         for v in node.inputs:
             if v:
                 ctx.consumers.setdefault(v, []).append(node)
+    checked: set[str] = set()
     for node in live:
+        if id(node) in restored.anchors:
+            caffe_layers.emit(restored.anchors[id(node)], ctx, restored, checked)
+            continue
+        if id(node) in restored.skipped:
+            continue  # inside a restored layer's decomposition
         if all(o is None or o in consts for o in node.outputs):
             continue  # folded
         if node.proto.domain not in ("", "ai.onnx"):
@@ -77,6 +86,9 @@ def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
             if o and not ctx.has_blob(o) and o not in ctx.pads and ctx.consumers.get(o):
                 raise node.error(f"internal error: output '{o}' was not produced")
 
+    for name in outputs:  # priors as a graph output (an SSD cut before DetectionOutput)
+        if name in consts and not ctx.has_blob(name):
+            caffe_layers.emit_output(name, ctx, restored, checked)
     _finish_outputs(ctx, outputs)
     for p in ctx.pads.values():
         users = ctx.consumers.get(p.node.outputs[0], [])
@@ -107,7 +119,7 @@ def _finish_outputs(ctx: Context, outputs: list[str]) -> None:
     copied out at the end; Slice pieces nobody reads go into one Silence layer.
     """
     for name in outputs:
-        if name in ctx.consts:
+        if name in ctx.consts and not ctx.has_blob(name):  # a written-back prior has a blob
             raise ConversionError(
                 f"Caffe export: graph output '{name}' is a constant; Caffe has no constant layer"
             )
@@ -145,6 +157,7 @@ def _fill_blob(blob: caffe_pb2.BlobProto, arr: np.ndarray) -> None:
     Filling ``blob.data`` from Python costs ~150 ns per value (0.6 s per 4M floats, measured);
     parsing a packed field (tag, varint length, little-endian floats) is a memcpy.
     """
+    blob.shape.SetInParent()  # a 0-d blob (Normalize's shared scale) has an empty shape
     blob.shape.dim.extend(arr.shape)
     raw = np.ascontiguousarray(arr, dtype="<f4").tobytes()
     n, header = len(raw), bytearray([(5 << 3) | 2])  # field 5 (data), wire type 2 (packed)

@@ -12,6 +12,11 @@ Refused: random ops (``RandomNormal*``, ``RandomUniform*``, ``Bernoulli``, ``Mul
 ops with subgraphs or outside the default domain, a result that is a graph output, and a result
 with more than 65,536 elements that is larger than all its inputs together (``Expand`` or
 ``ConstantOfShape`` of a big shape would grow the file instead of shrinking the graph).
+
+Kept as they are: the readers of a constant the Caffe -> ONNX conversion recorded as a Caffe
+layer's top (the SSD priors, ``converters/caffe/records.py``). Folding through them would
+leave the ONNX -> Caffe writer no prior constant to check against its PriorBox layers; the
+price is a few tiny ops (a reshape and slices of the priors) per run.
 """
 
 from __future__ import annotations
@@ -42,8 +47,13 @@ class FoldConstants(Rule):
     name = "fold_constants"
 
     def match(self, g):
+        if "recorded_consts" not in g.scratch:
+            g.scratch["recorded_consts"] = _recorded_consts(g.model)
+        kept = g.scratch["recorded_consts"]
         for node in g.nodes:
             if node.domain not in ("", "ai.onnx") or node.op_type in RANDOM:
+                continue
+            if kept and any(i in kept for i in node.input):
                 continue
             if (
                 node.op_type in ("Shape", "Size") and _static_shape(g, node.input[0]) is not None
@@ -82,6 +92,13 @@ class FoldConstants(Rule):
                 g.add_const(name, np.asarray(value), exact=True, rank=r)
                 rounds[name] = r
         g.remove(node)
+
+
+def _recorded_consts(model) -> frozenset[str]:
+    from converters.caffe import records
+
+    return frozenset(t for r in records.read(model) if r.get("const")
+                     for t in records.tops(r))  # fmt: skip
 
 
 def _evaluate(g: Graph, node) -> list[np.ndarray]:

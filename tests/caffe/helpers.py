@@ -154,7 +154,7 @@ def run_opencv(
 
 
 def caffe_available() -> bool:
-    from pipelines.side_runtime import available
+    from pipelines.runtimes.side import available
 
     return available("caffe")
 
@@ -170,7 +170,7 @@ def require_caffe() -> None:
 
 @functools.cache
 def caffe_layer_types() -> frozenset[str]:
-    from pipelines.side_runtime import process
+    from pipelines.runtimes.side import process
 
     require_caffe()
     return frozenset(process("caffe").info["layers"])
@@ -181,7 +181,7 @@ def caffe_can_run(prototxt: Path) -> bool:
     and knows every field (fork layers and fork fields are what it lacks; for those the tests'
     numpy transcriptions stay the reference)."""
     from pipelines.errors import ZoomakeError
-    from pipelines.side_runtime import process
+    from pipelines.runtimes.side import process
 
     if not caffe_available():
         return False
@@ -201,7 +201,7 @@ def run_caffe(
     outputs: list[str] | str | None = None,
 ) -> dict[str, np.ndarray]:
     """The net in real Caffe (TEST phase, CPU); inputs reshaped to the feeds' shapes."""
-    from pipelines.side_runtime import SideModel
+    from pipelines.runtimes.side import SideModel
 
     require_caffe()
     files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}

@@ -73,7 +73,7 @@ def _input_name(proto) -> str:
 
 def test_mobilenet_ssd_whole_network_matches_real_caffe(models_dir, tmp_path):
     """With its DetectionOutput (synthesized weights): Caffe's rows, in Caffe's order."""
-    from pipelines.metrics import DetectionCheck
+    from pipelines.verify.metrics import DetectionCheck
     from tests.caffe import helpers
 
     proto = models_dir / "architectures" / "MobileNetSSD_deploy.prototxt"

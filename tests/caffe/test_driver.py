@@ -169,9 +169,9 @@ def test_postprocessing_refusal_names_the_cut(tmp_path):
     with pytest.raises(UnsupportedError) as info:
         caffe_to_onnx(proto, caffemodel)
     assert _one_line(info) == (
-        f"{proto}: layer 'detection_out' (Proposal) is post-processing that deployment "
-        "graphs leave out; cut the graph before it with --outputs loc,conf,data "
-        "(recipe: outputs: [loc, conf, data])"
+        f"{proto}: layer 'detection_out' (Proposal) is Faster R-CNN's region proposal "
+        "(anchors, decoding and NMS in pixels), which zoomake does not convert; cut the graph "
+        "before it with --outputs loc,conf,data (recipe: outputs: [loc, conf, data])"
     )
     # Following the hint converts; OpenCV runs the net without its DetectionOutput.
     model = caffe_to_onnx(proto, caffemodel, outputs=["loc", "conf", "data"])
@@ -310,3 +310,23 @@ def test_input_only_net_is_refused(tmp_path):
     with pytest.raises(ConversionError) as info:
         caffe_to_onnx(proto)
     assert _one_line(info) == f"{proto}: the net has no layers to convert"
+
+
+def test_python_proposal_layer_refusal_names_the_code_and_the_cut(tmp_path):
+    # py-faster-rcnn's RPN: a Python layer between the RPN heads and ROIPooling
+    text = SSD_TAIL.replace(
+        'layer { name: "detection_out" type: "Proposal" bottom: "loc" bottom: "conf" '
+        'bottom: "data" top: "detection_out" }',
+        'layer { name: "proposal" type: "Python" bottom: "loc" bottom: "conf" bottom: "data" '
+        'top: "rois" python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" '
+        'param_str: "feat_stride: 16" } }',
+    )
+    assert "ProposalLayer" in text
+    proto, caffemodel = write_net(tmp_path, text, WEIGHTS)
+    with pytest.raises(UnsupportedError) as info:
+        caffe_to_onnx(proto, caffemodel)
+    assert _one_line(info) == (
+        f"{proto}: layer 'proposal' (Python) is Python code (rpn.proposal_layer.ProposalLayer) "
+        "run by pycaffe, which no ONNX graph can hold; cut the graph before it with "
+        "--outputs loc,conf,data (recipe: outputs: [loc, conf, data])"
+    )

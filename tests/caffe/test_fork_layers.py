@@ -166,7 +166,7 @@ def test_pooling_mask_top(tmp_path, shape, pool, k, s, p):
     top, mask = _caffe_max_pool_with_mask(x, k, s, p)
     np.testing.assert_array_equal(got["pool"], top)
     np.testing.assert_array_equal(got["mask"], mask)
-    from pipelines.runtime_caffe import OpenCvCaffeRunner
+    from pipelines.runtimes.opencv import OpenCvCaffeRunner
 
     opencv = OpenCvCaffeRunner(tmp_path / "net.prototxt", tmp_path / "net.caffemodel")
     want = opencv.run({"data": x}, ["pool", "mask"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from converters.caffe import registry
-from converters.caffe.supported import render
+from converters.supported import render
 from formats import markdown
 from tests.conftest import REPO_ROOT
 

@@ -99,7 +99,7 @@ def test_v0_net_matches_opencv(tmp_path, legacy_blobs):
         got = run_caffe(proto, nested, feeds, ["prob"])["prob"]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # The build's verifier finds the V0 net's layers and final blob by their V0 names.
-    from pipelines.runtime_caffe import OpenCvCaffeRunner
+    from pipelines.runtimes.opencv import OpenCvCaffeRunner
 
     runner = OpenCvCaffeRunner(proto, tmp_path / "net.caffemodel")
     assert runner.outputs == ["prob"]

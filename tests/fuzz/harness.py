@@ -19,7 +19,7 @@ Kinds:
   valid, through every doit task creator (what ``doit list`` reads);
 - ``cli``: random ``zoomake convert`` flag combinations and values on the real models.
 
-Each case runs ``pipelines.cli.main`` with its output in an empty directory and is judged:
+Each case runs ``pipelines.cli.main.main`` with its output in an empty directory and is judged:
 ``ok`` (exit 0, every output present and loadable), ``error`` (exit 1 with a one-line
 ``zoomake: error:`` message), ``usage`` (argparse's exit 2), or a failure: ``traceback`` (an
 exception escaped ``main``), ``internal`` (main reported a bug: ``internal error``), ``partial``
@@ -447,22 +447,23 @@ def describe_tasks(recipe_path: Path) -> None:
     """What ``doit list`` does with a recipe that validates: every task creator reads it."""
     import sys
 
-    if "pipelines.tasks" not in sys.modules and not os.environ.get("ZOOMAKE_BUILD"):
+    if "pipelines.build.tasks" not in sys.modules and not os.environ.get("ZOOMAKE_BUILD"):
         # Importing the task module creates its build directory: not in the repository.
         os.environ["ZOOMAKE_BUILD"] = str(recipe_path.parent.parent / "build")
         try:
-            from pipelines import tasks
+            from pipelines.build import tasks
         finally:
             del os.environ["ZOOMAKE_BUILD"]
-    from pipelines import tasks
-    from pipelines.recipes import load_recipe
+    from pipelines.build import tasks
+    from pipelines.recipes.load import load_recipe
 
     recipe = load_recipe(recipe_path)
     cached = tasks.zoo
     tasks.zoo = lambda: {recipe_path.stem: recipe}
     try:
         for creator in (tasks.task_fetch, tasks.task_convert, tasks.task_optimize,
-                        tasks.task_export, tasks.task_measure, tasks.task_verify):  # fmt: skip
+                        tasks.task_export, tasks.task_reference, tasks.task_measure,
+                        tasks.task_verify):  # fmt: skip
             list(creator())  # each reads its recipe sub-tree (stage_config) and file names
         tasks.task_report()
     finally:
@@ -508,7 +509,7 @@ def _outputs_ok(out: Path, fmt: str | None) -> str:
 def run_case(kind: str, index: int, seeds: Seeds, root: Path, *, seed: int = 0,
              timeout: float = 30.0) -> Result:  # fmt: skip
     """Run one case in this process (main thread: the timeout uses SIGALRM)."""
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     rng = random.Random(f"{seed}:{kind}:{index}")
     case_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-{index}-", dir=root))

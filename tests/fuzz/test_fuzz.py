@@ -24,7 +24,7 @@ def seeds(tmp_path_factory):
 
 def test_unmutated_seeds_convert(seeds, tmp_path):
     """The harness's judge accepts a clean conversion of every seed (else it proves nothing)."""
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     for name, text, weights in seeds.prototxts:
         src = tmp_path / f"{name}.prototxt"

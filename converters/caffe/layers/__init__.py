@@ -26,6 +26,7 @@ from converters.caffe.layers import (
     relu,
     reshape,
     resize,
+    roi_pooling,
     scale,
     softmax,
     tile,
@@ -34,5 +35,5 @@ from converters.caffe.layers import (
 ALL_MODULES = (
     activation, argmax, batchnorm, concat, conv, crop, detection_output, eltwise, identity,
     inner_product, inputs, lrn, mvn, normalize, permute, pooling, power, prior_box, reduction,
-    relu, reshape, resize, scale, softmax, tile,
+    relu, reshape, resize, roi_pooling, scale, softmax, tile,
 )  # fmt: skip

@@ -40,5 +40,8 @@ def normalize(layer, ctx):
                       hint=f"{name}/sumsq_eps")  # fmt: skip
     norm = ctx.node("Sqrt", [padded], hint=f"{name}/norm")
     unit = ctx.node("Div", [x, norm], hint=f"{name}/unit")
-    y = ctx.node("Mul", [unit, ctx.const(f"{name}/scale", scale)], ctx.top_name(layer))
+    scale_name = ctx.const(f"{name}/scale", scale)
+    y = ctx.node("Mul", [unit, scale_name], ctx.top_name(layer))
+    # for the ONNX -> Caffe writer: the weight and its shape in the caffemodel
+    ctx.layer_blobs[layer.index] = ([scale_name], [layer.blob_shape(0)])
     ctx.set_top(layer, 0, y, shape)

@@ -1,0 +1,177 @@
+"""Recipe rules a JSON Schema cannot express (they relate one field to another).
+
+Each check returns ``(json_pointer, message)`` pairs and tolerates structurally invalid
+recipes (the schema reports those): it only looks at values of the expected type.
+"""
+
+from __future__ import annotations
+
+
+def escape_pointer(key: str) -> str:
+    # Same as recipe_yaml.escape_pointer; not imported from there because recipe_files() runs
+    # while doit loads tasks and must not pull in the YAML library.
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _is_shape(shape) -> bool:
+    return (
+        isinstance(shape, list)
+        and len(shape) == 4
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    )
+
+
+def _is_file(ref) -> bool:
+    return isinstance(ref, dict) and isinstance(ref.get("url"), str)
+
+
+def recipe_files(recipe: dict) -> dict[str, dict]:
+    """``{role: file ref}`` for every file the recipe fetches, in a fixed order."""
+    files: dict[str, dict] = {}
+    source = recipe.get("source")
+    if isinstance(source, dict):
+        for role in _source_roles():
+            if _is_file(source.get(role)):
+                files[f"source/{role}"] = source[role]
+    inputs = recipe.get("inputs")
+    if isinstance(inputs, dict):
+        for name, spec in inputs.items():
+            pre = spec.get("preprocess") if isinstance(spec, dict) else None
+            if isinstance(pre, dict) and _is_file(pre.get("mean_file")):
+                files[f"inputs/{escape_pointer(name)}/preprocess/mean_file"] = pre["mean_file"]
+    verify = recipe.get("verify")
+    if isinstance(verify, dict) and isinstance(verify.get("files"), list):
+        for i, ref in enumerate(verify["files"]):
+            if _is_file(ref):
+                files[f"verify/files/{i}"] = ref
+    return files
+
+
+def _source_roles() -> list[str]:
+    """Every source file role of every format (``formats``), in registry order."""
+    from formats import sources
+
+    return [r.name for f in sources() for r in f.source.roles]
+
+
+def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
+    from formats import sources
+
+    where = f"/inputs/{escape_pointer(name)}"
+    out: list[tuple[str, str]] = []
+    layout = spec.get("layout", "NCHW")
+    fmt = next((f for f in sources() if f.name == framework), None)
+    if fmt is not None and layout not in fmt.source.layouts:
+        expected = " or ".join(fmt.source.layouts)
+        out.append(
+            (f"{where}/layout", f"expected {expected} ({fmt.short} inputs are {expected}), "
+             f"got '{layout}'")
+        )  # fmt: skip
+    shape = spec.get("shape")
+    pre = spec.get("preprocess")
+    if not _is_shape(shape) or not isinstance(pre, dict):
+        return out
+    channels = shape[3] if layout == "NHWC" else shape[1]
+    for key in ("mean", "scale", "std"):
+        values = pre.get(key)
+        if isinstance(values, list) and len(values) not in (1, channels):
+            out.append(
+                (
+                    f"{where}/preprocess/{key}",
+                    f"expected one number or {channels} values (one per channel of shape {shape}), "
+                    f"got {len(values)} values",
+                )
+            )
+    if pre.get("reverse_channels") is True and channels != 3:
+        out.append(
+            (
+                f"{where}/preprocess/reverse_channels",
+                f"expected false for an input with {channels} channels, got true "
+                "(reversing swaps RGB and BGR and needs exactly 3 channels)",
+            )
+        )
+    return out
+
+
+def _check_file_names(recipe: dict) -> list[tuple[str, str]]:
+    # All fetched files land side by side in build/<id>/source/: each name must be a plain file
+    # name (a '..%2F' would write outside it) and names must not collide.
+    from pipelines.fetch.cache import name_problem, url_basename  # urllib is slow to import
+
+    out = []
+    first: dict[str, str] = {}
+    for role, ref in recipe_files(recipe).items():
+        problem = name_problem(ref["url"])
+        if problem:
+            out.append(
+                (
+                    f"/{role}/url",
+                    f"expected a URL ending in a plain file name, got '{ref['url']}': {problem}",
+                )
+            )
+            continue
+        name = url_basename(ref["url"])
+        if name in first and first[name] != role:
+            out.append(
+                (
+                    f"/{role}/url",
+                    f"expected a file name different from #/{first[name]}/url, got '{name}' again "
+                    "(both would be build/<id>/source/" + name + ")",
+                )
+            )
+        first.setdefault(name, role)
+    return out
+
+
+def _check_verify_outputs(recipe: dict) -> list[tuple[str, str]]:
+    outputs = recipe.get("outputs")
+    verify = recipe.get("verify")
+    if not isinstance(outputs, list) or not isinstance(verify, dict):
+        return []
+    overrides = verify.get("outputs")
+    if not isinstance(overrides, dict):
+        return []
+    known = ", ".join(dict.fromkeys(str(o) for o in outputs))
+    return [
+        (
+            f"/verify/outputs/{escape_pointer(name)}",
+            f"expected one of the recipe's outputs ({known}), got '{name}'",
+        )
+        for name in overrides
+        if name not in outputs
+    ]
+
+
+def _check_reference(recipe: dict, framework) -> list[tuple[str, str]]:
+    verify = recipe.get("verify")
+    choice = verify.get("reference") if isinstance(verify, dict) else None
+    from formats import sources
+
+    spec = next((f for f in sources() if f.name == framework), None)
+    if spec is None or not isinstance(choice, str) or choice in spec.source.references:
+        return []  # an unknown framework or choice is the schema's to refuse
+    expected = " or ".join(spec.source.references)
+    article = "an" if spec.short[:1] in "AEIOU" else "a"
+    return [
+        (
+            "/verify/reference",
+            f"expected {expected} for {article} {spec.short} source "
+            f"(run by {spec.source.reference_runtime}), got '{choice}'",
+        )
+    ]
+
+
+def check(recipe: dict) -> list[tuple[str, str]]:
+    """Cross-field problems of a (possibly schema-invalid) recipe."""
+    out: list[tuple[str, str]] = []
+    source = recipe.get("source")
+    framework = source.get("framework") if isinstance(source, dict) else None
+    inputs = recipe.get("inputs")
+    if isinstance(inputs, dict):
+        for name, spec in inputs.items():
+            if isinstance(spec, dict):
+                out.extend(_check_input(name, spec, framework))
+    out.extend(_check_file_names(recipe))
+    out.extend(_check_verify_outputs(recipe))
+    out.extend(_check_reference(recipe, framework))
+    return out

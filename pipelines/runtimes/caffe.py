@@ -1,0 +1,39 @@
+"""Caffe models in real Caffe: pycaffe in its own environment (``pipelines.runtimes.side``), the
+reference for Caffe sources when it is set up. The TEST-phase net it reports blobs of is read
+with the same rule as OpenCV's (``pipelines.runtimes.opencv.deploy_net``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.runtimes.base import Runner, need_files
+from pipelines.runtimes.opencv import caffe_blob_writers, caffe_inputs, deploy_net
+
+
+class RealCaffeRunner(Runner):
+    """The model in real Caffe (pycaffe in its own environment, ``pipelines.runtimes.side``).
+
+    Any blob of the net can be asked for, including intermediate ones; an in-place layer's
+    blob holds the value after the last layer that writes it, as in OpenCV's addressing.
+    """
+
+    runtime = "caffe"
+
+    def __init__(self, prototxt: Path, caffemodel: Path | None):
+        from pipelines.runtimes.side import SideModel
+
+        need_files(prototxt, *([caffemodel] if caffemodel else []))
+        files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}
+        self.model = SideModel("caffe", files)
+        self.version = self.model.proc.info.get("version", "")
+        self.build = self.model.proc.env.build
+        # Caffe filters the TEST phase itself; the same rule gives the final blobs here.
+        net = deploy_net(prototxt)[0]
+        self.writers, self.outputs = caffe_blob_writers(net)
+        self.inputs = caffe_inputs(net)
+
+    def has_output(self, name: str) -> bool:
+        return name in self.model.blobs
+
+    def run(self, feeds, outputs=None):
+        return self.model.run(feeds, list(outputs or self.outputs))
