@@ -13,6 +13,7 @@ from pipelines.build.tasks import (  # noqa: F401 - doit collects task_* and DOI
     task_measure,
     task_optimize,
     task_recipe,
+    task_reference,
     task_report,
     task_validate,
     task_verify,

@@ -80,12 +80,15 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=2)
     ap.add_argument("--baseline", help="git ref whose builds run alongside, e.g. main")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--new", help="git ref to run as 'new' (default: this worktree as it is)")
     args = ap.parse_args()
     mirror = os.environ.get("ZOOMAKE_MIRROR") or str(REPO.parent / "shared" / "models")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         n = write_zoo(tmp / "recipes", args.copies)
-        roots = {"new": REPO} | ({args.baseline: tree(args.baseline, tmp)} if args.baseline else {})
+        roots = {"new": tree(args.new, tmp) if args.new else REPO} | (
+            {args.baseline: tree(args.baseline, tmp)} if args.baseline else {}
+        )
         times: dict[str, dict[str, list[float]]] = {k: {"serial": [], "-n 2": []} for k in roots}
         same: dict[str, bool] = {}
         for _ in range(args.repeat):

@@ -33,7 +33,8 @@ psutil = pytest.importorskip("psutil")
 REPO = Path(__file__).resolve().parents[1]
 # model -> targets kept (the cheap ones: the chain is the same for every format)
 SMALL_ZOO = {"mtcnn-det1": ["onnx", "onnx-fp16"], "mtcnn-det2": ["onnx"]}
-ACTIONS = sum(3 + 2 * len(t) for t in SMALL_ZOO.values())  # fetch convert optimize + export/measure
+# fetch convert optimize reference + export/measure per target
+ACTIONS = sum(4 + 2 * len(t) for t in SMALL_ZOO.values())
 
 
 def make_zoo(base: Path, zoo: dict[str, list[str]] = SMALL_ZOO) -> Path:
@@ -146,7 +147,9 @@ def test_dask_build_then_fresh_clone_is_all_hits_and_byte_identical(cluster, tmp
     # The client's build is a local build: a plain local run after it has nothing to do.
     again = zoomake(second, models_dir)
     assert again.returncode == 0, again.stderr
-    assert not re.search(r"^\.\s+(fetch|convert|optimize|export|measure):", again.stdout, re.M)
+    assert not re.search(
+        r"^\.\s+(fetch|convert|optimize|export|reference|measure):", again.stdout, re.M
+    )
 
 
 def test_a_failure_on_a_worker_is_reported_not_redone(cluster, tmp_path, models_dir):
@@ -159,7 +162,9 @@ def test_a_failure_on_a_worker_is_reported_not_redone(cluster, tmp_path, models_
     r = zoomake(base, models_dir, "--scheduler", lc.scheduler_address, "--remote-cache",
                 str(tmp_path / "cache"))  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
-    assert dask_line(r.stdout) == (1, 0, 1)  # fetch ran, convert failed on the worker
+    # fetch ran; convert and reference (the source has no blob 'prob' either) failed on the
+    # worker (--continue); the local pass stops at convert's failure, before reference.
+    assert dask_line(r.stdout) == (1, 0, 2)
     assert re.search(r"^remote cache \S+: 1 hits, 0 misses, 1 failed$", r.stdout, re.M), r.stdout
     line = "convert:mtcnn-det1 failed: recipes/mtcnn-det1.yaml#/outputs/1: the model has no"
     assert line in r.stderr  # the worker's line, as a local build names the recipe
@@ -300,7 +305,7 @@ def s3(monkeypatch):
 def test_s3_cache_hits_misses_and_a_corrupted_object(s3, tmp_path, models_dir):
     fs, env = s3
     zoo = {"mtcnn-det1": ["onnx"]}
-    actions = 5
+    actions = 6  # fetch convert optimize export reference measure
     url = "s3://zoomake-test/cache"
     runs = {}
     for name in ("cold", "corrupt"):

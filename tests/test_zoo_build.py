@@ -108,8 +108,24 @@ def test_verify_change_reruns_only_that_models_verification(zoo):
     ran = executed(run_doit(zoo["env"]))
     targets = recipe["targets"]
     expected = {f"{s}:mtcnn-det1:{t}" for s in ("measure", "verify") for t in targets}
-    assert ran == expected, ran
+    assert ran == expected | {"reference:mtcnn-det1"}, ran  # fewer samples: a new reference
     assert report.stat().st_mtime_ns > before  # the report is rewritten at the end of a run
+
+
+def test_tolerance_change_reruns_measure_but_not_the_models_reference(zoo):
+    """The reference ran once for the model (every measure read it) and has its own key: an
+    fp16 tolerance is no part of it."""
+    path = zoo["recipes"] / "mtcnn-det3.yaml"
+    recipe = yaml.safe_load(path.read_text())
+    for target in recipe["targets"]:
+        verify_json = json.loads((zoo["build"] / "mtcnn-det3" / target / "verify.json").read_text())
+        assert verify_json["reference"]["stored_sets"] == recipe["verify"]["samples"], target
+        assert "../reference/reference.json" in verify_json["sha256"]["reference"]
+    recipe["verify"]["tolerances"]["fp16"]["atol"] = 0.02
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    ran = executed(run_doit(zoo["env"]))
+    fp16 = [t for t, spec in recipe["targets"].items() if spec.get("precision") == "fp16"]
+    assert fp16 and ran == {f"{s}:mtcnn-det3:{t}" for s in ("measure", "verify") for t in fp16}
 
 
 def test_mean_change_reruns_that_model_from_convert(zoo):
@@ -119,7 +135,7 @@ def test_mean_change_reruns_that_model_from_convert(zoo):
     path.write_text(text.replace("mean: 127.5", "mean: 127.0"))
     ran = executed(run_doit(zoo["env"]))
     targets = yaml.safe_load(text)["targets"]
-    expected = {"convert:mtcnn-det2", "optimize:mtcnn-det2"}
+    expected = {"convert:mtcnn-det2", "optimize:mtcnn-det2", "reference:mtcnn-det2"}
     expected |= {f"{s}:mtcnn-det2:{t}" for s in ("export", "measure", "verify") for t in targets}
     # optimize/export may find their input unchanged only if the model bytes are equal, which a
     # new mean cannot give: every stage downstream of convert reruns, and nothing else.
@@ -210,13 +226,16 @@ def _digests(build: Path, model_ids: list[str]) -> dict[str, str]:
     out = {}
     for model_id in model_ids:
         for f in sorted((build / model_id).rglob("*")):
-            if f.is_file() and f.suffix in {".onnx", ".xml", ".bin", ".prototxt", ".caffemodel"}:
+            artifact = f.suffix in {".onnx", ".xml", ".bin", ".prototxt", ".caffemodel"}
+            reference = "reference" in f.relative_to(build / model_id).parts  # reference:<id>
+            if f.is_file() and (artifact or reference) and f.name != "stats.json":
                 out[str(f.relative_to(build))] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 
 
 def test_parallel_build_gives_the_same_artifacts(zoo, tmp_path, models_dir):
-    ids = ["mtcnn-det3", "ultraface-slim-320"]
+    # yufacedetectnet: its DetectionOutput is a Loop, whose body OpenVINO names from a counter.
+    ids = ["mtcnn-det3", "ultraface-slim-320", "yufacedetectnet-v1"]
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     for i in ids:
@@ -224,6 +243,8 @@ def test_parallel_build_gives_the_same_artifacts(zoo, tmp_path, models_dir):
     env = {**zoo["env"], "ZOOMAKE_RECIPES": str(recipes), "ZOOMAKE_BUILD": str(tmp_path / "b")}
     run_doit(env, "-n", "2", "-P", "process")
     parallel = _digests(tmp_path / "b", ids)
+    assert any(k.endswith("openvino/model.xml") and k.startswith("yuface") for k in parallel)
+    assert any("/reference/test_data_set_0/" in k for k in parallel)
     assert parallel and parallel == _digests(zoo["build"], ids)
 
 

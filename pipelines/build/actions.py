@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 from pathlib import Path
 
-from pipelines.build.layout import recipe_path, source_files
+from pipelines.build.layout import REFERENCE_DIR, recipe_path, source_files
 from pipelines.errors import ZoomakeError
 
 
@@ -96,10 +97,19 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
     _timed(export, Path(out_dir) / "export-stats.json", Path(src), target, Path(out_dir))
 
 
+def act_reference(model_id: str, recipe: dict, ref_dir: str) -> None:
+    from pipelines.verify.reference import run_reference
+
+    _timed(run_reference, Path(ref_dir) / "stats.json", model_id, recipe,
+           _roles(model_id, recipe), Path(ref_dir))  # fmt: skip
+
+
 def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:
     from pipelines.verify.measure import measure
 
-    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir))
+    ref_dir = Path(out_dir).parent / REFERENCE_DIR
+    measure(model_id, recipe, target_name, _roles(model_id, recipe), Path(out_dir),
+            reference_dir=ref_dir)  # fmt: skip
 
 
 def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
@@ -126,6 +136,7 @@ def guarded(fn):
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        resume_gc()
         from doit.exceptions import TaskFailed
 
         from pipelines.errors import describe
@@ -143,5 +154,13 @@ def sweep(paths: list[str]) -> None:
     """First action of every task: remove what a killed earlier run left beside its outputs."""
     from converters.io import sweep_temporaries
 
+    resume_gc()
     for path in paths:
         sweep_temporaries(path)
+
+
+def resume_gc() -> None:
+    """The cyclic collector back on (``pipelines.build.run`` turns it off while doit loads the
+    tasks): at the first action of a process and at the end of the run."""
+    if not gc.isenabled():
+        gc.enable()

@@ -3,7 +3,7 @@
 doit runs processes on one host only; Dask distributed runs the work here, nothing home-made.
 The client submits one unit of work per model: on a worker, ``build_model`` writes that model's
 recipe into a scratch zoo and runs zoomake's own doit build on it (the same tasks and actions as
-a local build: fetch -> convert -> optimize -> export -> measure -> verify) with the shared
+a local build: fetch -> convert -> optimize -> export -> reference -> measure -> verify) with the shared
 artifact cache (``pipelines.build.remote_cache``), so every output it makes goes to the cache, and a
 model another machine already built is a chain of cache hits. What comes back through the
 scheduler is small JSON: per task, hit / ran / failed with its one-line error.

@@ -102,7 +102,7 @@ def _remove_outputs(task) -> None:
         return
     for target in task.targets:
         Path(target).unlink(missing_ok=True)
-    if task.name.startswith("measure:"):  # its golden sets are as stale as verify.json
+    if task.name.startswith(("measure:", "reference:")):  # golden sets as stale as the index
         import shutil
 
         from pipelines.verify.golden import golden_sets

@@ -6,6 +6,7 @@ and each target's artifact files. The task creators (``pipelines.build.tasks``) 
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 from pipelines.locations import CODE_ROOT, build_dir, recipes_dir
@@ -15,6 +16,10 @@ REPO = CODE_ROOT  # zoomake's code, for the fingerprints: never where the zoo or
 # benchmarks, a CI job that builds a subset; `zoomake build --recipes/--build` set them).
 RECIPES = recipes_dir()
 BUILD = build_dir()
+BUILD_S = str(BUILD)  # task creators join strings: 35,000 tasks of a big zoo, no Path objects
+# pipelines.verify.reference.DIR / INDEX (not imported: it imports numpy, ~200 ms on every
+# `doit list`): the model's reference run, build/<id>/reference/reference.json.
+REFERENCE_DIR, REFERENCE_INDEX = "reference", "reference.json"
 
 
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
@@ -26,10 +31,28 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
     return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
 
 
-def artifact_files(out_dir: Path, fmt: str) -> list[Path]:
+def dep_sources(model_id: str, recipe: dict) -> list[str]:
+    """``source_files`` as the task creators need them: strings, from the recipe cache."""
+    from pipelines.recipes.cache import meta
+
+    src = f"{BUILD_S}/{model_id}/source/"
+    return [src + name for name in meta(recipe)["files"].values()]
+
+
+@functools.cache
+def artifact_names(fmt: str) -> tuple[str, ...]:
     from formats import target
 
-    return [out_dir / n for n in target(fmt).files]
+    return tuple(target(fmt).files)
+
+
+def artifact_files(out_dir: Path, fmt: str) -> list[Path]:
+    return [out_dir / n for n in artifact_names(fmt)]
+
+
+def artifact_paths(out_dir: str, fmt: str) -> list[str]:
+    """``artifact_files`` as strings (the task creators')."""
+    return [f"{out_dir}/{n}" for n in artifact_names(fmt)]
 
 
 def recipe_path(model_id: str) -> str:

@@ -22,7 +22,8 @@ are not all there, and a writer killed mid-way leaves at most unreferenced objec
 object that fails its check (truncated, corrupted, missing, not JSON) is reported in one warning
 line, never used, and the task is rebuilt (which overwrites the bad entry when writable).
 
-``measure`` is cached like the others: its record brings ``verify.json`` and the golden sets, so
+``reference`` and ``measure`` are cached like the others: their records bring ``reference.json``
+/ ``verify.json`` and the golden sets, so
 the report of a build that hit the cache everywhere equals that of the build that did the work
 (but for the run's own provenance: when and where it ran).
 The ``verify`` gate is not cached: it is the check, and it runs on what was materialised.
@@ -53,8 +54,9 @@ LOG_NAME = "remote-cache.jsonl"
 STAGING = "remote-cache"  # the name materialisation's staging directory is a temporary of
 CHUNK = 1 << 20
 # Outputs a stage writes besides its doit targets, by glob under its first target's directory:
-# measure's golden sets (their number comes from the recipe, their names from the model).
-EXTRA_OUTPUTS = {"measure": "test_data_set_*"}
+# measure's golden sets and reference's stored reference sets (their number comes from the
+# recipe, their names from the model).
+EXTRA_OUTPUTS = {"measure": "test_data_set_*", "reference": "test_data_set_*"}
 _warned: set[str] = set()
 
 

@@ -8,7 +8,8 @@ task succeeds) and which tasks are not current (this run's knowledge: skipped be
 upstream task failed, or not reached and out of date in doit's own database). The report
 reads the verdict of each target from here before it looks at ``verify.json``.
 
-A target's chain is ``fetch:<id> convert:<id> optimize:<id> export:<id>:<t> measure:<id>:<t>``;
+A target's chain is ``fetch:<id> convert:<id> optimize:<id> export:<id>:<t> reference:<id>
+measure:<id>:<t>``;
 the ``verify`` gate's verdict is ``verify.json`` itself.
 """
 
@@ -27,9 +28,12 @@ TARGET_STAGES = ("export", "measure")  # ... then one per target
 
 
 def chain(model_id: str, target: str) -> list[str]:
-    """The tasks a target's artifact and verify.json come from, upstream first."""
+    """The tasks a target's artifact and verify.json come from, upstream first (``reference``:
+    the source model's outputs on the samples, read by every measure of the model)."""
     return [f"{s}:{model_id}" for s in MODEL_STAGES] + [
-        f"{s}:{model_id}:{target}" for s in TARGET_STAGES
+        f"export:{model_id}:{target}",
+        f"reference:{model_id}",
+        f"measure:{model_id}:{target}",
     ]
 
 
@@ -41,11 +45,15 @@ def downstream(task_name: str, targets: list[str]) -> list[str]:
     """The chain tasks after ``task_name`` of the same model (``targets``: its target names)."""
     stage, _, rest = task_name.partition(":")
     model_id, _, target = rest.partition(":")
+    if stage == "reference":  # only the measures read it
+        return [f"measure:{model_id}:{t}" for t in targets]
     order = MODEL_STAGES + TARGET_STAGES
     if stage not in order:
         return []
     later = order[order.index(stage) + 1 :]
     names = [f"{s}:{model_id}" for s in later if s in MODEL_STAGES]
+    if stage == "fetch":
+        names.append(f"reference:{model_id}")
     for t in [target] if target else targets:
         names += [f"{s}:{model_id}:{t}" for s in later if s in TARGET_STAGES]
     return names

@@ -11,6 +11,8 @@ Per model ``<id>``::
   convert:<id>            -> build/<id>/convert/model.onnx   (preprocessing embedded)
   optimize:<id>           -> build/<id>/optimize/model.onnx
   export:<id>:<target>    -> build/<id>/<target>/model.*
+  reference:<id>          -> build/<id>/reference/reference.json + test_data_set_N/ (the source
+                             model's outputs on the samples, once per model)
   measure:<id>:<target>   -> build/<id>/<target>/verify.json + golden test_data_set_N/
   verify:<id>:<target>    fails unless verify.json says passed
   recipe:<id>             fails: the recipe is invalid (the rest of the zoo still builds)
@@ -28,6 +30,9 @@ the work (both through ``config_changed``).
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -40,11 +45,22 @@ from pipelines.build.actions import (
     act_fetch,
     act_measure,
     act_optimize,
+    act_reference,
     act_verify,
     guarded,
     sweep,
 )
-from pipelines.build.layout import BUILD, DEP_FILE, RECIPES, REPO, artifact_files, source_files
+from pipelines.build.layout import (
+    BUILD,
+    BUILD_S,
+    DEP_FILE,
+    RECIPES,
+    REFERENCE_DIR,
+    REFERENCE_INDEX,
+    REPO,
+    artifact_paths,
+    dep_sources,
+)
 from pipelines.build.run import code_fingerprint, invalid_recipes, zoo
 from pipelines.errors import ZoomakeError
 from pipelines.locations import is_checkout
@@ -76,6 +92,7 @@ DOIT_CONFIG = {
         "convert",
         "optimize",
         "export",
+        "reference",
         "measure",
         "verify",
         "recipe",
@@ -88,23 +105,25 @@ def _uses(recipe: dict, stage: str, target: str | None) -> tuple[tuple[str, str]
     """The formats a task of ``stage`` works with (for its code fingerprint)."""
     framework = (recipe.get("source") or {}).get("framework", "")
     fmt = ((recipe.get("targets") or {}).get(target) or {}).get("format", "onnx")
+    # measure runs the reference itself for a sample reference:<id> did not store.
     return {"convert": (("to_onnx", framework),), "export": (("from_onnx", fmt),),
+            "reference": (("reference", framework),),
             "measure": (("reference", framework), ("runner", fmt)),
             "verify": (("files", fmt),)}.get(stage, ())  # fmt: skip
 
 
 def _uptodate(
-    recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra=None
+    recipe: dict, stage: str, target: str | None = None, code: str | None = None, extra: str = ""
 ):
-    from pipelines.recipes.stages import stage_config
+    """One ``config_changed`` per task (doit keeps a single saved value for all of them): the
+    sha256 of the recipe sub-tree the stage reads (``recipes.stages.stage_config``, kept in the
+    recipe cache), the code fingerprint and ``extra``, as one string (saved as it is)."""
+    from pipelines.recipes.cache import meta
 
-    # One config_changed per task: doit keeps a single saved value for all of them.
+    stage_digest = meta(recipe)["stages"][f"{stage}:{target}" if target else stage]
     code = code or stage
-    config = {
-        "recipe": stage_config(recipe, stage, target),
-        "code": code_fingerprint(code, _uses(recipe, code, target)),
-    }
-    return config_changed({**config, **({"extra": extra} if extra else {})})
+    value = f"recipe {stage_digest} code {code_fingerprint(code, _uses(recipe, code, target))}"
+    return config_changed(f"{value} extra {extra}" if extra else value)
 
 
 def _rmtree(path: Path) -> None:
@@ -151,95 +170,120 @@ def task_validate():
 def task_fetch():
     """Download (or find in ZOOMAKE_MIRROR) and checksum each model's source files."""
     for model_id, recipe in zoo().items():
-        targets = [str(p) for p in source_files(model_id, recipe).values()]
+        targets = dep_sources(model_id, recipe)
         yield {
             "name": model_id,
             "actions": [(sweep, [targets]), (guarded(act_fetch), [model_id, recipe])],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "fetch")],
-            "clean": [(_rmtree, [BUILD / model_id / "source"])],
+            "clean": [(_rmtree, [f"{BUILD_S}/{model_id}/source"])],
         }
 
 
 def task_convert():
     """Convert each source model to ONNX with its preprocessing embedded."""
     for model_id, recipe in zoo().items():
-        out = BUILD / model_id / "convert" / "model.onnx"
-        targets = [str(out), str(out.with_name("stats.json"))]
+        out_dir = f"{BUILD_S}/{model_id}/convert"
+        out = f"{out_dir}/model.onnx"
+        targets = [out, f"{out_dir}/stats.json"]
         yield {
             "name": model_id,
-            "actions": [(sweep, [targets]), (guarded(act_convert), [model_id, recipe, str(out)])],
-            "file_dep": [str(p) for p in source_files(model_id, recipe).values()],
+            "actions": [(sweep, [targets]), (guarded(act_convert), [model_id, recipe, out])],
+            "file_dep": dep_sources(model_id, recipe),
             "targets": targets,
             "uptodate": [_uptodate(recipe, "convert")],
-            "clean": [(_rmtree, [out.parent])],
+            "clean": [(_rmtree, [out_dir])],
         }
 
 
 def task_optimize():
     """Run each recipe's optimization passes."""
     for model_id, recipe in zoo().items():
-        src = BUILD / model_id / "convert" / "model.onnx"
-        out = BUILD / model_id / "optimize" / "model.onnx"
-        targets = [str(out), str(out.with_name("stats.json"))]
+        src = f"{BUILD_S}/{model_id}/convert/model.onnx"
+        out_dir = f"{BUILD_S}/{model_id}/optimize"
+        out = f"{out_dir}/model.onnx"
+        targets = [out, f"{out_dir}/stats.json"]
         yield {
             "name": model_id,
-            "actions": [
-                (sweep, [targets]),
-                (guarded(act_optimize), [recipe, str(src), str(out)]),
-            ],
-            "file_dep": [str(src)],
+            "actions": [(sweep, [targets]), (guarded(act_optimize), [recipe, src, out])],
+            "file_dep": [src],
             "targets": targets,
             "uptodate": [_uptodate(recipe, "optimize")],
-            "clean": [(_rmtree, [out.parent])],
+            "clean": [(_rmtree, [out_dir])],
         }
 
 
 def task_export():
     """Write each target artifact (ONNX, FP16 ONNX, OpenVINO IR, Caffe)."""
     for model_id, recipe in zoo().items():
-        src = BUILD / model_id / "optimize" / "model.onnx"
+        src = f"{BUILD_S}/{model_id}/optimize/model.onnx"
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            files = artifact_files(out_dir, target["format"])
-            targets = [str(f) for f in files] + [str(out_dir / "export-stats.json")]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
+            targets = [*artifact_paths(out_dir, target["format"]), f"{out_dir}/export-stats.json"]
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [
-                    (sweep, [targets]),
-                    (guarded(act_export), [target, str(src), str(out_dir)]),
-                ],
-                "file_dep": [str(src)],
+                "actions": [(sweep, [targets]), (guarded(act_export), [target, src, out_dir])],
+                "file_dep": [src],
                 "targets": targets,
                 "uptodate": [_uptodate(recipe, "export", name)],
                 "clean": [(_rmtree, [out_dir])],
             }
 
 
-def _reference_config(recipe: dict) -> dict:
+@functools.cache
+def _reference_key(framework: str | None, choice) -> str:
     from pipelines.runtimes.side import reference_config
 
-    return reference_config(recipe)
+    found = reference_config({"source": {"framework": framework}, "verify": {"reference": choice}})
+    return json.dumps(found, sort_keys=True) if found else ""
+
+
+def _reference_config(recipe: dict) -> str:
+    """What the source's reference runtime is (``runtimes.side.reference_config``, which reads
+    the framework and ``verify.reference`` alone), once per distinct pair of those."""
+    verify = recipe.get("verify") or {}
+    return _reference_key((recipe.get("source") or {}).get("framework"), verify.get("reference"))
+
+
+def task_reference():
+    """Run each source model's reference once on its samples: the golden reference outputs
+    every target's measure reads."""
+    for model_id, recipe in zoo().items():
+        ref_dir = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}"
+        targets = [f"{ref_dir}/{REFERENCE_INDEX}", f"{ref_dir}/stats.json"]
+        yield {
+            "name": model_id,
+            "actions": [
+                (sweep, [[*targets, f"{ref_dir}/{GOLDEN_STAGING}"]]),
+                (guarded(act_reference), [model_id, recipe, ref_dir]),
+            ],
+            "file_dep": dep_sources(model_id, recipe),
+            "targets": targets,
+            "uptodate": [
+                _uptodate(recipe, "reference", extra=_reference_config(recipe)),
+                golden_unchanged(ref_dir),
+            ],
+            "clean": [(_rmtree, [ref_dir])],
+        }
 
 
 def task_measure():
-    """Run each artifact and its source-framework reference; write verify.json and golden data."""
+    """Run each artifact against its model's stored reference; write verify.json and golden."""
     for model_id, recipe in zoo().items():
-        sources = [str(p) for p in source_files(model_id, recipe).values()]
+        sources = dep_sources(model_id, recipe)
+        reference = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}/{REFERENCE_INDEX}"
+        extra = _reference_config(recipe)
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            swept = [str(out_dir / "verify.json"), str(out_dir / GOLDEN_STAGING)]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
             yield {
                 "name": f"{model_id}:{name}",
                 "actions": [
-                    (sweep, [swept]),
-                    (guarded(act_measure), [model_id, recipe, name, str(out_dir)]),
+                    (sweep, [[f"{out_dir}/verify.json", f"{out_dir}/{GOLDEN_STAGING}"]]),
+                    (guarded(act_measure), [model_id, recipe, name, out_dir]),
                 ],
-                "file_dep": [str(f) for f in artifact_files(out_dir, target["format"])] + sources,
-                "targets": [str(out_dir / "verify.json")],
-                "uptodate": [
-                    _uptodate(recipe, "verify", name, "measure", _reference_config(recipe))
-                ],
+                "file_dep": [*artifact_paths(out_dir, target["format"]), *sources, reference],
+                "targets": [f"{out_dir}/verify.json"],
+                "uptodate": [_uptodate(recipe, "verify", name, "measure", extra)],
             }
 
 
@@ -248,39 +292,54 @@ class golden_unchanged:
     them (names, sizes, mtimes, as doit checks a ``file_dep``). Their names are only known once
     measure has written them, so they cannot be listed as ``file_dep`` when tasks are created."""
 
-    def __init__(self, out_dir: Path):
-        self.out_dir, self.state = out_dir, None
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = str(out_dir)
 
     def _state(self) -> list:
+        """``[[test_data_set_N/name, size, mtime_ns], ...]`` by path (``glob`` would make a
+        Path per file: a no-op build of a big zoo calls this once per verify task)."""
         found = []
-        for f in sorted(self.out_dir.glob("test_data_set_*/*")):
-            st = f.stat()
-            found.append([f.relative_to(self.out_dir).as_posix(), st.st_size, st.st_mtime_ns])
+        try:
+            sets = [e.path for e in os.scandir(self.out_dir)
+                    if e.name.startswith("test_data_set_") and e.is_dir()]  # fmt: skip
+        except FileNotFoundError:
+            return []
+        for path in sets:
+            set_name = os.path.basename(path)
+            with os.scandir(path) as it:
+                for f in it:
+                    if not f.name.startswith("."):
+                        st = f.stat()
+                        found.append([f"{set_name}/{f.name}", st.st_size, st.st_mtime_ns])
+        found.sort()
         return found
 
     def configure_task(self, task):
-        task.value_savers.append(lambda: {"_golden_files": self.state})
+        # Saved after the action: a task that writes them (reference:<id>) saves what it wrote.
+        task.value_savers.append(lambda: {"_golden_files": self._state()})
 
     def __call__(self, task, values):
-        self.state = self._state()
-        return values.get("_golden_files") == self.state
+        return values.get("_golden_files") == self._state()
 
 
 def task_verify():
     """Fail for every artifact whose verify.json does not stand: recorded sha256 of artifact,
     sources and golden files, and the verdict derived again from the golden data."""
     for model_id, recipe in zoo().items():
-        sources = [str(p) for p in source_files(model_id, recipe).values()]
+        sources = dep_sources(model_id, recipe)
+        reference = f"{BUILD_S}/{model_id}/{REFERENCE_DIR}/{REFERENCE_INDEX}"
         for name, target in recipe["targets"].items():
-            out_dir = BUILD / model_id / name
-            verify_json = out_dir / "verify.json"
-            artifact = [str(f) for f in artifact_files(out_dir, target["format"])]
+            out_dir = f"{BUILD_S}/{model_id}/{name}"
+            verify_json = f"{out_dir}/verify.json"
+            artifact = artifact_paths(out_dir, target["format"])
             yield {
                 "name": f"{model_id}:{name}",
-                "actions": [(guarded(act_verify), [model_id, recipe, name, str(verify_json)])],
-                "file_dep": [str(verify_json), *artifact, *sources],
+                "actions": [(guarded(act_verify), [model_id, recipe, name, verify_json])],
+                "file_dep": [verify_json, *artifact, *sources, reference],
                 "uptodate": [
                     _uptodate(recipe, "verify", name),
+                    # The reference files measure read are reference:<id>'s to keep: its own
+                    # golden_unchanged reruns it (same bytes) when one is touched.
                     golden_unchanged(out_dir),
                 ],
                 "verbosity": 2,
@@ -357,7 +416,7 @@ def _cacheable():
     from pipelines.build.remote_cache import cacheable
 
     g = globals()
-    for stage in ("fetch", "convert", "optimize", "export", "measure"):
+    for stage in ("fetch", "convert", "optimize", "export", "reference", "measure"):
         g[f"task_{stage}"] = cacheable(g[f"task_{stage}"])
 
 

@@ -6,6 +6,10 @@ only when mtime, size, inode and ctime are unchanged and the schema and loader c
 the same fingerprint. Entries written within 2 s of a file's modification are "racy" (the
 file could change again inside the same timestamp tick, git's racily-clean problem): they
 are re-read and compared by SHA-256 on the next load (still no parse).
+
+Beside each recipe the cache keeps what every doit task creator derives from it (``meta``): the
+sha256 of each stage's recipe sub-tree (``pipelines.recipes.stages.stage_config``) and the file
+name of each fetched file, so creating the tasks of a warm zoo does no per-task JSON work.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ _FINGERPRINTED = [
     recipes.SCHEMA_PATH,
     *(
         _HERE / name
-        for name in ("load.py", "cache.py", "yaml.py", "schema_errors.py", "checks.py")
+        for name in ("load.py", "cache.py", "yaml.py", "schema_errors.py", "checks.py",
+                     "stages.py")
     ),
     _HERE.parent / "fetch" / "cache.py",
 ]  # fmt: skip
 _RACY_NS = 2_000_000_000
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+# id(recipe dict) -> (that dict, its meta) for the recipes this process loaded
+_META: dict[int, tuple[dict, dict]] = {}
 
 
 @functools.cache
@@ -75,6 +82,32 @@ def _write_cache(path: Path, entries: dict) -> None:
         pass  # another process swept our temporary while writing the same cache: it wins
     except OSError as exc:
         raise ZoomakeError(f"{path}: cannot write the recipe cache ({exc.strerror})") from None
+
+
+def compute_meta(recipe: dict) -> dict:
+    """``{"stages": {stage or stage:target: sha256 of its stage_config}, "files": {role: name}}``."""
+    from pipelines.fetch.cache import url_basename
+    from pipelines.recipes.stages import recipe_files, stage_config
+
+    def digest(stage: str, target: str | None = None) -> str:
+        return hashlib.sha256(stage_config(recipe, stage, target).encode()).hexdigest()
+
+    stages = {s: digest(s) for s in ("fetch", "convert", "optimize", "reference")}
+    for target in recipe.get("targets") or {}:
+        stages[f"export:{target}"] = digest("export", target)
+        stages[f"verify:{target}"] = digest("verify", target)
+    files = {role: url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
+    return {"stages": stages, "files": files}
+
+
+def meta(recipe: dict) -> dict:
+    """``compute_meta(recipe)``, from the cache for a recipe ``load_zoo_partial`` returned."""
+    hit = _META.get(id(recipe))
+    if hit is not None and hit[0] is recipe:
+        return hit[1]
+    found = compute_meta(recipe)
+    _META[id(recipe)] = (recipe, found)
+    return found
 
 
 def load_zoo(recipes_dir: str | os.PathLike, cache_dir: str | os.PathLike) -> dict[str, dict]:
@@ -125,12 +158,15 @@ def load_zoo_partial(
             raw = raw if raw is not None else recipes._read(path)
             try:
                 recipe = recipes._load_text(path, recipes._decode(path, raw))
+                found_meta = compute_meta(recipe)
             except ZoomakeError as exc:
                 invalid[recipes.recipe_id(name)] = str(exc).splitlines()
                 continue
-            hit = {"digest": hashlib.sha256(raw).hexdigest(), "recipe": recipe}
+            hit = {"digest": hashlib.sha256(raw).hexdigest(), "recipe": recipe,
+                   "meta": found_meta}  # fmt: skip
         new[name] = {**hit, "sig": sig, "racy": sig[0] >= now - _RACY_NS}
         zoo[recipes.recipe_id(name)] = hit["recipe"]
+        _META[id(hit["recipe"])] = (hit["recipe"], hit["meta"])
     if new != old:
         _write_cache(cache_file, new)
     return zoo, invalid

@@ -66,8 +66,9 @@ def stage_config(recipe: dict, stage: str, target: str | None = None) -> str:
     """Canonical JSON of exactly what ``stage`` reads from the recipe (besides its files).
 
     stage: ``fetch`` (file list), ``convert`` (source, inputs, outputs), ``optimize``
-    (pass list; null = default passes), ``export`` (the target block), ``verify`` (verify
-    block, inputs, outputs, task and the target's precision).
+    (pass list; null = default passes), ``export`` (the target block), ``reference``
+    (framework, inputs, outputs, the sample set, the reference runtime asked for), ``verify``
+    (verify block, inputs, outputs, task and the target's precision).
     """
     if stage == "fetch":
         return canonical_json({"files": recipe_files(recipe)})
@@ -77,6 +78,8 @@ def stage_config(recipe: dict, stage: str, target: str | None = None) -> str:
         )
     if stage == "optimize":
         return canonical_json({"optimize": recipe.get("optimize")})
+    if stage == "reference":
+        return canonical_json(_without_urls(_reference_view(recipe)))
     if stage in ("export", "verify"):
         if target not in recipe.get("targets", {}):
             raise ZoomakeError(
@@ -87,6 +90,18 @@ def stage_config(recipe: dict, stage: str, target: str | None = None) -> str:
             return canonical_json({"target": block})
         return canonical_json(_without_urls(_verify_view(recipe, block.get("precision", "fp32"))))
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def _reference_view(recipe: dict) -> dict:
+    # What running the source model on the samples reads: the source (framework; its files are
+    # file_dep), the inputs (shapes, layouts, preprocessing), the cut points and the sample set
+    # (count, seed, files) and the reference runtime asked for; never targets or tolerances.
+    verify = recipe.get("verify", {})
+    return {
+        "source": {"framework": (recipe.get("source") or {}).get("framework")},
+        "verify": {k: verify.get(k) for k in ("samples", "seed", "files", "reference")},
+        **{k: recipe.get(k) for k in ("inputs", "outputs")},
+    }
 
 
 def _verify_view(recipe: dict, precision: str) -> dict:

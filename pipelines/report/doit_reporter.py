@@ -20,7 +20,7 @@ from pathlib import Path
 
 from doit.reporter import ConsoleReporter
 
-_MODEL_STAGES = ("fetch", "convert", "optimize")
+_MODEL_STAGES = ("fetch", "convert", "optimize", "reference")
 _TARGET_STAGES = ("export", "measure", "verify")
 
 

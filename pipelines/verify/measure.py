@@ -30,23 +30,10 @@ from pipelines.runtimes.choose import open_artifact, open_reference, versions
 from pipelines.verify import samples
 from pipelines.verify.golden import golden_sets, read_tensors, write_golden
 from pipelines.verify.metrics import RULE, DetectionCheck, OutputCheck
+from pipelines.verify.reference import expected_outputs, setting, verify_default
 
 LATENCY_RUNS = (5, 50)  # at least / at most this many timed runs ...
 LATENCY_BUDGET_S = 1.0  # ... and no more timed runs once this much time has passed
-
-
-def _default(*path: str):
-    """A default of the recipe schema's verify block (the tolerance presets live there)."""
-    from pipelines.recipes.load import schema
-
-    node = schema()["$defs"]["verify"]
-    for key in path:
-        node = node["properties"][key]
-    return node["default"]
-
-
-def setting(recipe: dict, key: str):
-    return (recipe.get("verify") or {}).get(key, _default(key))
 
 
 def tolerance(recipe: dict, output: str, precision: str) -> dict[str, float]:
@@ -55,7 +42,7 @@ def tolerance(recipe: dict, output: str, precision: str) -> dict[str, float]:
     base = (verify.get("tolerances") or {}).get(precision) or {}
     over = ((verify.get("outputs") or {}).get(output) or {}).get(precision) or {}
     return {
-        k: float(over.get(k, base.get(k, _default("tolerances", precision, k))))
+        k: float(over.get(k, base.get(k, verify_default("tolerances", precision, k))))
         for k in ("atol", "rtol")
     }
 
@@ -83,17 +70,6 @@ def compare_modes(recipe: dict, outputs, precision: str = "fp32") -> dict[str, d
         iou = (o.get(precision) or {}).get("iou", o.get("iou", preset))
         modes[n] = {"compare": "detections", "iou": float(default if iou is None else iou)}
     return modes
-
-
-def _sample_files(recipe: dict, sources: dict[str, Path], out_dir: Path) -> list[Path]:
-    paths = []
-    for i, ref in enumerate(setting(recipe, "files") or []):
-        # tasks.source_files puts every fetched file into build/<id>/source/<url basename>.
-        path = sources.get(f"file:{i}") or out_dir.parent / "source" / ref["url"].rsplit("/", 1)[-1]
-        if not Path(path).is_file():
-            raise ZoomakeError(f"{path}: verify.files[{i}] sample file not found (not fetched?)")
-        paths.append(Path(path))
-    return paths
 
 
 def _latency(candidate, feeds) -> dict:
@@ -134,14 +110,6 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 def _names(names) -> str:
     return ", ".join(f"'{n}'" for n in names) or "none"
-
-
-def expected_outputs(recipe: dict, source_outputs: list[str]) -> tuple[list[str], str]:
-    """The outputs every artifact must have, by name: the recipe's ``outputs`` (cut points),
-    else the source model's outputs; and where that list comes from (for messages)."""
-    if recipe.get("outputs"):
-        return list(recipe["outputs"]), "the recipe's outputs"
-    return list(source_outputs), "the source model's outputs"
 
 
 def compare(
@@ -207,10 +175,19 @@ def measure(
     target_name: str,
     sources: dict[str, Path],
     out_dir: Path,
+    *,
     bisect: bool = True,
+    reference_dir: Path | None = None,
 ) -> dict:
     """Compare the artifact in ``out_dir`` with the source model; write verify.json + golden.
-    A failing artifact is also run layer by layer (``bisect``: ``pipelines.verify.bisect``)."""
+    A failing artifact is also run layer by layer (``bisect``: ``pipelines.verify.bisect``).
+
+    With ``reference_dir`` (``build/<id>/reference``, written by ``reference:<id>``), the source
+    model's outputs are read from there for every sample set whose deployed inputs are
+    byte-identical to the stored ones (see ``pipelines.verify.reference``); the reference runs
+    here only for the others, or for all without it."""
+    from pipelines.verify.reference import load_reference, sample_files, sample_sets
+
     t_start = time.perf_counter()
     target = (recipe.get("targets") or {}).get(target_name)
     if target is None:
@@ -222,8 +199,17 @@ def measure(
     # A stale verify.json must not outlive a failed re-measure (the report would show it).
     (out_dir / "verify.json").unlink(missing_ok=True)
     choice = setting(recipe, "reference")
-    reference = open_reference(framework, sources, recipe.get("outputs") or [], choice)
-    expected, origin = expected_outputs(recipe, reference.outputs)
+    stored = load_reference(reference_dir, out_dir) if reference_dir is not None else None
+    live = None
+
+    def live_reference():
+        nonlocal live
+        if live is None:
+            live = open_reference(framework, sources, recipe.get("outputs") or [], choice)
+        return live
+
+    source_outputs = stored.outputs if stored else live_reference().outputs
+    expected, origin = expected_outputs(recipe, source_outputs)
     candidate = open_artifact(fmt, out_dir, prefer=expected)
     # What the artifact gives: its outputs, and expected ones it can return beyond them (a Caffe
     # net's cut point that later layers still read is a blob, not a final top).
@@ -237,21 +223,22 @@ def measure(
         },
     }
     inputs = samples.deployed_inputs(recipe, candidate.inputs)
-    means = samples.mean_images(sources)
-    seed, n_random = int(setting(recipe, "seed")), int(setting(recipe, "samples"))
+    means = None
     topk = int(setting(recipe, "topk")) if recipe.get("task") == "classification" else None
     tolerances = {name: tolerance(recipe, name, precision) for name in expected}
 
-    sets_info, golden = [], []
-    feeds_list = [
-        (samples.random_feeds(inputs, seed, i), {"kind": "random", "seed": [seed, i]})
-        for i in range(n_random)
-    ]
-    for path in _sample_files(recipe, sources, out_dir):
-        feeds_list.append((samples.image_feeds(inputs, path), {"kind": "file", "file": path.name}))
+    sets_info, golden, reused = [], [], 0
+    feeds_list = sample_sets(recipe, inputs, sample_files(recipe, sources, out_dir))
     for n, (feeds, info) in enumerate(feeds_list):
         got = candidate.run(feeds, produced)
-        want = reference.run(samples.reference_feeds(inputs, feeds, means), expected)
+        want = stored.outputs_for(n, feeds, info) if stored else None
+        if want is not None and all(o in want for o in expected):
+            reused += 1
+        else:
+            if means is None:
+                means = samples.mean_images(sources)
+            ref_feeds = samples.reference_feeds(inputs, feeds, means)
+            want = live_reference().run(ref_feeds, expected)
         sets_info.append({"set": f"test_data_set_{n}", **info})
         golden.append(
             (
@@ -260,6 +247,8 @@ def measure(
                 [(o, np.asarray(want[o])) for o in expected],
             )
         )
+    if stored is not None and reused:
+        digests["reference"] = stored.digests
     latency = _latency(candidate, feeds_list[0][0])
     write_golden(out_dir, golden)
     digests["golden"] = {_rel(p, out_dir): sha256(p) for p in _golden_files(out_dir)}
@@ -280,6 +269,7 @@ def measure(
                     for r in results.values())  # fmt: skip
     if numerical and bisect:
         tol = tolerance(recipe, "", precision)  # the recipe's preset for this precision
+        means = samples.mean_images(sources) if means is None else means
         divergence = _bisect(framework, sources, fmt, out_dir, inputs, feeds_list[0][0], means,
                              tol)  # fmt: skip
         failures.append(divergence["message"])
@@ -309,14 +299,7 @@ def measure(
             ],
             "sets": sets_info,
         },
-        "reference": {
-            "framework": framework,
-            "runtime": reference.runtime,
-            "requested": choice,
-            "version": getattr(reference, "version", None) or versions().get(reference.runtime),
-            "build": getattr(reference, "build", None) or None,
-            "files": {role: Path(p).name for role, p in sources.items()},
-        },
+        "reference": _reference_info(framework, choice, sources, stored, live, reused),
         "candidate": {
             "runtime": candidate.runtime,
             "latency_ms": latency,
@@ -331,6 +314,25 @@ def measure(
     with atomic_output(out_dir / "verify.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return report
+
+
+def _reference_info(framework, choice, sources, stored, live, reused: int) -> dict:
+    """Which runtime gave the reference outputs, and how many sets came from reference:<id>."""
+    if live is not None:
+        runtime = live.runtime
+        version = getattr(live, "version", None) or versions().get(live.runtime)
+        build = getattr(live, "build", None) or None
+    else:
+        runtime, version, build = (stored.index.get(k) for k in ("runtime", "version", "build"))
+    return {
+        "framework": framework,
+        "runtime": runtime,
+        "requested": choice,
+        "version": version,
+        "build": build,
+        "files": {role: Path(p).name for role, p in sources.items()},
+        "stored_sets": reused,  # sets whose outputs were read from the model's reference run
+    }
 
 
 # -- the gate ------------------------------------------------------------------------------------
@@ -386,6 +388,10 @@ def recheck(
     problems = _check_files("artifact", digests.get("artifact"), artifact, out_dir)
     golden = {_rel(p, out_dir): p for p in _golden_files(out_dir)}
     problems += _check_files("golden", digests.get("golden"), golden, out_dir)
+    if "reference" in digests:  # the model's reference run measure read (reference:<id>)
+        recorded = digests["reference"]
+        paths = {rel: out_dir / rel for rel in recorded} if isinstance(recorded, dict) else {}
+        problems += _check_files("reference", recorded, paths, out_dir)
     recorded_sources = digests.get("source")
     if not isinstance(recorded_sources, dict):
         problems.append("verify.json records no sha256 of the source files")

@@ -462,7 +462,8 @@ def describe_tasks(recipe_path: Path) -> None:
     tasks.zoo = lambda: {recipe_path.stem: recipe}
     try:
         for creator in (tasks.task_fetch, tasks.task_convert, tasks.task_optimize,
-                        tasks.task_export, tasks.task_measure, tasks.task_verify):  # fmt: skip
+                        tasks.task_export, tasks.task_reference, tasks.task_measure,
+                        tasks.task_verify):  # fmt: skip
             list(creator())  # each reads its recipe sub-tree (stage_config) and file names
         tasks.task_report()
     finally:
