@@ -25,13 +25,14 @@ from converters.mxnet import ndarray_file
 from converters.mxnet.context import Context, MxNode
 from converters.mxnet.registry import get_handler, supported_ops
 from converters.onnx2caffe import prepare
+from converters.onnx_utils import require_opset
 
 ARTIFACT_FILES = ("model-symbol.json", "model-0000.params")
 
 
 def build(model: onnx.ModelProto) -> Context:
     """The MXNet graph and params for ``model``; raises ``ConversionError`` if it can't."""
-    opset = prepare.default_opset(model)
+    opset = require_opset(model, "MXNet export")
     inferred = prepare.infer(model)
     g = inferred.graph
     shapes = prepare.static_shapes(inferred)
