@@ -23,6 +23,7 @@ from tests.caffe.helpers import (
     run_ort,
     write_net,
 )
+from tests.onnx2caffe.helpers import random_feeds
 
 
 def convert_and_run(
@@ -49,13 +50,7 @@ def convert_and_run(
     model = caffe_to_onnx(proto_path, model_path, opset=opset)
     onnx.checker.check_model(model, full_check=True)
     if feeds is None:
-        rng = np.random.default_rng(seed)
-        feeds = {
-            vi.name: rng.standard_normal(
-                [d.dim_value for d in vi.type.tensor_type.shape.dim]
-            ).astype(np.float32)
-            for vi in model.graph.input
-        }
+        feeds = random_feeds(model, seed)
     got = run_ort(model, feeds)
     if caffe and caffe_can_run(proto_path):
         want = run_caffe(proto_path, model_path, feeds, final_blobs(proto_path))

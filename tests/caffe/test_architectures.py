@@ -34,20 +34,9 @@ ARCHITECTURES = {
 @pytest.mark.parametrize("reference", ["caffe", "opencv"])
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_architecture_matches_reference(arch, reference, models_dir, tmp_path):
-    proto_name, shape, outputs = ARCHITECTURES[arch]
-    proto = models_dir / "architectures" / proto_name
-    input_name = _input_name(proto)
-    shapes = {input_name: shape} if shape else None
-    weights = synthesize_weights(
-        proto, tmp_path / "w.caffemodel", seed=3, input_shapes=shapes, outputs=outputs
-    )
-    model = caffe_to_onnx(proto, weights, input_shapes=shapes, outputs=outputs)
+    proto, weights, model, feeds, expected = synthesized_architecture(arch, models_dir, tmp_path)
     onnx.checker.check_model(model, full_check=True)
-    rng = np.random.default_rng(11)
-    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    feeds = {input_name: rng.uniform(-1, 1, dims).astype(np.float32)}
     got = run_ort(model, feeds)
-    expected = list(outputs) if outputs else final_blobs(proto)
     assert_same_outputs(got, expected)
     run = run_caffe if reference == "caffe" else run_opencv
     want = run(proto, weights, feeds, expected)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.onnx2caffe.helpers import random_feeds
+
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install -e '.[pytorch]')")
 
 
@@ -41,13 +43,7 @@ def compare(model, atol=1e-6, seed=0, feeds=None, rtol=0.0):
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
     net.eval()
     if feeds is None:
-        rng = np.random.default_rng(seed)
-        feeds = {
-            vi.name: rng.standard_normal(
-                [d.dim_value for d in vi.type.tensor_type.shape.dim]
-            ).astype(np.float32)
-            for vi in model.graph.input
-        }
+        feeds = random_feeds(model, seed)
     want = run_ort(model, feeds)
     with torch.no_grad():
         out = net(*[torch.from_numpy(feeds[n]) for n in ns["INPUTS"]])

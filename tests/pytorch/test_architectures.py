@@ -6,33 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.caffe.helpers import final_blobs, run_opencv
-from tests.caffe.synth import synthesize_weights
-from tests.caffe.test_architectures import ARCHITECTURES, _input_name
+from tests.caffe.helpers import run_opencv
+from tests.caffe.test_architectures import ARCHITECTURES, synthesized_architecture
 from tests.pytorch.helpers import torch
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_architecture_round_trip(arch, models_dir, tmp_path):
-    from converters.caffe.convert import caffe_to_onnx
     from converters.pytorch.convert import generate
 
-    proto_name, shape, outputs = ARCHITECTURES[arch]
-    proto = models_dir / "architectures" / proto_name
-    input_name = _input_name(proto)
-    shapes = {input_name: shape} if shape else None
-    weights = synthesize_weights(
-        proto, tmp_path / "w.caffemodel", seed=3, input_shapes=shapes, outputs=outputs
-    )
-    model = caffe_to_onnx(proto, weights, input_shapes=shapes, outputs=outputs)
+    proto, weights, model, feeds, expected = synthesized_architecture(arch, models_dir, tmp_path)
+    (input_name,) = feeds
     code, state = generate(model, proto.name)
     ns: dict = {}
     exec(compile(code, "model.py", "exec"), ns)
     net = ns["Model"]()
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=True)
     net.eval()
-    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    feeds = {input_name: np.random.default_rng(11).uniform(-1, 1, dims).astype(np.float32)}
     with torch.no_grad():
         out = net(torch.from_numpy(feeds[input_name]))
     got = dict(
@@ -42,7 +32,6 @@ def test_architecture_round_trip(arch, models_dir, tmp_path):
             strict=True,
         )
     )
-    expected = list(outputs) if outputs else final_blobs(proto)
     assert list(got) == expected
     want = run_opencv(proto, weights, feeds, expected)
     for name in expected:
