@@ -25,6 +25,7 @@ import onnx
 from onnx import helper
 
 from converters.errors import UnsupportedError
+from converters.onnx_utils import light_copy
 from converters.pytorch.context import Context
 from converters.pytorch.registry import get_handler, supported_ops
 
@@ -100,12 +101,17 @@ def generate(
 
 
 def _static(model: onnx.ModelProto, source: str, input_shapes) -> onnx.ModelProto:
-    """Pin the input shapes, then fold shape computations until every shape is inferred."""
-    model = onnx.ModelProto.FromString(model.SerializeToString())
+    """Pin the input shapes, then fold shape computations until every shape is inferred.
+
+    Shape inference and folding run on ``light_copy`` (the large weights declared as inputs of
+    known type and shape instead): copying a 60M-parameter graph per round costs seconds. An
+    initializer that is also a graph input is a constant here (``fixed_weights``), as
+    ``generate`` treats it."""
+    light = light_copy(model, fixed_weights=True)
     inits = {t.name for t in model.graph.initializer}
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
+    real = sum(vi.name not in inits for vi in model.graph.input)
+    big = {vi.name for vi in light.graph.input[real:]}  # stripped weights, after the real inputs
+    for vi in light.graph.input[:real]:
         dims = vi.type.tensor_type.shape.dim
         want = input_shapes.get(vi.name)
         if want is not None:
@@ -117,16 +123,6 @@ def _static(model: onnx.ModelProto, source: str, input_shapes) -> onnx.ModelProt
                 f"{source}: input {vi.name!r} has a dynamic shape; give its shape "
                 "(e.g. input_shapes={...: [1, 3, 240, 320]})"
             )
-    # Shape inference and folding run on a copy without the large weights (declared as inputs
-    # of known type and shape instead): copying a 60M-parameter graph per round costs seconds.
-    big = {t.name: t for t in model.graph.initializer if _size(t) > 64}
-    light = onnx.ModelProto.FromString(model.SerializeToString())
-    del light.graph.initializer[:]
-    light.graph.initializer.extend(t for t in model.graph.initializer if t.name not in big)
-    light.graph.input.extend(
-        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big.values()
-    )
-    del light.graph.value_info[:]
     for _ in range(len(light.graph.node) + 1):
         light = onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
         ctx = Context(light, source)
@@ -147,16 +143,9 @@ def _static(model: onnx.ModelProto, source: str, input_shapes) -> onnx.ModelProt
                     onnx.numpy_helper.from_array(np.asarray(ctx.consts[name]), name)
                 )
         del light.graph.value_info[:]
-    del light.graph.input[len(light.graph.input) - len(big) :]
-    light.graph.initializer.extend(big.values())
+    del light.graph.input[real:]
+    light.graph.initializer.extend(t for t in model.graph.initializer if t.name in big)
     return light
-
-
-def _size(t) -> int:
-    n = 1
-    for d in t.dims:
-        n *= d
-    return n
 
 
 def _fold(ctx: Context, node) -> bool:
