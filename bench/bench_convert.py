@@ -1,20 +1,26 @@
 """Whole-process `zoomake convert` time and peak RSS on the real models and a VGG-16-size model.
 
 Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg] [--skip-real]
-                                    [--baseline main]
+                                    [--skip-cli] [--skip-build] [--baseline main]
 
 Each conversion runs as its own process (`python -m pipelines convert ...`), exactly as a user
 types it; wall time is the median of ``--repeat`` runs and peak RSS is the child's ru_maxrss.
 The floor for the big model is what any converter must pay on this machine: reading the
 caffemodel's bytes and writing the ONNX file's bytes (measured here with plain file I/O, page
-cache warm, fsync excluded as the converter does not fsync either), per output: the
-caffemodel read plus the output's bytes (``.onnx``, or ``.xml`` + ``.bin``) written.
+cache warm, no fsync: zoomake's writes do fsync their outputs, ``converters.io``, and that
+cost is in the measured times), per output: the caffemodel read plus the output's bytes
+(``.onnx``, or ``.xml`` + ``.bin``) written.
 
 The big model is converted four ways (ONNX, OpenVINO IR, FP16 ONNX, FP16 OpenVINO IR) by this
-worktree and by ``--baseline`` (``git archive`` of its ``converters/`` and ``pipelines/``,
-run from a temporary folder), runs of the two alternating in the same loop, so both see the
-same machine load; the table gives each median as a multiple of its floor and peak RSS as a
-multiple of the weights' bytes.
+worktree and by ``--baseline`` (``git archive`` of its code, run from a temporary folder), runs
+of the two alternating in the same loop, so both see the same machine load; the table gives
+each median as a multiple of its floor and peak RSS as a multiple of the weights' bytes.
+
+A second table does the same for the build's own stages (``pipelines.build.actions``: what
+``doit`` runs for a recipe): convert (with mean/std preprocessing, as the zoo's recipes have),
+optimize (the default passes), and the exports to ONNX, FP16 ONNX, OpenVINO IR and FP16 IR,
+each stage in its own process reading the previous stage's file; its floor is reading that
+input and writing the stage's output bytes, and old and new outputs are compared by sha256.
 """
 
 from __future__ import annotations
@@ -150,10 +156,15 @@ def _floor_io(src: str, nbytes: str, tmp: str) -> float:
 
 
 def baseline_tree(ref: str, tmp: Path) -> Path:
-    """``converters/`` and ``pipelines/`` of git ``ref`` unpacked under ``tmp``."""
+    """The code of git ``ref`` (``converters/``, ``pipelines/``, ``formats/``, ``schemas/``:
+    those it has) unpacked under ``tmp``: without its own ``formats/`` the baseline would
+    import this worktree's."""
     root = tmp / "baseline"
     root.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "converters", "pipelines"],
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only", ref],
+                            check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    dirs = [d for d in ("converters", "pipelines", "formats", "schemas") if d in listed]
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, *dirs],
                              check=True, capture_output=True).stdout  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
     return root
@@ -192,16 +203,32 @@ def same_output(a: Path, b: Path) -> str:
     return r.stdout.strip()
 
 
+def _head(first: str, width: int) -> None:
+    head = (f"{first:{width}} {'floor s':>7} {'start s':>7} | {'old s':>6} {'x floor':>7} "
+            f"{'RSS/w':>5} | {'new s':>6} {'x floor':>7} {'-start':>6} {'RSS/w':>5} | "
+            f"{'old/new':>7} old vs new")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+
+
+def _row(label: str, width: int, floors, starts, runs: dict, size: int, same: str) -> None:
+    """One row: medians of the floors, start-ups and old/new times; peak RSS over the runs."""
+    floor, start = statistics.median(floors), statistics.median(starts)
+    o = statistics.median(t for t, _ in runs["old"])
+    n = statistics.median(t for t, _ in runs["new"])
+    orss = max(r for _, r in runs["old"]) / size
+    nrss = max(r for _, r in runs["new"]) / size
+    print(f"{label:{width}} {floor:7.2f} {start:7.2f} | {o:6.2f} {o / floor:7.2f} {orss:5.2f} | "
+          f"{n:6.2f} {n / floor:7.2f} {(n - start) / floor:6.2f} {nrss:5.2f} | "
+          f"{o / n:7.2f} {same}", flush=True)  # fmt: skip
+
+
 def big_model_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline: str) -> None:
     size = weights.stat().st_size
     old_root = baseline_tree(baseline, tmp)
     print(f"\nVGG-16 size ({size / 1e6:.1f} MB of weights): old = {baseline}, new = this "
           f"worktree; medians of {repeat} rounds, each round: floor, start-up, old, new")  # fmt: skip
-    head = (f"{'output':14} {'floor s':>7} {'start s':>7} | {'old s':>6} {'x floor':>7} "
-            f"{'RSS/w':>5} | {'new s':>6} {'x floor':>7} {'-start':>6} {'RSS/w':>5} | "
-            f"{'old/new':>7} old vs new")  # fmt: skip
-    print(head)
-    print("-" * len(head))
+    _head("output", 14)
     for label, name, flags in BIG_OUTPUTS:
         runs: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
         floors, starts = [], []
@@ -216,20 +243,133 @@ def big_model_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline
                 runs[which].append(run_convert([*args, "-o", str(out)], root))
             floors.append(floor_io(weights, _output_bytes(tmp / "new" / name), tmp))
             starts.append(baseline_python())
-        floor, start = statistics.median(floors), statistics.median(starts)
-        o = statistics.median(t for t, _ in runs["old"])
-        n = statistics.median(t for t, _ in runs["new"])
-        orss = max(r for _, r in runs["old"]) / size
-        nrss = max(r for _, r in runs["new"]) / size
         same = same_output(tmp / "old" / name, tmp / "new" / name)
-        print(f"{label:14} {floor:7.2f} {start:7.2f} | {o:6.2f} {o / floor:7.2f} {orss:5.2f} | "
-              f"{n:6.2f} {n / floor:7.2f} {(n - start) / floor:6.2f} {nrss:5.2f} | "
-              f"{o / n:7.2f} {same}", flush=True)  # fmt: skip
+        _row(label, 14, floors, starts, runs, size, same)
     print(
         "floor: read the caffemodel + write the output's bytes, plain file I/O; start: the "
         "interpreter + `import onnx, numpy`;\n-start: (new - start) / floor; RSS/w: peak "
         "RSS / weight bytes; old vs new: compared as models (IR: .bin bytes, .xml text)"
     )
+
+
+# -- the build's path: the doit actions of one model, one child process per stage ------------
+BUILD_INPUTS = {"data": {"shape": [1, 3, 224, 224],
+                         "preprocess": {"mean": [103.94, 116.78, 123.68], "std": 58.0}}}  # fmt: skip
+BUILD_TARGETS = {"onnx": {"format": "onnx", "precision": "fp32", "opset": 17},
+                 "onnx-fp16": {"format": "onnx", "precision": "fp16", "opset": 17},
+                 "openvino": {"format": "openvino", "precision": "fp32"},
+                 "openvino-fp16": {"format": "openvino", "precision": "fp16"}}  # fmt: skip
+ACTION = r"""
+import json, sys
+from pipelines.build import actions
+getattr(actions, sys.argv[1])(*json.loads(sys.argv[2]))
+"""
+
+
+def _sha256(path: Path) -> str:
+    from pipelines.safe_read import hash_stream
+
+    with open(path, "rb") as f:
+        return hash_stream(f, os.fstat(f.fileno()).st_size)[0]
+
+
+def vgg_recipe(proto: Path, weights: Path) -> dict:
+    """A recipe as the build loads it: the VGG files, mean/std preprocessing, four targets."""
+
+    def ref(p: Path) -> dict:
+        return {"url": f"https://example.invalid/vgg16/{p.name}", "sha256": _sha256(p),
+                "size": p.stat().st_size}  # fmt: skip
+
+    return {"source": {"framework": "caffe", "prototxt": ref(proto), "caffemodel": ref(weights)},
+            "inputs": BUILD_INPUTS, "targets": BUILD_TARGETS}  # fmt: skip
+
+
+def run_action(root: Path, build: Path, name: str, args: list) -> tuple[float, int]:
+    """Wall seconds and peak RSS bytes of one build action (``pipelines.build.actions``) run in
+    its own process, as a doit worker runs it (start-up and imports included)."""
+    import json
+
+    env = dict(os.environ, PYTHONPATH=str(root), ZOOMAKE_BUILD=str(build))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", ACTION, name, json.dumps(args)], cwd=root,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"{name} failed ({root}): {proc.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def build_stages(build: Path) -> list[tuple[str, str, list, Path, list[Path]]]:
+    """(label, action, its arguments after the recipe/target, input file, output files)."""
+    model = build / "vgg16"
+    conv, opt = model / "convert" / "model.onnx", model / "optimize" / "model.onnx"
+    stages = [("convert", "act_convert", [str(conv)], None, [conv]),
+              ("optimize", "act_optimize", [str(conv), str(opt)], conv, [opt])]  # fmt: skip
+    for name, target in BUILD_TARGETS.items():
+        files = ["model.onnx"] if target["format"] == "onnx" else ["model.xml", "model.bin"]
+        stages.append((f"export {name}", "act_export", [str(opt), str(model / name)], opt,
+                       [model / name / f for f in files]))  # fmt: skip
+    return stages
+
+
+def doit_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline: str) -> None:
+    """Each stage of the build for the VGG-size model (convert, optimize, four exports) by
+    ``baseline`` and by this worktree, alternating, each reading its own previous stage."""
+    size = weights.stat().st_size
+    recipe = vgg_recipe(proto, weights)
+    old_root = tmp / "baseline" if (tmp / "baseline").is_dir() else baseline_tree(baseline, tmp)
+    roots = {"old": old_root, "new": REPO}
+    builds = {}
+    for which in roots:
+        src = tmp / which / "build" / "vgg16" / "source"
+        src.mkdir(parents=True)
+        for f in (proto, weights):
+            os.link(f, src / f.name)
+        builds[which] = tmp / which / "build"
+    hashes = [floor_hash(weights) for _ in range(repeat)]
+    print(f"\nThe build's stages (pipelines.build.actions, one process each) on the same model "
+          f"with mean/std preprocessing; old = {baseline}, new = this worktree; medians of "
+          f"{repeat} rounds; convert re-hashes the caffemodel (sha256 alone: "
+          f"{statistics.median(hashes):.2f} s)")  # fmt: skip
+    _head("stage", 20)
+    for k, (label, action, _, _, _) in enumerate(build_stages(builds["new"])):
+        runs: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
+        floors, starts = [], []
+        for _ in range(repeat):
+            for which, root in roots.items():
+                _, _, args, src, outs = build_stages(builds[which])[k]
+                for f in outs:  # a first write: no 550 MB old output to free on rename
+                    f.unlink(missing_ok=True)
+                first = recipe if action != "act_export" else BUILD_TARGETS[label.split()[1]]
+                lead = ["vgg16", recipe] if action == "act_convert" else [first]
+                runs[which].append(run_action(root, builds[which], action, [*lead, *args]))
+            _, _, _, src, outs = build_stages(builds["new"])[k]
+            floors.append(floor_io(src or weights, sum(f.stat().st_size for f in outs), tmp))
+            starts.append(baseline_python())
+        old_outs = build_stages(builds["old"])[k][4]
+        same = all(_sha256(a) == _sha256(b) for a, b in zip(old_outs, outs, strict=True))
+        _row(label, 20, floors, starts, runs, size, "same bytes" if same else "DIFFERENT")
+    print(
+        "floor: read the stage's input (the caffemodel, or the previous stage's model.onnx) + "
+        "write its output's bytes;\n-start: (new - interpreter start-up) / floor; RSS/w: peak "
+        "RSS / weight bytes; old vs new: sha256 of every output file"
+    )
+
+
+def floor_hash(path: Path) -> float:
+    """Seconds to sha256 ``path`` in a child process (see floor_io on peak RSS)."""
+    code = "import sys, bench_convert as b; print(b._hash_seconds(sys.argv[1]))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "bench")]))
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return float(out)
+
+
+def _hash_seconds(path: str) -> float:
+    t0 = time.perf_counter()
+    _sha256(Path(path))
+    return time.perf_counter() - t0
 
 
 def baseline_python() -> float:
@@ -244,6 +384,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-vgg", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--skip-cli", action="store_true", help="no `zoomake convert` VGG table")
+    ap.add_argument("--skip-build", action="store_true", help="no build-stage VGG table")
     ap.add_argument("--baseline", default="main", help="git ref to compare the big model with")
     ap.add_argument("--write-vgg", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,7 +414,10 @@ def main() -> None:
         # In a child process: Linux carries a parent's peak RSS into children it forks (the
         # high-water mark survives exec), so generating 550 MB here would inflate the figures.
         subprocess.run([sys.executable, __file__, "--write-vgg", str(weights)], check=True)
-        big_model_table(proto, weights, tmp, args.repeat, args.baseline)
+        if not args.skip_cli:
+            big_model_table(proto, weights, tmp, args.repeat, args.baseline)
+        if not args.skip_build:
+            doit_table(proto, weights, tmp, args.repeat, args.baseline)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
-from converters.io import FileRange, SplitModel
+from converters.lazy import as_float16, data, is_placeholder, max_abs_finite, tensor_array
 from converters.onnx_utils import RANDOM_OPS, light_copy, require_opset
 from converters.passes.graph import check_graph, subgraph_names
 
@@ -152,91 +152,20 @@ def to_fp16(
     """A float16 copy of ``model`` (see the module docstring for the rules).
 
     ``copy=False`` converts ``model`` itself (no second copy of its weights; a caller that
-    loaded it only to convert it), and leaves it unusable if the conversion fails.
+    loaded it only to convert it), and leaves it unusable if the conversion fails. A big weight
+    left in its file (a ``converters.lazy`` placeholder) is range-checked now, chunk by chunk,
+    and becomes a float16 placeholder converted while the file is written: the float32
+    weights are never held whole and never twice.
     """
     out = model
     if copy:
         out = onnx.ModelProto()
         out.CopyFrom(model)
-    return _convert(out, keep_io_types, None)
+    return _convert(out, keep_io_types)
 
 
-def to_fp16_split(split: SplitModel, keep_io_types: bool = True) -> SplitModel:
-    """``to_fp16`` of a ``SplitModel`` whose big weights stay out of memory.
-
-    The big tensors take part in the plan as header-only initializers; a big weight stored
-    as float16 is range-checked now (chunk by chunk) and converted while the file is written
-    (``HalfBytes``), so the float32 weights are never held whole and never twice.
-    """
-    light = onnx.ModelProto()
-    light.CopyFrom(split.light)  # small: the big tensors are not in it
-    sources = {}
-    for name, dtype, dims, raw in split.big:
-        light.graph.initializer.append(_header(name, dtype, dims))
-        sources[name] = raw
-    out = _convert(light, keep_io_types, sources)
-    big, kept = [], []
-    for t in out.graph.initializer:
-        if t.data_location == TP.EXTERNAL:
-            big.append((t.name, t.data_type, tuple(t.dims), sources[t.name]))
-        else:
-            kept.append(t)
-    del out.graph.initializer[:]
-    out.graph.initializer.extend(kept)
-    return SplitModel(out, big)
-
-
-def _header(name: str, dtype: int, dims) -> onnx.TensorProto:
-    """An initializer with type and shape but no data: its bytes live elsewhere."""
-    t = TP(name=name, data_type=dtype, dims=dims)
-    t.data_location = TP.EXTERNAL
-    entry = t.external_data.add()
-    entry.key, entry.value = "location", "(held by zoomake)"
-    return t
-
-
-def _max_abs_finite(values: np.ndarray, chunk: int = 1 << 22) -> float:
-    """max |x| over the finite values (0 if none), in chunks: no full-size temporaries."""
-    best = 0.0
-    for start in range(0, values.size, chunk):
-        a = np.abs(values[start : start + chunk])
-        best = max(best, float(np.max(a, where=np.isfinite(a), initial=0.0)))
-    return best
-
-
-class HalfBytes:
-    """The float16 bytes of a float32 tensor given as raw bytes or a ``FileRange``,
-    converted chunk by chunk when written (``copy_to``) or read."""
-
-    CHUNK = 1 << 22  # float32 values per chunk (16 MiB)
-
-    def __init__(self, raw):
-        self.raw = raw
-
-    def __len__(self) -> int:
-        return len(self.raw) // 2
-
-    def chunks(self):
-        step = self.CHUNK * 4
-        read = self.raw.read_at if isinstance(self.raw, FileRange) else None
-        for start in range(0, len(self.raw), step):
-            n = min(step, len(self.raw) - start)
-            data = read(start, n) if read else memoryview(self.raw)[start : start + n]
-            yield np.frombuffer(data, dtype="<f4")
-
-    def max_abs_finite(self) -> float:
-        return max((_max_abs_finite(a) for a in self.chunks()), default=0.0)
-
-    def read(self) -> bytes:
-        return b"".join(a.astype("<f2").tobytes() for a in self.chunks())
-
-    def copy_to(self, out) -> None:
-        for a in self.chunks():
-            out.write(a.astype("<f2").tobytes())
-
-
-def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
-    """Convert ``out`` in place; ``sources``: bytes of header-only initializers (to_fp16_split)."""
+def _convert(out: onnx.ModelProto, keep_io_types: bool):
+    """Convert ``out`` in place."""
     g = out.graph
     opset = require_opset(out, "fp16")
     nodes = [onnx.NodeProto.FromString(n.SerializeToString()) for n in g.node]
@@ -245,7 +174,7 @@ def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
     too_big: list[str] = []
 
     def half(name: str, arr: np.ndarray) -> np.ndarray:
-        peak = _max_abs_finite(arr.reshape(-1))
+        peak = max_abs_finite(arr.reshape(-1))
         if peak > FP16_MAX:
             too_big.append(f"'{name}' (max |x| {peak:.6g})")
             return np.zeros(arr.shape, np.float16)  # never used: the conversion will raise
@@ -253,14 +182,14 @@ def _convert(out: onnx.ModelProto, keep_io_types: bool, sources: dict | None):
 
     def halved(t: onnx.TensorProto, name: str) -> onnx.TensorProto:
         """The float16 version of initializer ``t``, named ``name``."""
-        if t.data_location != TP.EXTERNAL or sources is None or t.name not in sources:
-            return numpy_helper.from_array(half(t.name, numpy_helper.to_array(t)), name)
-        source = HalfBytes(sources[t.name])
-        peak = source.max_abs_finite()
+        if not is_placeholder(t):
+            return numpy_helper.from_array(half(t.name, tensor_array(t)), name)
+        out = as_float16(t)
+        peak = data(out).max_abs_finite()
         if peak > FP16_MAX:
             too_big.append(f"'{t.name}' (max |x| {peak:.6g})")
-        sources[name] = source
-        return _header(name, F16, t.dims)
+        out.name = name
+        return out
 
     copies: dict[str, onnx.TensorProto] = {}
     casts: dict[tuple[str, int], onnx.NodeProto] = {}

@@ -254,21 +254,41 @@ def len_field(number: int, length: int) -> bytes:
 class FileRange:
     """``length`` bytes of file ``path`` from ``offset``: a big weight left where it is stored.
 
-    ``copy_to`` has the kernel copy them into the output file (``copy_file_range``), so they
-    never pass through this process's memory; ``read`` is one ``pread``. A file replaced,
+    ``copy_to`` copies them into the output file through one 16 MiB buffer, so they are never
+    held whole; ``read`` is one ``pread``. A file replaced,
     rewritten or resized since the range was taken is an error, never a wrong or short tensor.
     """
 
-    def __init__(self, path: str | os.PathLike, offset: int, length: int):
+    def __init__(self, path: str | os.PathLike, offset: int, length: int, stamp: str = ""):
+        """``stamp``: the file's identity when the range was taken (``stamp()`` of an earlier
+        range); by default, the file's identity now."""
         self.path, self.offset, self.length = Path(path), offset, length
-        self._stamp = self._identity(os.stat(self.path))
+        if stamp:
+            self._stamp = tuple(int(v) for v in stamp.split(":"))
+        else:
+            self._stamp = self._identity(os.stat(self.path))
 
     @staticmethod
     def _identity(st: os.stat_result) -> tuple[int, ...]:
         return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
+    def stamp(self) -> str:
+        """The file's identity (device, inode, size, mtime) this range was taken at."""
+        return ":".join(map(str, self._stamp))
+
+    def sub(self, offset: int, length: int) -> FileRange:
+        """``length`` bytes from ``offset`` of this range, as a range of the same file."""
+        return FileRange(self.path, self.offset + offset, length, self.stamp())
+
+    def check(self) -> None:
+        """ConversionError if the file is no longer the one the range was taken of."""
+        self._open().close()
+
     def _open(self):
-        f = open(self.path, "rb", buffering=0)  # noqa: SIM115 (the caller closes it: with)
+        try:
+            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 (the caller closes it: with)
+        except FileNotFoundError:
+            raise self._changed() from None
         if self._identity(os.fstat(f.fileno())) != self._stamp:
             f.close()
             raise self._changed()
@@ -285,133 +305,35 @@ class FileRange:
 
     def read_at(self, start: int, n: int) -> bytes:
         """``n`` of the bytes from ``start`` (relative to the range)."""
-        try:
-            f = self._open()
-        except FileNotFoundError:
-            raise self._changed() from None
-        with f:
+        with self._open() as f:
             data = os.pread(f.fileno(), n, self.offset + start)
         if len(data) != n:
             raise self._changed()
         return data
 
-    def copy_to(self, out) -> None:
-        """Append the bytes to the open binary file ``out`` (flushed first)."""
-        out.flush()
-        try:
-            src = self._open()
-        except FileNotFoundError:
-            raise self._changed() from None
-        with src:
+    def read_into(self, start: int, buf: memoryview) -> None:
+        """Fill ``buf`` with the bytes from ``start`` (relative to the range)."""
+        with self._open() as f:
             done = 0
-            while done < self.length:
-                try:
-                    n = os.copy_file_range(
-                        src.fileno(), out.fileno(), self.length - done, self.offset + done
-                    )
-                except OSError:  # a file system or kernel without it: plain chunked copy
-                    n = self._copy_chunk(src.fileno(), out, done)
+            while done < len(buf):
+                n = os.preadv(f.fileno(), [buf[done:]], self.offset + start + done)
                 if n == 0:
                     raise self._changed()
                 done += n
 
-    def _copy_chunk(self, fd: int, out, done: int) -> int:
-        data = os.pread(fd, min(self.length - done, 1 << 24), self.offset + done)
-        out.write(data)
-        out.flush()
-        return len(data)
+    CHUNK = 1 << 24  # bytes per read in copy_to
 
-
-class SplitModel:
-    """An ONNX model whose large initializers are held as raw bytes beside the proto.
-
-    ``light`` is a complete ``ModelProto`` except for the tensors in ``big``
-    (``(name, onnx dtype, dims, raw little-endian bytes)``; instead of ``bytes`` the data may
-    be an object with ``len``, ``read()`` and ``copy_to(file)``: a ``FileRange``, or
-    ``converters.fp16.HalfBytes``). ``save`` streams those bytes to
-    the file without ever copying them into protobuf: the file is ``light`` serialized,
-    followed by one more ``ModelProto.graph`` field (7) holding the big ``initializer`` entries
-    (GraphProto field 5). Protobuf merges repeated occurrences of a message field, so every
-    ONNX reader sees one graph with all initializers. ``materialize`` builds the ordinary
-    in-memory model instead (one copy of each tensor, released from ``big`` as it goes).
-    """
-
-    def __init__(self, light, big: list[tuple[str, int, tuple[int, ...], bytes]]):
-        self.light = light
-        self.big = big
-
-    def materialize(self):
-        from onnx import TensorProto
-
-        model = self.light
-        while self.big:
-            name, dtype, dims, raw = self.big.pop(0)
-            t = model.graph.initializer.add()
-            t.CopyFrom(TensorProto(name=name, data_type=dtype, dims=dims))
-            t.raw_data = raw if isinstance(raw, bytes) else raw.read()
-            del raw
-        return model
-
-    def _entries(self):
-        from onnx import TensorProto
-
-        for name, dtype, dims, raw in self.big:
-            header = TensorProto(name=name, data_type=dtype, dims=dims).SerializeToString()
-            header += len_field(9, len(raw))  # TensorProto.raw_data
-            yield header, raw
-
-    def save_external(self, path: str | os.PathLike) -> Path:
-        """Write the model to ``path`` with the big tensors as ONNX external data in
-        ``<name>.data`` beside it (each tensor at a 4 KiB-aligned offset, so a reader can map
-        them in place: OpenVINO does); returns the data file's path. Both files atomically."""
-        from onnx import TensorProto
-
-        path = Path(path)
-        data = path.with_name(path.name + ".data")
-        model = type(self.light)()
-        model.CopyFrom(self.light)  # small: the big tensors are not in it
-        with atomic_output(data) as tmp, open(tmp, "wb") as f:
-            offset = 0
-            for name, dtype, dims, raw in self.big:
-                pad = -offset % 4096
-                f.write(bytes(pad))
-                offset += pad
-                t = TensorProto(name=name, data_type=dtype, dims=dims)
-                t.data_location = TensorProto.EXTERNAL
-                for key, value in (
-                    ("location", data.name),
-                    ("offset", offset),
-                    ("length", len(raw)),
-                ):
-                    entry = t.external_data.add()
-                    entry.key, entry.value = key, str(value)
-                model.graph.initializer.append(t)
-                if isinstance(raw, bytes):
-                    f.write(raw)
-                else:
-                    raw.copy_to(f)
-                offset += len(raw)
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(model.SerializeToString())
-        return data
-
-    def save(self, path: str | os.PathLike) -> None:
-        head = self.light.SerializeToString()
-        entries = [(h, r) for h, r in self._entries()]
-        graph_len = sum(len(len_field(5, len(h) + len(r))) + len(h) + len(r) for h, r in entries)
-        total = len(head) + graph_len
-        if total >= 2**31:
-            raise ConversionError(
-                f"{path}: model is {total} bytes, over protobuf's 2 GiB single-file limit"
-            )
-        with atomic_output(path) as tmp, open(tmp, "wb") as f:
-            f.write(head)
-            if entries:
-                f.write(len_field(7, graph_len))  # ModelProto.graph, merged with the first
-                for h, r in entries:
-                    f.write(len_field(5, len(h) + len(r)))  # GraphProto.initializer
-                    f.write(h)
-                    if isinstance(r, bytes):
-                        f.write(r)
-                    else:
-                        r.copy_to(f)
+    def copy_to(self, out) -> None:
+        """Append the bytes to the open binary file ``out``, 16 MiB at a time through one
+        buffer (``pread`` + ``write``: on ext4 4x faster than ``copy_file_range``, which the
+        kernel does as a splice, measured with 550 MB)."""
+        with self._open() as src:
+            buf = memoryview(bytearray(min(self.length, self.CHUNK)))
+            done = 0
+            while done < self.length:
+                want = buf[: min(len(buf), self.length - done)]
+                n = os.preadv(src.fileno(), [want], self.offset + done)
+                if n == 0:
+                    raise self._changed()
+                out.write(want[:n])
+                done += n

@@ -26,6 +26,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.lazy import tensor_array
 from converters.names import unique_name
 
 KEYS = ("mean", "mean_file", "mean_file_offset", "scale", "std", "reverse_channels", "layout",
@@ -337,7 +338,7 @@ def _fold_into_conv(graph, conv, chain: _Chain, rev, multiplier, mean) -> None:
     """W'[:, d] = W[:, rev[d]] * s[rev[d]];  b' = b - sum_{c,i,j} W[o,c,i,j] s[c] m[c]."""
     inits = {t.name: t for t in graph.initializer}
     old = [i for i in conv.input[1:] if i]
-    scaled = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+    scaled = tensor_array(inits[conv.input[1]]).astype(np.float64)
     if scaled.ndim != 4 or scaled.shape[1] != len(multiplier):
         # ONNX shape inference does not compare Conv's channels with its weights, so an input
         # shape with the wrong channel count gets this far.
@@ -350,7 +351,7 @@ def _fold_into_conv(graph, conv, chain: _Chain, rev, multiplier, mean) -> None:
     conv.input[1] = chain.const("conv_weights", scaled[:, rev])
     if mean is not None and np.any(mean):
         has_b = len(conv.input) > 2 and bool(conv.input[2])
-        b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if has_b else 0.0
+        b = tensor_array(inits[conv.input[2]]).astype(np.float64) if has_b else 0.0
         b_name = chain.const("conv_bias", b - np.einsum("ocij,c->o", scaled, mean))
         if has_b:
             conv.input[2] = b_name

@@ -10,14 +10,15 @@ fingerprints can follow them):
   a colon (``mean_file:<input>``, ``file:<N>``), which a format ignores; ``inputs``: input
   name -> static shape (the
   recipe's ``inputs.<name>.shape``; preprocessing is embedded afterwards by the build, for every
-  format alike); ``outputs``: names to cut the graph at (or None); with ``lazy`` the function
-  may return a ``converters.io.SplitModel`` (weights streamed, big models).
+  format alike); ``outputs``: names to cut the graph at (or None); with ``lazy`` the model's
+  big weights may be left in the source files as placeholders (``converters.lazy``).
 - ``Source.reference(files, outputs, choice) -> Runner``: the source model in its own
   framework's runtime, able to return ``outputs``; ``choice`` is the recipe's
   ``verify.reference`` (one of ``Source.references``).
 - ``Target.from_onnx(model, out_dir, options) -> list[Path]``: write the artifact files into
-  ``out_dir``. ``model`` is a path to an ONNX file (the build's export step), an
-  ``onnx.ModelProto`` or a ``SplitModel`` (the CLI; already FP16 when the ONNX target asked).
+  ``out_dir``. ``model`` is a path to an ONNX file (the build's export step) or an
+  ``onnx.ModelProto`` (the CLI; already FP16 when the ONNX target asked), with placeholders
+  (``converters.lazy``) only for a target that says ``takes_lazy``.
   ``options``: the recipe target (``precision``, ``opset``) and, from the CLI, ``cli: True``.
 - ``Target.runner(out_dir, prefer) -> Runner``: the artifact in its deployment runtime.
 """
@@ -118,8 +119,9 @@ class Target:
     from_onnx: Callable
     runner: Callable
     suffix: str  # the CLI's output suffix of the main file (``-o x.xml``)
-    # The CLI may hand from_onnx a SplitModel (weights not parsed): ONNX and OpenVINO do.
-    takes_split: bool = False
+    # from_onnx takes a model whose big weights are placeholders left in their files
+    # (converters.lazy): ONNX and OpenVINO do; the others get every value in memory.
+    takes_lazy: bool = False
     # ``(user's main file, artifact file) -> the user's file for it``, for names that are not
     # a suffix swap (MXNet: ``-o x-symbol.json`` -> ``x-0000.params``); None: the swap.
     companion_name: Callable | None = None

@@ -20,7 +20,7 @@ def to_onnx(files, inputs, outputs=None, opset=17, *, lazy=False):
         files["prototxt"], files.get("caffemodel"), input_shapes=inputs, outputs=outputs,
         opset=opset,
     )  # fmt: skip
-    return split if lazy else split.materialize()
+    return split.materialize(lazy=lazy)
 
 
 def cli_files(given: dict, input_model: Path | None = None) -> dict:

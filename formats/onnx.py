@@ -44,29 +44,31 @@ def reference(files, outputs, choice="auto"):
 
 
 def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
-    """The build hands a path (loaded, re-targeted, FP16 here); the CLI a model it already
-    converted (written as it is; a ``SplitModel`` streams its weights)."""
-    from converters.io import load_onnx, save_onnx
+    """The build hands a path (read with its big weights left in the file, re-targeted, FP16
+    here); the CLI a model it already converted (written as it is). Either way the weights go
+    file to file (``converters.lazy``): the bytes are those of the model held in memory."""
+    from converters.lazy import load_lazy, save_streamed
 
     out = out_dir / "model.onnx"
     if not isinstance(model, Path):
-        model.save(out) if hasattr(model, "save_external") else save_onnx(model, out)
+        save_streamed(model, out)
         return [out]
-    model = _retarget_opset(load_onnx(model), options.get("opset"))
+    model = _retarget_opset(load_lazy(model), options.get("opset"))
     if options.get("precision", "fp32") == "fp16":
         from converters.fp16 import to_fp16
 
         model = to_fp16(model, keep_io_types=True, copy=False)  # loaded for this alone
-    save_onnx(model, out)
+    save_streamed(model, out)
     return [out]
 
 
 def _retarget_opset(model, opset: int | None):
+    from converters.lazy import materialize
     from converters.onnx_utils import convert_opset, model_opset
 
     if opset is None or opset == model_opset(model):
         return model
-    return convert_opset(model, opset)
+    return convert_opset(materialize(model), opset)  # onnx's converter needs every value
 
 
 def artifact_runner(out_dir: Path, prefer=None):
@@ -103,7 +105,7 @@ FORMAT = register(
             from_onnx=from_onnx,
             runner=artifact_runner,
             suffix=".onnx",
-            takes_split=True,
+            takes_lazy=True,
         ),
     )
 )

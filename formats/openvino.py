@@ -10,25 +10,30 @@ from formats.base import Format, Target
 
 
 def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
-    """From a path (the build) or an in-memory model (the CLI; a ``SplitModel`` is saved with
-    external data, which OpenVINO maps instead of parsing)."""
+    """From a path (the build) or an in-memory model (the CLI). A model with big weights left
+    in their files (``converters.lazy``) reaches OpenVINO as ONNX with external data pointing
+    at them, which OpenVINO maps instead of parsing; the IR is the same."""
     from converters.openvino_export import export_openvino
 
     precision = options.get("precision", "fp32")
     xml = out_dir / "model.xml"
     if isinstance(model, Path):
-        export_openvino(model, xml, precision)
-        return [xml, xml.with_suffix(".bin")]
-    import tempfile
+        from converters.lazy import BIG, load_lazy, placeholders
 
-    from converters.io import save_onnx
+        if not model.is_file() or model.stat().st_size < BIG:  # nothing to leave in the file
+            export_openvino(model, xml, precision)
+            return [xml, xml.with_suffix(".bin")]
+        src, model = model, load_lazy(model)
+        if not placeholders(model):
+            export_openvino(src, xml, precision)
+            return [xml, xml.with_suffix(".bin")]
+    from converters.io import temp_dir_beside
+    from converters.lazy import save_external
 
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "model.onnx"
-        if hasattr(model, "save_external"):  # a SplitModel
-            model.save_external(src)
-        else:
-            save_onnx(model, src)
+    # Beside the output: on its file system (hard links), swept with it if killed.
+    with temp_dir_beside(xml) as tmp:
+        src = tmp / "model.onnx"  # the IR records this name (rt_info input_model)
+        save_external(model, src)
         export_openvino(src, xml, precision)
     return [xml, xml.with_suffix(".bin")]
 
@@ -50,7 +55,7 @@ FORMAT = register(
             from_onnx=from_onnx,
             runner=artifact_runner,
             suffix=".xml",
-            takes_split=True,
+            takes_lazy=True,
         ),
         packages=("openvino",),
         extra="openvino",

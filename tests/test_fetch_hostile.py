@@ -113,6 +113,94 @@ def test_check_fetched_removes_a_changed_source_and_fails_naming_both_hashes(tmp
     assert not src.exists()  # so doit reruns fetch:m (its target is missing)
 
 
+def _grown(path: Path) -> None:
+    path.write_bytes(PAYLOAD + b"!")
+
+
+def _replaced_by_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _replaced_by_dangling_link(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.parent / "gone.bin")
+
+
+def _replaced_by_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+# What the cache entry and the build's copy are found to be, after the fetch put them there.
+DAMAGE = {
+    "grown": (_grown, f"more than {len(PAYLOAD)} bytes", "removed it"),
+    "fifo": (_replaced_by_fifo, "it is a FIFO (named pipe), not a regular file", "removed it"),
+    "dangling-symlink": (
+        _replaced_by_dangling_link, "it is a dangling symbolic link (to {dir}/gone.bin)",
+        "removed it",
+    ),
+    # unlink() cannot remove a directory (not even as root): the line says so, nothing is lost.
+    "directory": (
+        _replaced_by_directory, "it is a directory, not a regular file",
+        "could not remove it (Is a directory): remove it by hand",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_cache_entry_fails_in_one_line_and_is_evicted(tmp_path, kind):
+    """The cache entry re-hash (``_cached``) beyond a flipped byte: a file that grew, or one
+    replaced by a FIFO (must not hang) or a dangling link; each is removed, then re-fetched."""
+    make, found, done = DAMAGE[kind]
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "net.bin").write_bytes(PAYLOAD)
+    url, cache = "https://example.invalid/net.bin", tmp_path / "cache"
+    args = (url, PAYLOAD_SHA, len(PAYLOAD))
+    entry = fetch.fetch_file(*args, cache_dir=cache, mirrors=[mirror])
+    entry.chmod(0o644)
+    make(entry)
+    with _within(5), pytest.raises(ZoomakeError) as err:
+        fetch.fetch_file(*args, cache_dir=cache, mirrors=[mirror], offline=True)
+    assert _one_line(err) == (
+        f"{entry}: corrupt cache entry for {url}: {found.format(dir=entry.parent)}, expected "
+        f"sha256 {PAYLOAD_SHA} ({len(PAYLOAD)} bytes); {done}, the next build fetches the file "
+        "again"
+    )
+    if kind == "directory":
+        assert entry.is_dir()
+        return
+    assert not os.path.lexists(entry)
+    assert fetch.fetch_file(*args, cache_dir=cache, mirrors=[mirror]).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_check_fetched_fails_in_one_line_on_a_source_that_is_no_longer_the_file(tmp_path, kind):
+    make, found, done = DAMAGE[kind]
+    src = tmp_path / "build" / "m" / "source" / "net.bin"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(PAYLOAD)
+    ref = {"url": "https://example.invalid/net.bin", "sha256": PAYLOAD_SHA, "size": len(PAYLOAD)}
+    make(src)
+    with _within(5), pytest.raises(ZoomakeError) as err:
+        fetch.check_fetched(src, ref, "fetch:m")
+    assert _one_line(err) == (
+        f"{src}: {found.format(dir=src.parent)}, the recipe says sha256 {PAYLOAD_SHA} "
+        f"({len(PAYLOAD)} bytes): the file changed after fetch:m; {done}, the next doit "
+        "fetches it again"
+    )
+    assert src.is_dir() if kind == "directory" else not os.path.lexists(src)
+
+
+def test_check_fetched_names_a_missing_source_and_the_task_that_makes_it(tmp_path):
+    src = tmp_path / "build" / "m" / "source" / "net.bin"
+    ref = {"url": "https://example.invalid/net.bin", "sha256": PAYLOAD_SHA, "size": len(PAYLOAD)}
+    with pytest.raises(ZoomakeError) as err:
+        fetch.check_fetched(src, ref, "fetch:m")
+    assert _one_line(err) == f"{src}: missing, the next doit runs fetch:m again"
+
+
 @pytest.mark.parametrize("clone_ok", [True, False])
 def test_materialize_uses_a_reflink_and_still_checks_it(tmp_path, monkeypatch, clone_ok):
     # This machine's ext4 cannot clone (FICLONE fails, and the copy path is what the other

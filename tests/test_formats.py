@@ -258,8 +258,10 @@ def test_sources_equal_the_direct_converter_calls(det1):
     files, shapes, direct, onnx_path, _ = det1
     via = formats.source("caffe").to_onnx(files, shapes, None, 17)
     assert via.SerializeToString() == direct.SerializeToString()
+    from converters.lazy import materialize
+
     lazy = formats.source("caffe").to_onnx(files, shapes, None, 17, lazy=True)
-    assert lazy.materialize().SerializeToString() == direct.SerializeToString()
+    assert materialize(lazy).SerializeToString() == direct.SerializeToString()
     via_onnx = formats.source("onnx").to_onnx({"onnx": onnx_path}, shapes, ["conv3"], 13)
     want = load_onnx_source(onnx_path, shapes, outputs=["conv3"], opset=13)
     assert via_onnx.SerializeToString() == want.SerializeToString()

@@ -222,31 +222,24 @@ def _big_net(tmp_path, scale=1.0):
     return write_net(tmp_path, BIG_NET, weights)
 
 
-def test_split_model_fp16_equals_in_memory_fp16(tmp_path):
+def test_lazy_model_fp16_equals_in_memory_fp16(tmp_path):
     """--fp16 of a big Caffe model converts its 2.4 MB weight while writing the file, never
-    holding it whole: the file equals to_fp16 of the model materialized in memory (same nodes,
-    same initializers, same float16 values), and runs like it."""
+    holding it whole (a float16 placeholder of the caffemodel's float32 range): the file has
+    the bytes of to_fp16 of the model materialized in memory, and runs like it."""
     from converters.caffe.convert import convert_caffe
-    from converters.fp16 import HalfBytes, to_fp16_split
+    from converters.io import save_onnx
+    from converters.lazy import placeholders, save_streamed
 
     proto, weights = _big_net(tmp_path)
-    split = to_fp16_split(convert_caffe(proto, weights))
-    (name, dtype, dims, raw), = split.big  # fmt: skip
-    assert (name, dtype, dims) == ("fc/W", TensorProto.FLOAT16, (600, 1024))
-    assert isinstance(raw, HalfBytes) and len(raw) == 600 * 1024 * 2
-    streamed = tmp_path / "streamed.onnx"
-    split.save(streamed)
+    lazy = to_fp16(convert_caffe(proto, weights).materialize(lazy=True), copy=False)
+    (t,) = placeholders(lazy)
+    assert (t.name, t.data_type, list(t.dims)) == ("fc/W", TensorProto.FLOAT16, [600, 1024])
+    streamed, plain = tmp_path / "streamed.onnx", tmp_path / "plain.onnx"
+    save_streamed(lazy, streamed)
     want = to_fp16(convert_caffe(proto, weights).materialize())
+    save_onnx(want, plain)
+    assert streamed.read_bytes() == plain.read_bytes()
     got = onnx.load(streamed)
-    assert [n.SerializeToString() for n in got.graph.node] == [
-        n.SerializeToString() for n in want.graph.node
-    ]
-    g = {t.name: t for t in got.graph.initializer}
-    w = {t.name: t for t in want.graph.initializer}
-    assert list(g) == list(w)
-    for k in w:
-        assert g[k].data_type == w[k].data_type and list(g[k].dims) == list(w[k].dims), k
-        np.testing.assert_array_equal(numpy_helper.to_array(g[k]), numpy_helper.to_array(w[k]))
     onnx.checker.check_model(got, full_check=True)
     x = np.random.default_rng(0).standard_normal((1, 64, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(
@@ -254,13 +247,12 @@ def test_split_model_fp16_equals_in_memory_fp16(tmp_path):
     )
 
 
-def test_split_model_fp16_out_of_range_weight_is_named(tmp_path):
+def test_lazy_model_fp16_out_of_range_weight_is_named(tmp_path):
     from converters.caffe.convert import convert_caffe
-    from converters.fp16 import to_fp16_split
 
     proto, weights = _big_net(tmp_path, scale=3e6)
     with pytest.raises(ConversionError) as err:
-        to_fp16_split(convert_caffe(proto, weights))
+        to_fp16(convert_caffe(proto, weights).materialize(lazy=True))
     with pytest.raises(ConversionError) as ref:
         to_fp16(convert_caffe(proto, weights).materialize())
     assert str(err.value) == str(ref.value)

@@ -241,11 +241,16 @@ def test_ir_equals_convert_model_but_for_invented_names(tmp_path, rfb):
     assert masked(ours) == masked(theirs)
 
 
-def test_big_caffe_model_to_ir_through_external_data(tmp_path):
-    """A Caffe model with nothing to transform reaches OpenVINO as ONNX + external data copied
-    from the caffemodel (mapped by OpenVINO, never parsed): the IR is byte-identical to the one
-    made from the model materialized in memory, and its numbers are OpenCV's."""
+@pytest.mark.parametrize("link", [True, False], ids=["hard-link", "copied"])
+def test_big_caffe_model_to_ir_through_external_data(tmp_path, monkeypatch, link):
+    """A Caffe model whose big weights stay in the caffemodel reaches OpenVINO as ONNX with
+    external data in the caffemodel itself (a hard link to it; copied out where no link can be
+    made), mapped by OpenVINO, never parsed: the IR is byte-identical to the one made from the
+    model materialized in memory, and its numbers are OpenCV's."""
+    import os
+
     from converters.caffe.convert import convert_caffe
+    from converters.lazy import placeholders
     from pipelines.build.steps import write_model
     from tests.caffe.helpers import run_opencv, write_net
 
@@ -267,9 +272,15 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
             ]
         },
     )
-    split = convert_caffe(proto, weights)
-    assert [b[0] for b in split.big] == ["fc/W"]
-    streamed = write_model(split, tmp_path / "a" / "model.xml", "openvino")
+    lazy = convert_caffe(proto, weights).materialize(lazy=True)
+    assert [t.name for t in placeholders(lazy)] == ["fc/W"]
+    if not link:
+
+        def cross_device(*args, **kwargs):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "link", cross_device)
+    streamed = write_model(lazy, tmp_path / "a" / "model.xml", "openvino")
     write_model(
         convert_caffe(proto, weights).materialize(), tmp_path / "b" / "model.xml", "openvino"
     )

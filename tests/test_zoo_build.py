@@ -23,6 +23,9 @@ from tests.caffe.helpers import caffe_available
 from tests.zoo_env import offline_zoo_env
 
 REPO = Path(__file__).resolve().parents[1]
+# The default zoo's real Caffe models, each with a `pytorch` target (Caffe -> ONNX -> PyTorch).
+CAFFE_TO_PYTORCH = ["mtcnn-det1", "mtcnn-det2", "mtcnn-det3", "mtcnn-det4", "ultraface-rfb-320",
+                    "ultraface-slim-320"]  # fmt: skip
 
 
 def run_doit(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -61,7 +64,8 @@ def recipe_targets(recipes: Path) -> list[tuple[str, str]]:
 
 def test_build_from_nothing_verifies_every_artifact(zoo):
     pairs = recipe_targets(zoo["recipes"])
-    assert len(pairs) >= 12
+    assert len(pairs) >= 45  # 39 targets, and a pytorch target on each of the six Caffe models
+    assert {(m, "pytorch") for m in CAFFE_TO_PYTORCH} <= set(pairs)
     for model_id, target in pairs:
         report = json.loads((zoo["build"] / model_id / target / "verify.json").read_text())
         assert report["passed"] is True, (model_id, target)
@@ -82,6 +86,16 @@ def test_build_from_nothing_verifies_every_artifact(zoo):
     caffe_ref = "caffe" if caffe_available() else "opencv"
     refs = {t["reference"] for m in report["models"] for t in m["targets"]}
     assert refs == {caffe_ref, "onnxruntime", "torch"}, refs
+    # Caffe -> PyTorch on the six real Caffe models: model.pt2 run in torch, listed in the report.
+    torch_targets = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]
+                     if t["format"] == "pytorch"}  # fmt: skip
+    assert set(torch_targets) >= {(m, "pytorch") for m in CAFFE_TO_PYTORCH}, torch_targets
+    for (model_id, target), entry in torch_targets.items():
+        assert entry["status"] == "passed" and entry["reference"] == caffe_ref, model_id
+        names = [f["path"].rsplit("/", 1)[1] for f in entry["files"]]
+        assert names == ["model.pt2", "model.py", "model.pth"], model_id
+        verify = json.loads((zoo["build"] / model_id / target / "verify.json").read_text())
+        assert verify["candidate"]["runtime"] == "torch", model_id
     # The page names the reference runtime and its version ("vs caffe 1.0.0", "vs opencv 4.14.0").
     page = (zoo["build"] / "report" / "index.html").read_text()
     assert re.search(rf'<span class="reference">vs {caffe_ref} [0-9][^<]*</span>', page), caffe_ref
@@ -295,11 +309,14 @@ def test_broken_artifact_fails_its_verify_and_report_shows_it(zoo):
     assert all(v for k, v in status.items() if k != ("mtcnn-det1", "onnx"))
 
 
+ARTIFACT_SUFFIXES = {".onnx", ".xml", ".bin", ".prototxt", ".caffemodel", ".pt2", ".pth", ".py"}
+
+
 def _digests(build: Path, model_ids: list[str]) -> dict[str, str]:
     out = {}
     for model_id in model_ids:
         for f in sorted((build / model_id).rglob("*")):
-            artifact = f.suffix in {".onnx", ".xml", ".bin", ".prototxt", ".caffemodel"}
+            artifact = f.suffix in ARTIFACT_SUFFIXES
             reference = "reference" in f.relative_to(build / model_id).parts  # reference:<id>
             if f.is_file() and (artifact or reference) and f.name != "stats.json":
                 out[str(f.relative_to(build))] = hashlib.sha256(f.read_bytes()).hexdigest()

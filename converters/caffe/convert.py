@@ -26,7 +26,7 @@ from converters.caffe.registry import POSTPROCESSING_TYPES, get_handler, support
 from converters.caffe.upgrade import upgrade_layers
 from converters.caffe.weights import read_caffemodel
 from converters.errors import ConversionError, ModelMismatch, UnsupportedError, did_you_mean
-from converters.io import SplitModel
+from converters.lazy import SplitModel
 
 log = logging.getLogger("zoomake.caffe")
 
@@ -197,8 +197,9 @@ def convert_caffe(
 ) -> SplitModel:
     """Like ``caffe_to_onnx`` but keeps large weights out of the proto (see ``SplitModel``).
 
-    ``.save(path)`` then writes the file with the weights streamed from the bytes read from
-    the caffemodel: peak memory about one copy of the weights, no protobuf re-serialization.
+    ``.materialize(lazy=True)`` leaves those stored as one float32 run in the caffemodel as
+    placeholders (``converters.lazy``): ``save_streamed`` then copies them file to file, so
+    the weights are never held in memory whole and never re-serialized by protobuf.
     """
     source = str(prototxt)
     # max_opset() >= DEFAULT_OPSET: probe onnxruntime (an import and sessions) only above it

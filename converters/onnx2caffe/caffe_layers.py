@@ -18,8 +18,9 @@ then *checks* the graph instead of trusting the record:
 - weights (Normalize's scale) come from the recorded initializers, in their Caffe shape.
 
 Anything else is refused with one line naming the layer, before a file is written. Graphs
-without records (ONNX files from other exporters) are converted op by op as before; SSD heads
-exported by other tools (their own NMS, no priors input) are not recognised.
+without records (ONNX files from other exporters) are converted op by op: their box decoding
+becomes plain Caffe layers, and an NMS of their own is refused with the cut (``convert.py``,
+docs/detection.md).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Plan:
         self.by_top = {r.top: r for r in restores}
 
 
-def _outer_reads(node) -> set[str]:
+def outer_reads(node) -> set[str]:
     """Values a node's subgraphs (Loop/If bodies) read from the enclosing graph."""
     names: set[str] = set()
     for attr in node.proto.attribute:
@@ -94,7 +95,7 @@ def plan(model, nodes, consts, shapes, outputs) -> Plan:
             if not any(o in needed for o in node.outputs if o):
                 continue
             members.append(node)
-            for v in [*node.inputs, *_outer_reads(node)]:
+            for v in [*node.inputs, *outer_reads(node)]:
                 if v and v not in bottoms and v not in consts:
                     needed.add(v)
         made = {o for n in members for o in n.outputs if o}

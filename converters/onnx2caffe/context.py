@@ -117,6 +117,13 @@ class Context:
     def blob_of(self, value: str) -> str | None:
         return self._blob.get(value)
 
+    def writer(self, blob: str) -> caffe_pb2.LayerParameter | None:
+        """The last layer emitted so far whose top is ``blob``."""
+        for layer, _ in reversed(self.layers):
+            if blob in layer.top:
+                return layer
+        return None
+
     def unpad(self, node: NodeView, i: int = 0):
         """``(value, begin, end, pad_value)`` for data input ``i``: a pending Pad's input and
         pads (merged into ``node``), or the input itself with zero pads."""

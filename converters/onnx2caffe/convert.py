@@ -60,6 +60,7 @@ def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
     outputs = [vi.name for vi in g.output]
     live = prepare.live_nodes(nodes, outputs)
     restored = caffe_layers.plan(model, nodes, consts, shapes, outputs)
+    _refuse_foreign_nms([n for n in live if id(n) not in restored.skipped], consts)
     for node in live:
         if id(node) in restored.skipped:
             continue
@@ -108,6 +109,39 @@ def build_net(model: onnx.ModelProto) -> tuple[caffe_pb2.NetParameter, bytes]:
             for arr in arrays:
                 _fill_blob(w.blobs.add(), arr)
     return net, weights.SerializeToString()
+
+
+def _refuse_foreign_nms(nodes: list[NodeView], consts) -> None:
+    """An NMS zoomake did not record (another exporter's ``NonMaxSuppression``, or a Loop/If
+    whose body holds one) is refused before anything else, with the cut at the values it reads:
+    whatever else the post-processing holds, this op alone rules the graph out. Caffe's only
+    NMS is inside ``DetectionOutput``, which also decodes the boxes and orders its rows its own
+    way (docs/detection.md); the indices ONNX's op returns have no Caffe layer to read them."""
+    for node in nodes:
+        if node.op == "NonMaxSuppression":
+            what, cut = "ONNX's NonMaxSuppression", node.inputs[:2]
+        elif (inner := _inner_nms(node.proto)) is not None:
+            what = f"its body's NonMaxSuppression '{inner.name or inner.output[0]}'"
+            cut = [*node.inputs[2:], *sorted(caffe_layers.outer_reads(node))]
+        else:
+            continue
+        cut = list(dict.fromkeys(v for v in cut if v and v not in consts))
+        raise node.error(
+            f"{what} has no Caffe equivalent (Caffe's NMS is part of DetectionOutput, written "
+            f"back only from zoomake's own records); cut the graph before it with --outputs "
+            f"{','.join(cut)} (recipe: outputs: [{', '.join(cut)}])"
+        )
+
+
+def _inner_nms(proto):
+    """The first NonMaxSuppression in ``proto``'s subgraphs (any depth), or None."""
+    for attr in proto.attribute:
+        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            for n in sub.node:
+                found = n if n.op_type == "NonMaxSuppression" else _inner_nms(n)
+                if found is not None:
+                    return found
+    return None
 
 
 def _finish_outputs(ctx: Context, outputs: list[str]) -> None:

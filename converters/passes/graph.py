@@ -7,7 +7,8 @@ least one node, so it terminates.
 
 Nodes are held as standalone ``NodeProto`` copies in a Python list (stable identities while
 editing) and written back once by ``commit``; initializers are read in place and only the
-added/removed ones are touched, so multi-hundred-MB weights are never copied wholesale.
+added/removed ones are touched, so multi-hundred-MB weights are never copied wholesale, and a
+weight left in its file (``converters.lazy``) is read only when a rule needs its value.
 
 Pass time is linear in the graph: the producer and reader indexes are built once per pass and
 updated by each edit (a removal or rewire touches only the readers of the values involved; a
@@ -27,6 +28,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from converters.errors import ConversionError
+from converters.lazy import tensor_array
 from converters.onnx_utils import light_copy, model_opset
 
 log = logging.getLogger("zoomake.passes")
@@ -144,7 +146,7 @@ class Graph:
     def const(self, name: str) -> np.ndarray | None:
         """The value of ``name`` if it is a constant (an initializer no graph input overrides)."""
         if name in self.inits and name not in self.graph_inputs:
-            return numpy_helper.to_array(self.inits[name])
+            return tensor_array(self.inits[name])
         return None
 
     def is_const(self, name: str) -> bool:

@@ -104,8 +104,6 @@ def from_onnx(model, out_dir: Path, options: dict) -> list[Path]:
         )
     if isinstance(model, str | Path):
         model = load_onnx(model)
-    elif hasattr(model, "materialize"):  # a SplitModel
-        model = model.materialize()
     # Named after the graph, not the file: the CLI (in memory) and the build (a file) agree.
     name = f"ONNX graph {model.graph.name or 'model'}"
     py, pth, pt2 = onnx_to_pytorch(model, Path(out_dir), source=name)

@@ -12,7 +12,6 @@ from pathlib import Path
 import onnx
 
 from converters.errors import ConversionError
-from converters.io import SplitModel
 
 
 def convert_source(
@@ -28,17 +27,14 @@ def convert_source(
 
     ``inputs`` maps input name -> ``{"shape": [...], "preprocess": {...}}`` (recipe form);
     ``files`` maps role (prototxt, caffemodel, onnx, mean_file) -> local path.
-    With ``lazy`` and nothing to embed, a Caffe conversion comes back as a
-    ``converters.io.SplitModel`` whose ``save`` streams the weights (big models).
+    With ``lazy`` the big weights may stay in the source files as placeholders
+    (``converters.lazy``: write it with ``save_streamed``; big models).
     """
     inputs = inputs or {}
     shapes = {name: list(spec["shape"]) for name, spec in inputs.items() if spec.get("shape")}
     from formats import source
 
-    embeds = any(s.get("preprocess") for s in inputs.values())
-    model = source(framework).to_onnx(files, shapes, outputs, opset, lazy=lazy and not embeds)
-    if isinstance(model, SplitModel):  # only with lazy and nothing to embed
-        return model
+    model = source(framework).to_onnx(files, shapes, outputs, opset, lazy=lazy)
     specs = {n: s["preprocess"] for n, s in inputs.items() if s.get("preprocess")}
     if specs:
         from converters.preprocess import embed_preprocessing
@@ -92,9 +88,10 @@ def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Pat
     """Write ``model`` as ``fmt`` — the CLI's final step, into ``out``'s directory under the
     artifact's file names (``out`` is ``<dir>/<the format's main artifact file>``).
 
-    ``model`` is an ``onnx.ModelProto`` or, for formats that take one (``Target.takes_split``:
-    ONNX, OpenVINO), a ``SplitModel`` whose big weights are still where the converter found
-    them. ``precision`` matters for formats that convert it themselves (OpenVINO).
+    ``model`` is an ``onnx.ModelProto``; its big weights may still be where the converter found
+    them (placeholders, ``converters.lazy``), filled in here for the formats that need every
+    value (``Target.takes_lazy`` false). ``precision`` matters for formats that convert it
+    themselves (OpenVINO).
     """
     from formats import target
 
@@ -102,4 +99,8 @@ def write_model(model, out: Path, fmt: str, precision: str = "fp32") -> list[Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.name != spec.files[0]:
         raise ConversionError(f"{out}: write_model writes {spec.files[0]} (format {fmt})")
+    if not spec.takes_lazy:
+        from converters.lazy import materialize
+
+        model = materialize(model)
     return spec.from_onnx(model, out.parent, {"precision": precision, "cli": True})

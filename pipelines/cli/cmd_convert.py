@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converters.io import SplitModel, refuse_directories
+from converters.io import refuse_directories
 from pipelines.errors import ZoomakeError
 
 log = logging.getLogger("zoomake.convert")
@@ -484,20 +484,12 @@ def _convert(req: Request, args):
     from pipelines.build import steps as build
 
     inputs = {n: {"shape": s} for n, s in req.shapes.items()}
-    # Nothing to transform but FP16: the weights go from the caffemodel to the file unparsed
-    # (OpenVINO compresses to FP16 itself; to_fp16_split converts them as they are written).
+    # The big weights stay in the caffemodel (converters.lazy) for the formats that take that:
+    # they go from file to file when written, converted to float16 on the way for --fp16.
     from formats import target
 
-    plain = target(req.fmt).takes_split and not (req.specs or args.optimize)
     model = build.convert_source(req.framework, req.files, inputs, args.outputs, args.opset,
-                                 lazy=plain)  # fmt: skip
-    if isinstance(model, SplitModel):
-        if req.precision == "fp16" and req.fmt == "onnx":
-            from converters.fp16 import to_fp16_split
-
-            model = to_fp16_split(model, keep_io_types=True)
-        _stamp(model, req, args)
-        return model
+                                 lazy=target(req.fmt).takes_lazy)  # fmt: skip
     if req.specs:
         from converters.preprocess import embed_preprocessing
 
@@ -545,7 +537,6 @@ def _stamp(model, req: Request, args) -> None:
     """Provenance in ``metadata_props`` (OpenVINO copies them into the IR's rt_info)."""
     from pipelines import version
 
-    proto = model.light if isinstance(model, SplitModel) else model
     files = dict(req.files)
     for name, spec in req.specs.items():
         if spec.get("mean_file"):
@@ -575,11 +566,11 @@ def _stamp(model, req: Request, args) -> None:
         "zoomake.preprocess": json.dumps(preprocess, sort_keys=True),
         "zoomake.options": json.dumps(options, sort_keys=True),
     }
-    keep = [p for p in proto.metadata_props if p.key not in record]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(keep)
+    keep = [p for p in model.metadata_props if p.key not in record]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
     for key, value in record.items():
-        entry = proto.metadata_props.add()
+        entry = model.metadata_props.add()
         entry.key, entry.value = key, value
 
 
@@ -604,7 +595,7 @@ def _ports(values) -> list[Port]:
 
 
 def _describe(model, req: Request) -> dict:
-    graph = (model.light if isinstance(model, SplitModel) else model).graph
+    graph = model.graph
     weights = {t.name for t in graph.initializer}
     return {"inputs": _ports(vi for vi in graph.input if vi.name not in weights),
             "outputs": _ports(graph.output)}  # fmt: skip
@@ -625,7 +616,7 @@ def _write_verified(
 
         files = target(req.fmt).companion_suffixes()
         main_file = tmp / files[-1][0]
-        build.write_model(model, main_file, req.fmt, req.precision)  # a SplitModel streams
+        build.write_model(model, main_file, req.fmt, req.precision)  # big weights streamed
         report = _verify(req, tmp, bisect) if verify else None
         if report is not None and not report["passed"]:
             where = report.get("first_divergence")

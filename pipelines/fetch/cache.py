@@ -156,23 +156,32 @@ def _evict(path: Path, inode: int | None) -> str:
     return "removed it"
 
 
-def _cached(final: Path, url: str, sha256: str, size: int) -> bool:
-    """True when the cache entry exists and still has the recipe's hash (re-hashed on each use:
-    file modes do not stop root). A damaged entry is evicted and the fetch fails loudly."""
+def _rehash(path: Path, sha256: str, size: int) -> tuple[str | None, int | None]:
+    """Re-hash ``path`` (a regular file, read up to ``size`` + 1 bytes) against the recipe:
+    ``(None, inode)`` when it has the sha256 and size, else ``(what was found, its inode or
+    None)`` for the one-line error and ``_evict``. FileNotFoundError when nothing is there
+    (a symlink to nothing is there: it is found as a dangling link)."""
     inode = None
     try:
-        with safe_read.open_regular(final) as f:
+        with safe_read.open_regular(path) as f:
             inode = os.fstat(f.fileno()).st_ino
             got, n = safe_read.hash_stream(f, size + 1)
     except safe_read.NotReadable as exc:
-        if not os.path.lexists(final):
-            return False
-        got, n = None, -1
-        found = f"it {exc}"
-    if got == sha256 and n == size:
+        if not os.path.lexists(path):
+            raise FileNotFoundError(str(path)) from None
+        return f"it {exc}", None
+    return (None if got == sha256 and n == size else _got(got, n, size)), inode
+
+
+def _cached(final: Path, url: str, sha256: str, size: int) -> bool:
+    """True when the cache entry exists and still has the recipe's hash (re-hashed on each use:
+    file modes do not stop root). A damaged entry is evicted and the fetch fails loudly."""
+    try:
+        found, inode = _rehash(final, sha256, size)
+    except FileNotFoundError:
+        return False
+    if found is None:
         return True
-    if got is not None:
-        found = _got(got, n, size)
     done = _evict(final, inode)
     raise ZoomakeError(
         f"{final}: corrupt cache entry for {url}: {found}, expected sha256 {sha256} "
@@ -489,19 +498,12 @@ def check_fetched(path: str | os.PathLike, ref: dict, task: str) -> None:
     """
     path = Path(path)
     want, size = ref["sha256"], ref["size"]
-    inode = None
     try:
-        with safe_read.open_regular(path) as f:
-            inode = os.fstat(f.fileno()).st_ino
-            got, n = safe_read.hash_stream(f, size + 1)
-    except safe_read.NotReadable as exc:
-        if not os.path.lexists(path):
-            raise ZoomakeError(f"{path}: missing, the next doit runs {task} again") from None
-        found = f"it {exc}"
-    else:
-        if got == want and n == size:
-            return
-        found = _got(got, n, size)
+        found, inode = _rehash(path, want, size)
+    except FileNotFoundError:
+        raise ZoomakeError(f"{path}: missing, the next doit runs {task} again") from None
+    if found is None:
+        return
     done = _evict(path, inode)
     raise ZoomakeError(
         f"{path}: {found}, the recipe says sha256 {want} ({size} bytes): the file changed "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converters.caffe.blobs import last_writers
 from pipelines.errors import ZoomakeError
 from pipelines.runtimes.base import Port, Runner, need_files, static_shape
 
@@ -93,19 +94,23 @@ def caffe_blob_writers(prototxt) -> tuple[dict[str, tuple[str, int]], list[str]]
     tops no later layer reads; in-place layers read and rewrite a blob, so it stays open.
     """
     net = deploy_net(prototxt)[0] if isinstance(prototxt, str | Path) else prototxt
-    writers: dict[str, tuple[str, int]] = {}
+    layers = [*net.layer, *net.layers]
     open_blobs: dict[str, None] = {}
-    for layer in [*net.layer, *net.layers]:
+    for layer in layers:
         for b in layer.bottom:
             open_blobs.pop(b, None)
-        # A V0 layer (`layers { layer { name: ... } }`) keeps its name in the nested layer.
-        v0 = layer.DESCRIPTOR.name == "V1LayerParameter" and layer.HasField("layer")
-        name = layer.layer.name if v0 else layer.name
-        for i, top in enumerate(layer.top):
-            writers[top] = (name, i)
+        for top in layer.top:
             open_blobs.pop(top, None)
             open_blobs[top] = None
+    names = [_layer_name(layer) for layer in layers]
+    writers = {b: (names[pos], i) for b, (pos, i) in last_writers(lr.top for lr in layers).items()}
     return writers, list(open_blobs)
+
+
+def _layer_name(layer) -> str:
+    """A V0 layer (``layers { layer { name: ... } }``) keeps its name in the nested layer."""
+    v0 = layer.DESCRIPTOR.name == "V1LayerParameter" and layer.HasField("layer")
+    return layer.layer.name if v0 else layer.name
 
 
 def caffe_inputs(prototxt) -> list[Port]:

@@ -1,6 +1,6 @@
 """ROIPooling (Fast R-CNN fork, converters/caffe/layers/roi_pooling.py).
 
-Reference: ``_caffe_roi_pooling``, a loop-for-loop numpy transcription of
+Reference: ``caffe_roi_pooling``, a loop-for-loop numpy transcription of
 ``ROIPoolingLayer::Forward_cpu`` (rbgirshick/caffe-fast-rcnn ``roi_pooling_layer.cpp``), in
 float32 scalars like Caffe, with C's ``round`` written out in float64 (exact for float32).
 The shared Caffe build has no ROIPooling (it registers PSROIPooling and Proposal only), so the
@@ -31,7 +31,7 @@ def _c_round(v) -> int:
     return int(math.copysign(r, float(v)))
 
 
-def _caffe_roi_pooling(data, rois, pooled_h, pooled_w, spatial_scale):
+def caffe_roi_pooling(data, rois, pooled_h, pooled_w, spatial_scale):
     n, channels, height, width = data.shape
     rois = rois.reshape(-1, 5)
     top = np.full((len(rois), channels, pooled_h, pooled_w), -FLT_MAX, f32)
@@ -61,7 +61,7 @@ def _caffe_roi_pooling(data, rois, pooled_h, pooled_w, spatial_scale):
     return top
 
 
-def _net(n, c, h, w, r, pooled_h=3, pooled_w=2, scale=0.25):
+def roi_net(n, c, h, w, r, pooled_h=3, pooled_w=2, scale=0.25):
     return (
         f'input: "data"\ninput_shape {{ dim: {n} dim: {c} dim: {h} dim: {w} }}\n'
         f'input: "rois"\ninput_shape {{ dim: {r} dim: 5 }}\n'
@@ -71,7 +71,7 @@ def _net(n, c, h, w, r, pooled_h=3, pooled_w=2, scale=0.25):
     )
 
 
-def _rois(rng, r, n, h, w, scale):
+def random_rois(rng, r, n, h, w, scale):
     """Boxes in image pixels: inside, partly outside, inverted (malformed: 1x1) and on the
     half-pixel edges where C's round and round-half-to-even disagree."""
     img_h, img_w = h / scale, w / scale
@@ -86,24 +86,33 @@ def _rois(rng, r, n, h, w, scale):
     return boxes
 
 
+def hard_feeds(rng, n, c, h, w, r, scale) -> dict[str, np.ndarray]:
+    """Features and ROIs where the definitions could part: negative features (Caffe's bins
+    start at -FLT_MAX, onnxruntime's MaxRoiPool did at FLT_MIN), an all -inf bin (-FLT_MAX in
+    Caffe: the last ROI covers the 2 x 2 feature pixels of -inf) and ``random_rois``' corners."""
+    data = rng.standard_normal((n, c, h, w)).astype(f32) - f32(0.5)
+    data[0, 0, :2, :2] = -np.inf
+    rois = random_rois(rng, r, n, h, w, scale)
+    rois[-1] = [0, 0, 0, 1 / scale, 1 / scale]
+    return {"data": data, "rois": rois}
+
+
+CASES = [(1, 3, 9, 11, 12, (3, 2), 0.25), (2, 4, 7, 6, 10, (2, 3), 0.0625),
+         (1, 2, 5, 5, 6, (4, 4), 1.0), (2, 1, 12, 8, 8, (7, 7), 0.5)]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("n", "c", "h", "w", "r", "pooled", "scale"),
-    [(1, 3, 9, 11, 12, (3, 2), 0.25), (2, 4, 7, 6, 10, (2, 3), 0.0625),
-     (1, 2, 5, 5, 6, (4, 4), 1.0), (2, 1, 12, 8, 8, (7, 7), 0.5)],
-)  # fmt: skip
+    CASES,
+)
 def test_matches_caffe_transcription(tmp_path, n, c, h, w, r, pooled, scale):
-    rng = np.random.default_rng(n * 100 + r)
-    text = _net(n, c, h, w, r, *pooled, scale)
+    text = roi_net(n, c, h, w, r, *pooled, scale)
     proto, weights = write_net(tmp_path, text)
     model = caffe_to_onnx(proto, weights)
-    # negative features: Caffe's bins start at -FLT_MAX (onnxruntime's MaxRoiPool at FLT_MIN)
-    data = rng.standard_normal((n, c, h, w)).astype(f32) - f32(0.5)
-    data[0, 0, :2, :2] = -np.inf  # an all -inf bin gives -FLT_MAX in Caffe
-    rois = _rois(rng, r, n, h, w, scale)
-    rois[-1] = [0, 0, 0, 1 / scale, 1 / scale]  # the 2 x 2 feature pixels of -inf
-    feeds = {"data": data, "rois": rois}
+    feeds = hard_feeds(np.random.default_rng(n * 100 + r), n, c, h, w, r, scale)
+    data, rois = feeds["data"], feeds["rois"]
     got = run_ort(model, feeds)["pool5"]
-    want = _caffe_roi_pooling(data, rois, *pooled, scale)
+    want = caffe_roi_pooling(data, rois, *pooled, scale)
     assert got.shape == want.shape == (r, c, *pooled)
     np.testing.assert_array_equal(got, want)
     assert (want == 0).any() and (want < 0).any()  # empty and negative bins are exercised
@@ -117,10 +126,10 @@ def test_matches_caffe_transcription(tmp_path, n, c, h, w, r, pooled, scale):
 
 def test_opencv_second_opinion(tmp_path):
     rng = np.random.default_rng(7)
-    proto, weights = write_net(tmp_path, _net(1, 3, 9, 11, 12))
+    proto, weights = write_net(tmp_path, roi_net(1, 3, 9, 11, 12))
     model = caffe_to_onnx(proto, weights)
     data = rng.standard_normal((1, 3, 9, 11)).astype(f32)
-    rois = _rois(rng, 12, 1, 9, 11, 0.25)
+    rois = random_rois(rng, 12, 1, 9, 11, 0.25)
     rois[:, 1:] = np.round(rois[:, 1:] * 4 + 0.3) / 4  # away from the half-pixel ties
     feeds = {"data": data, "rois": rois}
     got = run_ort(model, feeds)["pool5"]
@@ -129,7 +138,7 @@ def test_opencv_second_opinion(tmp_path):
 
 
 def test_bad_rois_shape_is_refused(tmp_path):
-    text = _net(1, 2, 5, 5, 3).replace("dim: 3 dim: 5 }", "dim: 3 dim: 4 }")
+    text = roi_net(1, 2, 5, 5, 3).replace("dim: 3 dim: 5 }", "dim: 3 dim: 4 }")
     proto, weights = write_net(tmp_path, text)
     with pytest.raises(ConversionError) as info:
         caffe_to_onnx(proto, weights)
@@ -140,6 +149,6 @@ def test_bad_rois_shape_is_refused(tmp_path):
 
 
 def test_zero_pooled_size_is_refused(tmp_path):
-    proto, weights = write_net(tmp_path, _net(1, 2, 5, 5, 3, pooled_h=0))
+    proto, weights = write_net(tmp_path, roi_net(1, 2, 5, 5, 3, pooled_h=0))
     with pytest.raises(ConversionError, match="pooled_h/pooled_w must be positive, got 0/2"):
         caffe_to_onnx(proto, weights)

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from converters.errors import ConversionError
 from converters.onnx2caffe import onnx_to_caffe
 from tests.caffe.helpers import assert_caffe_outputs, run_opencv, run_ort
 
@@ -76,3 +77,14 @@ def convert_and_compare(
         assert got[name].shape == want[name].shape, (name, got[name].shape, want[name].shape)
         np.testing.assert_allclose(got[name], want[name], atol=atol, rtol=rtol, err_msg=name)
     return got, want
+
+
+def assert_refused(tmp_path: Path, model: onnx.ModelProto, message: str) -> None:
+    """``onnx_to_caffe`` into the empty ``tmp_path`` fails with exactly ``message`` and writes
+    nothing."""
+    import pytest
+
+    with pytest.raises(ConversionError) as info:
+        onnx_to_caffe(model, tmp_path / "m.prototxt", tmp_path / "m.caffemodel")
+    assert str(info.value) == message
+    assert not list(tmp_path.iterdir())

@@ -75,3 +75,35 @@ def test_generated_pt2_back_to_onnx(models_dir, tmp_path):
     for got in (run_ort(back, feeds), eager):
         for out in names:
             np.testing.assert_allclose(got[out], want[out], atol=1e-5, rtol=0, err_msg=out)
+
+
+def test_pt2_bytes_depend_only_on_the_model(models_dir, tmp_path):
+    """model.pt2 is reproducible: MTCNN det2 (ceil-mode pooling) written twice gives the same
+    archive, whose graph names the generated module as ``model.Model`` and keeps only the
+    ``model.py`` frames of each node's stack trace (no path of this machine, no process id),
+    and which still runs as the first write does."""
+    import json
+    import os
+    import sys
+    import zipfile
+
+    from converters.caffe.convert import caffe_to_onnx
+    from converters.pytorch.plugin import artifact_runner, from_onnx
+
+    stem = models_dir / "mtcnn" / "det2"
+    model = caffe_to_onnx(stem.with_suffix(".prototxt"), stem.with_suffix(".caffemodel"))
+    first, second = tmp_path / "a", tmp_path / "b"
+    from_onnx(model, first, {})
+    from_onnx(model, second, {})
+    for name in ("model.pt2", "model.py", "model.pth"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    with zipfile.ZipFile(first / "model.pt2") as z:
+        graph = z.read("model/models/model.json").decode()
+    assert sys.prefix not in graph and str(os.getpid()) not in graph
+    traces = [n["metadata"]["stack_trace"] for n in json.loads(graph)["graph_module"]["graph"]
+              ["nodes"] if n.get("metadata", {}).get("stack_trace")]  # fmt: skip
+    assert traces and all(t.startswith('File "model.py", line ') for t in traces)
+    assert "model.Model" in graph
+    feeds = uniform_feeds(model, seed=3)
+    a, b = artifact_runner(first).run(feeds), artifact_runner(second).run(feeds)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

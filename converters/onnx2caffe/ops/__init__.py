@@ -12,10 +12,11 @@ from converters.onnx2caffe.ops import (
     passthrough,
     pooling,
     resize,
+    roi_pooling,
     shape,
     slicing,
     softmax,
 )
 
-ALL_MODULES = (activation, conv, eltwise, gemm, norm, passthrough, pooling, resize, shape,
-               slicing, softmax)  # fmt: skip
+ALL_MODULES = (activation, conv, eltwise, gemm, norm, passthrough, pooling, resize, roi_pooling,
+               shape, slicing, softmax)  # fmt: skip

@@ -6,12 +6,14 @@ a single value, else a Scale layer whose ``axis``/``num_axes`` span the constant
 (a ``(1,C,1,1)`` mean or scale becomes a per-channel Scale). Caffe's Bias layer is not used:
 OpenCV's Caffe importer has none, a Scale with ``bias_term`` and unit gamma does the same.
 ``x * s`` with ``s`` a broadcast tensor such as an SE block's ``(N,C,1,1)`` -> a two-bottom Scale.
+``Max(x, -FLT_MAX)`` after a MaxRoiPool is the identity on Caffe's ROIPooling (roi_pooling.py).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from converters.onnx2caffe.ops.roi_pooling import absorb_floor
 from converters.onnx2caffe.registry import register
 
 PROD, SUM, MAX = 0, 1, 2  # EltwiseParameter.EltwiseOp
@@ -71,6 +73,8 @@ def _with_constant(node, ctx, data_index: int):
         if c.size == 1 and float(c.reshape(())) == 0.0:
             ctx.add_layer("ReLU", [x], [out])
             return
+        if c.size == 1 and absorb_floor(node, ctx, node.inputs[data_index], float(c.reshape(()))):
+            return  # the -FLT_MAX floor after a MaxRoiPool: already what Caffe's layer gives
         raise node.error("Max with a constant other than 0 has no Caffe layer")
     if node.op == "Add":
         affine(ctx, node, x, x_shape, None, c, out)
