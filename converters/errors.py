@@ -23,7 +23,9 @@ class ModelMismatch(ConversionError):
     """A requested input, output or input shape that the model does not have.
 
     ``str()`` is the message for the command line (it names the file and the flag);
-    ``field`` (``inputs``/``outputs``), ``key`` (the input name or the output's index),
+    ``field`` (``inputs``/``outputs``, or ``source`` for a source key the model refuses: a
+    PyTorch ``entry`` that does not import), ``key`` (the input name, the output's index or the
+    source key),
     ``sub`` (e.g. ``shape``) and ``detail`` let a recipe build say the same against the
     recipe: ``recipes/x.yaml#/outputs/1: the model has no blob 'score'; did you mean 'scores'?``.
     """

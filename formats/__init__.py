@@ -62,6 +62,19 @@ def register(fmt: Format) -> Format:
             f"format {fmt.name!r}: the main artifact file {fmt.target.files[0]} (the first of "
             f"Target.files) must have the output suffix {fmt.target.suffix}"
         )
+    if fmt.source:
+        names = {r.name for r in fmt.source.roles}
+        named = [*fmt.source.one_of, *(n for r in fmt.source.roles for n in r.needs)]
+        unknown = [n for n in named if n not in names]
+        if unknown:
+            raise RuntimeError(f"format {fmt.name!r}: one_of/needs name no role {unknown[0]!r}")
+        loose = [
+            r.name for r in fmt.source.roles if any(n not in fmt.source.one_of for n in r.needs)
+        ]
+        if loose:
+            raise RuntimeError(
+                f"format {fmt.name!r}: role {loose[0]!r} needs roles outside Source.one_of"
+            )
     for other in _REGISTRY.values():
         if fmt.target and other.target and fmt.target.suffix == other.target.suffix:
             raise RuntimeError(
@@ -189,13 +202,26 @@ def extras() -> dict[str, tuple[str, str]]:
     return out
 
 
+_KIND_NOTE = {"file": "", "tree": " (files with paths)", "value": " (value)"}
+
+
+def _source_cell(src: Source) -> str:
+    def shown(r: Role) -> str:
+        return f"`{r.name}`{_KIND_NOTE[r.kind]}"
+
+    if not src.one_of:
+        return " + ".join(shown(r) + ("" if r.required else " (optional)") for r in src.roles)
+    one = [shown(r) for r in src.roles if r.name in src.one_of]
+    rest = [shown(r) for r in src.roles if not r.required and r.name not in src.one_of]
+    cell = " + ".join([shown(r) for r in src.roles if r.required] + ["one of " + " / ".join(one)])
+    return cell + (f"; optional: {', '.join(rest)}" if rest else "")
+
+
 def markdown() -> str:
     """The formats table of ``docs/supported_layers.md``."""
     rows = []
     for f in all_formats():
-        src = " + ".join(
-            f"`{r.name}`" + ("" if r.required else " (optional)") for r in f.source.roles
-        ) if f.source else "—"  # fmt: skip
+        src = _source_cell(f.source) if f.source else "—"
         tgt = (
             " + ".join(f"`{n}`" for n in f.target.files)
             + f" ({', '.join(f.target.precisions)}; `-o x{f.target.suffix}`)"

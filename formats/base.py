@@ -4,7 +4,11 @@ Signatures of the functions a format supplies (all plain module-level functions,
 fingerprints can follow them):
 
 - ``Source.to_onnx(files, inputs, outputs, opset, *, lazy=False) -> onnx.ModelProto``
-  ``files``: role -> local path (the roles below); ``inputs``: input name -> static shape (the
+  ``files``: role -> what the role gives (see ``Role.kind``): a local path for a ``file``
+  role, the directory its files landed in for a ``tree`` role, the recipe's value for a
+  ``value`` role; a recipe build also passes the recipe's other fetched files under keys with
+  a colon (``mean_file:<input>``, ``file:<N>``), which a format ignores; ``inputs``: input
+  name -> static shape (the
   recipe's ``inputs.<name>.shape``; preprocessing is embedded afterwards by the build, for every
   format alike); ``outputs``: names to cut the graph at (or None); with ``lazy`` the model's
   big weights may be left in the source files as placeholders (``converters.lazy``).
@@ -24,10 +28,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+ROLE_KINDS = ("file", "tree", "value")
+
 
 @dataclass(frozen=True)
 class Role:
-    """One file a recipe's ``source`` gives (its key in the recipe, e.g. ``prototxt``)."""
+    """One key of a recipe's ``source`` (e.g. ``prototxt``), of one of three kinds:
+
+    - ``file``: one pinned file (url, sha256, size), fetched to ``build/<id>/source/<url's
+      base name>``; the format gets its path;
+    - ``tree``: a list of pinned files, each with its own ``path`` inside a source tree,
+      fetched to ``build/<id>/source/<role>/<path>`` (model code, importable from there); the
+      format gets the directory ``build/<id>/source/<role>``;
+    - ``value``: a plain value written in the recipe (``schema``: its JSON Schema), e.g. an
+      entry point or keyword arguments; the format gets the value. It is part of the cache keys
+      of every stage that reads the source (convert, reference, measure).
+    """
 
     name: str
     description: str  # the schema's description of the key
@@ -36,6 +52,18 @@ class Role:
     flags: tuple[str, ...] = ()
     help: str = ""
     noun: str = ""  # in messages: "the weights"
+    kind: str = "file"
+    schema: dict | None = None  # a value role's JSON Schema (type, pattern, x-expected, ...)
+    # Roles this one only goes with (a checkpoint with the entry that builds the network):
+    # giving it without one of them is refused by the schema.
+    needs: tuple[str, ...] = ()
+    cli: bool = True  # a ``file`` role the one-shot ``zoomake convert`` takes as a flag
+
+    def __post_init__(self):
+        if self.kind not in ROLE_KINDS:
+            raise ValueError(f"role {self.name!r}: kind {self.kind!r} is not one of {ROLE_KINDS}")
+        if (self.kind == "value") != (self.schema is not None):
+            raise ValueError(f"role {self.name!r}: a value role, and only one, has a schema")
 
     def cli_flags(self) -> tuple[str, ...]:
         return self.flags or (f"--{self.name}",)
@@ -66,12 +94,22 @@ class Source:
     # ``input_names(files) -> [name]``: the model's inputs in order, before any conversion (the
     # CLI's ``--input``/``--input-shape`` without a name refer to them).
     input_names: Callable | None = None
+    # Roles of which a recipe gives exactly one (PyTorch: an archive, a TorchScript file or
+    # the entry of the model's code); empty: the required roles are what it needs.
+    one_of: tuple[str, ...] = ()
 
     def functions(self) -> list[Callable]:
         return [self.to_onnx, self.reference]
 
     def main_role(self) -> str:
         return self.roles[0].name
+
+    def roles_of(self, kind: str) -> list[Role]:
+        return [r for r in self.roles if r.kind == kind]
+
+    def cli_roles(self) -> list[Role]:
+        """The roles the one-shot CLI takes as file flags."""
+        return [r for r in self.roles if r.kind == "file" and r.cli]
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,49 @@ def _a(short: str) -> str:
 
 
 def _needs(fmt, quote: str = "") -> str:
-    """``a and b`` (its required roles), or ``one of a or b`` when none is always needed."""
-    roles = [f"{quote}{r.name}{quote}" for r in fmt.source.roles]
+    """``a and b`` (its required roles), or ``one of a or b`` (its ``one_of`` roles, or all its
+    roles when none is required)."""
+    roles = [f"{quote}{r}{quote}" for r in _alternatives(fmt)]
     required = [f"{quote}{r.name}{quote}" for r in fmt.source.roles if r.required]
-    return _and(required) if required else "one of " + " or ".join(roles)
+    return _and(required) if required else "one of " + _or(roles)
+
+
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _alternatives(fmt) -> list[str]:
+    return list(fmt.source.one_of) or [r.name for r in fmt.source.roles]
+
+
+def _property(role) -> dict:
+    """A source role's schema: a pinned file, a list of pinned files with paths, or a value."""
+    if role.kind == "file":
+        return {"$ref": "#/$defs/file", "description": role.description}
+    if role.kind == "tree":
+        return {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/$defs/tree_file"},
+            "description": role.description,
+        }
+    return {**role.schema, "description": role.description}
+
+
+def _goes_with(f) -> list[dict]:
+    """``not`` rules: a role that ``needs`` some of the ``one_of`` roles, given with another."""
+    out = []
+    for r in f.source.roles:
+        for other in (a for a in f.source.one_of if r.needs and a not in r.needs):
+            out.append(
+                {
+                    "not": {"required": [r.name, other]},
+                    "x-pointer": r.name,
+                    "x-message": f"'{r.name}' goes with {_or([repr(n) for n in r.needs])}, "
+                    f"not with '{other}'",
+                }
+            )
+    return out
 
 
 def fragment(formats) -> dict:
@@ -52,21 +91,40 @@ def fragment(formats) -> dict:
     }
     for f in sources:
         for r in f.source.roles:
-            properties[r.name] = {"$ref": "#/$defs/file", "description": r.description}
+            properties[r.name] = _property(r)
     rules = []
     for f in sources:
-        mine = [r.name for r in f.source.roles]
         required = [r.name for r in f.source.roles if r.required]
         others = [(o, r.name) for o in sources if o is not f for r in o.source.roles]
+        # No role always needed (PyTorch: an archive, a TorchScript file or code): exactly one,
+        # as "at least one" (anyOf; its error says x-expected) and "no two" (not rules).
+        one = [] if required else _alternatives(f)
+        pairs = [(a, b) for i, a in enumerate(one) for b in one[i + 1 :]]
         rules.append(
             {
                 "if": {"required": ["framework"], "properties": {"framework": {"const": f.name}}},
                 "then": {
                     "required": required,
                     "x-why": f"framework {f.name} needs {_needs(f)}",
-                    # No role always needed (PyTorch: an archive or a TorchScript file): one.
-                    **({} if required else {"oneOf": [{"required": [r]} for r in mine]}),
+                    **(
+                        {
+                            "anyOf": [{"required": [r]} for r in one],
+                            "x-expected": f"one of {_or(one)} (framework {f.name})",
+                        }
+                        if one
+                        else {}
+                    ),
                     "allOf": [
+                        {
+                            "not": {"required": [a, b]},
+                            "x-pointer": b,
+                            "x-message": f"'{a}' and '{b}' exclude each other (framework "
+                            f"{f.name} takes one of {_or(one)})",
+                        }
+                        for a, b in pairs
+                    ]
+                    + _goes_with(f)
+                    + [
                         {
                             "not": {"required": [role]},
                             "x-pointer": role,

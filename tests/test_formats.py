@@ -163,8 +163,13 @@ def test_cli_choices_and_flags_come_from_the_registry():
     assert list(actions["to"].choices) == formats.target_names()
     assert list(actions["src_framework"].choices) == formats.source_names()
     for fmt in formats.sources():
-        for role in fmt.source.roles:
+        for role in fmt.source.cli_roles():
             assert actions[role.name].option_strings == list(role.cli_flags())
+        # Trees, values and recipe-only files (a PyTorch checkpoint) are no flag.
+        for role in fmt.source.roles:
+            if role not in fmt.source.cli_roles():
+                assert role.name not in actions, role.name
+    assert {r.name for r in formats.source("pytorch").cli_roles()} == {"pt2", "torchscript"}
 
 
 def test_cli_output_suffix_and_companions(tmp_path):

@@ -85,7 +85,9 @@ def test_default_zoo_is_complete():
         "mtcnn-det3",
         "mtcnn-det4",
         "ultraface-rfb-320-onnx",
+        "ultraface-rfb-320-pytorch",
         "ultraface-rfb-320",
+        "ultraface-slim-320-pytorch",
         "ultraface-slim-320",
         "yufacedetectnet-v1",
         "yufacedetectnet-v2",
@@ -116,6 +118,9 @@ def _prototxt_io(text: str) -> tuple[dict[str, list[int]], set[str]]:
 def test_zoo_recipe_matches_the_shared_model(path, manifest, models_dir):
     recipe = recipes.load_recipe(path)
     by_url = {entry["url"]: (key, entry) for key, entry in manifest.items()}
+    if recipe["source"]["framework"] == "pytorch":
+        _matches_the_shared_code(recipe, by_url, path)
+        return
     local = {}
     roles = ("onnx",) if recipe["source"]["framework"] == "onnx" else ("prototxt", "caffemodel")
     for role in roles:
@@ -133,6 +138,28 @@ def test_zoo_recipe_matches_the_shared_model(path, manifest, models_dir):
         assert set(recipe["outputs"]) == finals
     else:  # the whole network: its one final blob
         assert len(finals) == 1
+
+
+def _matches_the_shared_code(recipe: dict, by_url: dict, path: Path) -> None:
+    """A code + checkpoint recipe: every file pinned as the manifest has it, each code file at
+    its repository path (the manifest keeps them at that path under ultraface/pytorch/), and
+    the inputs and outputs of the Caffe recipe of the same network."""
+    src = recipe["source"]
+    for ref in [src["checkpoint"], *src["code"]]:
+        key, entry = by_url[ref["url"]]
+        assert (ref["sha256"], ref["size"]) == (entry["sha256"], entry["size"])
+        assert recipe["license"] == entry["license"]
+        if "path" in ref:
+            assert key == f"ultraface/pytorch/{ref['path']}"
+    # The network's import path never reaches torchvision: predictor.py is no file of the tree.
+    paths = [ref["path"] for ref in src["code"]]
+    assert "vision/ssd/predictor.py" not in paths and src["stub_modules"] == [
+        "vision.ssd.predictor"
+    ]
+    assert not [p for p in paths if p.startswith("vision/transforms/")]
+    caffe = recipes.load_recipe(path.with_name(path.name.replace("-pytorch", "")))
+    assert recipe["inputs"] == caffe["inputs"] and recipe["outputs"] == caffe["outputs"]
+    assert recipe["verify"]["tolerances"] == caffe["verify"]["tolerances"]
 
 
 # -- error messages --------------------------------------------------------------------------

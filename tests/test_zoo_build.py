@@ -85,7 +85,7 @@ def test_build_from_nothing_verifies_every_artifact(zoo):
     # The report says which reference ran for each target.
     caffe_ref = "caffe" if caffe_available() else "opencv"
     refs = {t["reference"] for m in report["models"] for t in m["targets"]}
-    assert refs == {caffe_ref, "onnxruntime"}, refs
+    assert refs == {caffe_ref, "onnxruntime", "torch"}, refs
     # Caffe -> PyTorch on the six real Caffe models: model.pt2 run in torch, listed in the report.
     torch_targets = {(m["id"], t["name"]): t for m in report["models"] for t in m["targets"]
                      if t["format"] == "pytorch"}  # fmt: skip
@@ -111,6 +111,79 @@ def test_second_run_does_nothing(zoo):
     ]
     verbose = run_doit(zoo["env"], "--reporter", "console")  # doit's own output stays available
     assert sum(line.startswith("-- ") for line in verbose.stdout.splitlines()) >= n
+
+
+RFB_FORMS = {  # recipe -> what its reference runs
+    "ultraface-rfb-320-pytorch": "the checkpoint in eager torch",
+    "ultraface-rfb-320": "the Caffe files in Caffe or OpenCV",
+    "ultraface-rfb-320-onnx": "the publisher's ONNX in onnxruntime",
+}
+
+
+def test_three_published_forms_of_rfb_320_agree_through_the_recipes(zoo):
+    """The PyTorch checkpoint, the Caffe files and the publisher's ONNX of RFB-320, each built
+    by its recipe: every ONNX artifact (run here in onnxruntime) and every source model's own
+    run (what reference:<id> stored) agree within 1e-4 on every output of the same deployed
+    inputs, so each oracle checks the others (the library-level version:
+    tests/pytorch/test_three_forms.py)."""
+    import onnx
+
+    from pipelines.verify.golden import golden_sets, read_tensors
+    from tests.pytorch.helpers import ULTRAFACE_SHAPES, assert_forms_agree, run_ort
+
+    sets = {m: golden_sets(zoo["build"] / m / "reference") for m in RFB_FORMS}
+    assert {len(found) for found in sets.values()} == {3}
+    for n in range(3):
+        inputs = {m: read_tensors(sets[m][n], "input") for m in RFB_FORMS}
+        # Same recipe inputs, seed and sample count: byte-identical deployed inputs.
+        first = inputs["ultraface-rfb-320-pytorch"]
+        assert list(first) == ["input"] and first["input"].shape == (1, 3, 240, 320)
+        assert all(x["input"].tobytes() == first["input"].tobytes() for x in inputs.values())
+        forms = {}
+        for model_id, what in RFB_FORMS.items():
+            forms[what] = read_tensors(sets[model_id][n], "reference")
+            artifact = onnx.load(zoo["build"] / model_id / "onnx" / "model.onnx")
+            forms[f"{model_id} ONNX artifact"] = run_ort(artifact, first)
+        assert_forms_agree(forms, ULTRAFACE_SHAPES, atol=1e-4)
+
+
+def _sha_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pytorch_source_values_and_code_files_are_in_the_cache_keys(zoo, tmp_path):
+    """A kwarg (a value of the source) and one code file (a file of its tree) each rerun what
+    reads the model's code: convert and reference, then measure and verify; the exporter gives
+    the same bytes for the same network, so optimize and export find their input unchanged."""
+    model_id = "ultraface-slim-320-pytorch"
+    path = zoo["recipes"] / f"{model_id}.yaml"
+    text = path.read_text()
+    targets = yaml.safe_load(text)["targets"]
+    onnx_file = zoo["build"] / model_id / "convert" / "model.onnx"
+    before = _sha_of(onnx_file)
+    downstream = {f"{s}:{model_id}:{t}" for s in ("measure", "verify") for t in targets}
+    # `device` is read only with is_test (vision/ssd/ssd.py line 40): same network.
+    old = "kwargs: {num_classes: 2, is_test: false}"
+    assert old in text
+    path.write_text(text.replace(old, "kwargs: {num_classes: 2, is_test: false, device: cpu}"))
+    ran = executed(run_doit(zoo["env"]))
+    assert ran == {f"convert:{model_id}", f"reference:{model_id}"} | downstream, ran
+    assert _sha_of(onnx_file) == before
+
+    # One code file replaced by a copy with one more comment line (its own url, sha256, size).
+    recipe = yaml.safe_load(path.read_text())
+    [ref] = [r for r in recipe["source"]["code"] if r["path"] == "vision/nn/mb_tiny.py"]
+    edited = tmp_path / "mb_tiny.py"
+    original = zoo["build"] / model_id / "source" / "code" / "vision" / "nn" / "mb_tiny.py"
+    edited.write_bytes(original.read_bytes() + b"# edited\n")
+    ref.update(url=edited.as_uri(), sha256=_sha_of(edited), size=edited.stat().st_size)
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    ran = executed(run_doit(zoo["env"]))
+    expected = {f"{s}:{model_id}" for s in ("fetch", "convert", "reference")} | downstream
+    assert ran == expected, ran
+    assert original.read_bytes() == edited.read_bytes()
+    assert _sha_of(onnx_file) == before
+    assert executed(run_doit(zoo["env"])) == set()
 
 
 def test_verify_change_reruns_only_that_models_verification(zoo):

@@ -5,7 +5,8 @@ Source files (``files``: role -> value), one of:
 - ``pt2``: a ``torch.export`` archive (``torch.export.save``);
 - ``torchscript``: a TorchScript file (``torch.jit.save``);
 - ``entry`` ("package.module:callable") with ``kwargs`` (a dict), ``code`` (the directory the
-  fetched code files landed in, put on ``sys.path`` in the worker only), ``checkpoint`` (a
+  fetched code files landed in, ``build/<id>/source/code`` for a recipe, put on ``sys.path``
+  in the worker only), ``checkpoint`` (a
   state_dict, loaded with ``weights_only=True``) and ``stub_modules`` (modules the code's
   import chain imports but never calls, served as stubs in the worker: torchvision).
 Any form may add ``softmax``: output names that get a softmax over their last axis after
@@ -31,7 +32,8 @@ def torch_source(files: dict):
     """The ``TorchSource`` the roles describe; a wrong combination is one line."""
     from converters.pytorch.source import TorchSource
 
-    unknown = sorted(set(files) - set(SOURCE_ROLES))
+    # A recipe build also passes the recipe's other files (mean_file:<input>, file:<N>).
+    unknown = sorted(k for k in set(files) - set(SOURCE_ROLES) if ":" not in k)
     if unknown:
         raise ConversionError(
             f"pytorch source: unknown key {unknown[0]!r} (expected {', '.join(SOURCE_ROLES)})"

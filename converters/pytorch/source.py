@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from converters.errors import ConversionError
+from converters.errors import ConversionError, ModelMismatch
 from formats.runner import Runner
 
 ERROR_PREFIX = "zoomake-error: "
@@ -156,7 +156,7 @@ class TorchReference(Runner):
             raise ConversionError(f"pytorch worker did not answer within {self.timeout:g} s")
         code = self._proc.wait()
         self._stderr.seek(0)
-        raise ConversionError(_failure(self._stderr.read(), code))
+        raise _failure(self._stderr.read(), code)
 
     def close(self) -> None:
         proc = getattr(self, "_proc", None)
@@ -190,12 +190,20 @@ def _worker_env() -> dict:
     return env
 
 
-def _failure(stderr: str, code: int) -> str:
+def _failure(stderr: str, code: int) -> ConversionError:
+    """The worker's one error line as an exception: a ``ModelMismatch`` against the source key
+    it names (``source/entry``, ``source/kwargs``, ...; a recipe build says it against the
+    recipe), else a ConversionError."""
     lines = [ln for ln in stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
-    if lines:
-        return lines[-1][len(ERROR_PREFIX) :]
-    tail = (stderr.strip().splitlines() or ["no output"])[-1]
-    return f"pytorch worker failed (exit {code}): {tail}"
+    if not lines:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        return ConversionError(f"pytorch worker failed (exit {code}): {tail}")
+    line = lines[-1][len(ERROR_PREFIX) :]
+    if line.startswith("{"):
+        found = json.loads(line)
+        message = found["message"]
+        return ModelMismatch(message, field="source", key=found["role"], detail=message)
+    return ConversionError(line)
 
 
 def _call(request: dict, tmp: str, timeout: float) -> None:
@@ -213,4 +221,4 @@ def _call(request: dict, tmp: str, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         raise ConversionError(f"pytorch worker did not finish within {timeout:g} s") from None
     if proc.returncode != 0:
-        raise ConversionError(_failure(proc.stderr, proc.returncode))
+        raise _failure(proc.stderr, proc.returncode)

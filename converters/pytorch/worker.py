@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import json
 import os
 import sys
@@ -32,6 +33,15 @@ import warnings
 from pathlib import Path
 
 ERROR_PREFIX = "zoomake-error: "
+
+
+class SourceError(ValueError):
+    """Bad input that one key of the source names (``entry``, ``kwargs``, ``checkpoint``,
+    ``softmax``): the parent says it against that key (a recipe build: ``#/source/<role>``)."""
+
+    def __init__(self, role: str, message: str):
+        super().__init__(message)
+        self.role = role
 
 
 class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -178,26 +188,77 @@ def load(source: dict):
     if source.get("stub_modules"):
         sys.meta_path.insert(0, _StubFinder(source["stub_modules"]))
     if source.get("code_dir"):
+        # The fetched code stays as fetched (no __pycache__ beside it): the build checks that
+        # its tree holds the recipe's files and nothing else.
+        sys.dont_write_bytecode = True
         sys.path.insert(0, str(Path(source["code_dir"]).resolve()))
-    mod_name, _, attr = source["entry"].partition(":")
+    entry = source["entry"]
+    mod_name, _, attr = entry.partition(":")
     if not attr:
-        raise ValueError(f"entry {source['entry']!r}: expected 'package.module:callable'")
+        raise SourceError("entry", f"entry {entry!r}: expected 'package.module:callable'")
     try:
         factory = getattr(importlib.import_module(mod_name), attr)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"entry {source['entry']!r}: {err}") from None
-    net = factory(**source.get("kwargs", {}))
+        raise SourceError("entry", f"entry {entry!r}: {_one_line(err)}") from None
+    except Exception as err:  # the user's module raised while importing
+        raise SourceError("entry", f"entry {entry!r}: importing {mod_name} raised "
+                          f"{_one_line(err)}") from None  # fmt: skip
+    kwargs = source.get("kwargs") or {}
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as err:
+        raise SourceError("kwargs", f"kwargs of {entry}: {err}") from None
+    except ValueError:  # no signature to read (a builtin): the call below tells
+        pass
+    try:
+        net = factory(**kwargs)
+    except Exception as err:  # the user's code can raise anything
+        raise SourceError("entry", f"{entry}(**kwargs) raised {_one_line(err)}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise SourceError(
+            "entry", f"{entry} returned a {type(net).__name__}, expected a torch.nn.Module"
+        )
     if source.get("checkpoint"):
-        state = torch.load(source["checkpoint"], map_location="cpu", weights_only=True)
         try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise ValueError(
-                f"checkpoint {source['checkpoint']}: does not fit {source['entry']}: "
-                + " ".join(s.strip() for s in first[:2])
+            state = torch.load(source["checkpoint"], map_location="cpu", weights_only=True)
+        except Exception as err:  # not a state_dict torch loads safely: several kinds
+            raise SourceError(
+                "checkpoint",
+                f"checkpoint {Path(source['checkpoint']).name}: torch.load(weights_only=True) "
+                f"refused it: {_one_line(err)}",
             ) from None
+        problem = _misfit(net, state)
+        if problem:
+            raise SourceError(
+                "checkpoint",
+                f"checkpoint {Path(source['checkpoint']).name} does not fit {entry}: {problem}",
+            )
+        net.load_state_dict(state, strict=True)
     return net.eval()
+
+
+def _misfit(net, state) -> str | None:
+    """Why ``state`` is no state_dict of ``net`` (missing or unexpected keys, other shapes), in
+    a few words; None when ``load_state_dict(strict=True)`` takes it."""
+    import torch
+
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return f"it holds a {type(state).__name__}, not a state_dict of tensors"
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {list(state[k].shape)} vs {list(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    parts = [
+        f"{len(found)} {what} ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})"
+        for what, found in (("keys missing", missing), ("unexpected keys", unexpected),
+                            ("tensors of another shape", shapes))
+        if found
+    ]  # fmt: skip
+    return "; ".join(parts) or None
 
 
 def _outputs(out):
@@ -278,7 +339,7 @@ def _with_softmax(net, outputs: list[str], names: list[str]):
 
     unknown = [n for n in names if n not in outputs]
     if unknown:
-        raise ValueError(f"softmax: {unknown[0]!r} is not one of the outputs {outputs}")
+        raise SourceError("softmax", f"softmax: {unknown[0]!r} is not one of the outputs {outputs}")
     picks = [outputs.index(n) for n in names]
 
     class _Softmax(torch.nn.Module):
@@ -309,6 +370,9 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
+    except SourceError as err:  # the key of the source it is about, for the parent to name
+        print(ERROR_PREFIX + json.dumps({"role": err.role, "message": str(err)}), file=sys.stderr)
+        sys.exit(2)
     except Exception as err:  # the one line the parent shows; the user's code can raise anything
         print(f"{ERROR_PREFIX}{_one_line(err)}", file=sys.stderr)
         sys.exit(2)

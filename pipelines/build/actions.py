@@ -11,40 +11,73 @@ import functools
 import gc
 from pathlib import Path
 
-from pipelines.build.layout import REFERENCE_DIR, recipe_path, source_files
+from pipelines.build.layout import REFERENCE_DIR, recipe_path, source_files, tree_dirs
 from pipelines.errors import ZoomakeError
 
 
 def act_fetch(model_id: str, recipe: dict) -> None:
-    from pipelines.fetch.cache import fetch_file, materialize
+    from pipelines.fetch.cache import PinMismatch, fetch_file, materialize
     from pipelines.recipes.stages import recipe_files
 
     dests = source_files(model_id, recipe)
     for role, ref in recipe_files(recipe).items():
-        cached = fetch_file(ref["url"], ref["sha256"], ref["size"])
+        try:
+            cached = fetch_file(ref["url"], ref["sha256"], ref["size"])
+        except PinMismatch as exc:  # not the file the recipe pins: say so against the recipe
+            field = f"/{exc.field}" if exc.field else ""
+            raise ZoomakeError(f"{recipe_path(model_id)}#/{role}{field}: {exc}") from None
         materialize(cached, dests[role], ref["sha256"])
+    _prune_trees(model_id, recipe, dests)
+
+
+def _prune_trees(model_id: str, recipe: dict, dests: dict[str, Path]) -> None:
+    """Remove what is not the recipe's from its source trees (build/<id>/source/code/): a file
+    an earlier version of the recipe listed (or that a remote-cache hit of this fetch did not
+    replace) must not be importable by the model's code."""
+    import os
+    import shutil
+
+    keep = {str(p) for p in dests.values()}
+    for tree in tree_dirs(model_id, recipe).values():
+        for root, dirs, files in os.walk(tree):
+            for d in [d for d in dirs if d == "__pycache__"]:
+                shutil.rmtree(Path(root) / d, ignore_errors=True)
+                dirs.remove(d)
+            for name in files:
+                if str(Path(root) / name) not in keep:
+                    (Path(root) / name).unlink(missing_ok=True)
 
 
 def _roles(model_id: str, recipe: dict) -> dict[str, Path]:
-    """The fetched files by short role: prototxt, caffemodel, onnx (the source), mean_file:<input>
-    (a preprocessing mean image) and file:<N> (verify sample N), each re-hashed first: a byte
-    flipped in build/<id>/source/ after the fetch fails here instead of being converted and then
-    verified against itself (~1 s per GB, once per task that reads the sources)."""
+    """The fetched files by short role: prototxt, caffemodel, onnx (the source), code/<path>
+    (a file of the source tree ``code``), mean_file:<input> (a preprocessing mean image) and
+    file:<N> (verify sample N), each re-hashed first: a byte flipped in build/<id>/source/
+    after the fetch fails here instead of being converted and then verified against itself
+    (~1 s per GB, once per task that reads the sources). A source tree holds exactly the
+    recipe's files (``_prune_trees``)."""
     from pipelines.fetch.cache import check_fetched
-    from pipelines.recipes.stages import recipe_files
+    from pipelines.recipes.stages import fetched_name, recipe_files
 
     refs = recipe_files(recipe)
     out = {}
-    for role, path in source_files(model_id, recipe).items():
+    dests = source_files(model_id, recipe)
+    for role, path in dests.items():
         check_fetched(path, refs[role], f"fetch:{model_id}")
         parts = role.split("/")
         if parts[0] == "source":
-            out[parts[1]] = path
+            out[fetched_name(role, refs[role]) if "path" in refs[role] else parts[1]] = path
         elif parts[-1] == "mean_file":
             out[f"mean_file:{parts[1]}"] = path
         elif parts[:2] == ["verify", "files"]:
             out[f"file:{parts[2]}"] = path
+    _prune_trees(model_id, recipe, dests)
     return out
+
+
+def _mismatch_line(model_id: str, exc) -> ZoomakeError:
+    """A ``ModelMismatch`` (the recipe asked for what the model does not have) against the
+    recipe: ``recipes/x.yaml#/outputs/1: ...``."""
+    return ZoomakeError(f"{recipe_path(model_id)}#{exc.pointer()}: {exc.detail}")
 
 
 def _timed(fn, stats_path: Path, *args) -> None:
@@ -63,20 +96,21 @@ def act_convert(model_id: str, recipe: dict, out: str) -> None:
     from converters.errors import ModelMismatch
     from converters.lazy import save_streamed
     from pipelines.build.steps import convert_source
+    from pipelines.recipes.stages import format_files
 
     def run():
         src = recipe["source"]
         try:
             model = convert_source(
                 src["framework"],
-                _roles(model_id, recipe),
+                format_files(recipe, _roles(model_id, recipe)),
                 recipe.get("inputs"),
                 recipe.get("outputs"),
                 src.get("opset", 17),
                 lazy=True,  # big weights go file to file (converters.lazy), same bytes
             )
         except ModelMismatch as exc:  # the recipe asked for it: say so against the recipe
-            raise ZoomakeError(f"{recipe_path(model_id)}#{exc.pointer()}: {exc.detail}") from None
+            raise _mismatch_line(model_id, exc) from None
         save_streamed(model, out)
 
     _timed(run, Path(out).with_name("stats.json"))
@@ -99,10 +133,14 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
 
 
 def act_reference(model_id: str, recipe: dict, ref_dir: str) -> None:
+    from converters.errors import ModelMismatch
     from pipelines.verify.reference import run_reference
 
-    _timed(run_reference, Path(ref_dir) / "stats.json", model_id, recipe,
-           _roles(model_id, recipe), Path(ref_dir))  # fmt: skip
+    try:
+        _timed(run_reference, Path(ref_dir) / "stats.json", model_id, recipe,
+               _roles(model_id, recipe), Path(ref_dir))  # fmt: skip
+    except ModelMismatch as exc:  # a source value the model refuses (PyTorch: entry, kwargs)
+        raise _mismatch_line(model_id, exc) from None
 
 
 def act_measure(model_id: str, recipe: dict, target_name: str, out_dir: str) -> None:

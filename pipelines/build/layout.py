@@ -23,12 +23,20 @@ REFERENCE_DIR, REFERENCE_INDEX = "reference", "reference.json"
 
 
 def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
-    """role -> path under build/<id>/source/ for every file the recipe fetches."""
-    from pipelines.fetch.cache import url_basename
-    from pipelines.recipes.stages import recipe_files
+    """role -> path under build/<id>/source/ for every file the recipe fetches: its URL's base
+    name, or for a file of a source tree (``source/code/3``) ``<tree role>/<its path>``."""
+    from pipelines.recipes.stages import fetched_name, recipe_files
 
     src = BUILD / model_id / "source"
-    return {role: src / url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
+    return {role: src / fetched_name(role, ref) for role, ref in recipe_files(recipe).items()}
+
+
+def tree_dirs(model_id: str, recipe: dict) -> dict[str, Path]:
+    """``{tree role: build/<id>/source/<role>}`` for the source's trees (its code files)."""
+    from pipelines.recipes.stages import recipe_files
+
+    trees = {role.split("/")[1] for role, ref in recipe_files(recipe).items() if "path" in ref}
+    return {t: BUILD / model_id / "source" / t for t in sorted(trees)}
 
 
 def dep_sources(model_id: str, recipe: dict) -> list[str]:

@@ -163,7 +163,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     src = p.add_argument_group("source (zoomake / Model Optimizer / mmconvert spellings)")
     for fmt in formats.sources():  # each source file role's flags, as the format declares them
-        for role in fmt.source.roles:
+        for role in fmt.source.cli_roles():
             src.add_argument(*role.cli_flags(), dest=role.name, type=Path, metavar="FILE",
                              help=role.help)  # fmt: skip
     model_suffixes = " or ".join(f"the {f.source.model_suffix}" for f in formats.sources()
@@ -294,7 +294,7 @@ def _source(args) -> tuple[str, dict[str, Path]]:
     Model Optimizer's ``--input_model`` (the format whose ``model_suffix`` it has)."""
     import formats
 
-    given = {f.name: {r.name: getattr(args, r.name) for r in f.source.roles
+    given = {f.name: {r.name: getattr(args, r.name) for r in f.source.cli_roles()
                       if getattr(args, r.name, None) is not None}
              for f in formats.sources()}  # fmt: skip
     if args.input_model is not None:
@@ -307,7 +307,8 @@ def _source(args) -> tuple[str, dict[str, Path]]:
         given[owner.name] = owner.source.cli_files(given[owner.name], args.input_model)
     claimed = {name: files for name, files in given.items() if files}
     if len(claimed) > 1:
-        flags = ["/".join(r.cli_flags()[0] for r in formats.source(n).roles) for n in claimed]
+        flags = ["/".join(r.cli_flags()[0] for r in formats.source(n).cli_roles())
+                 for n in claimed]  # fmt: skip
         raise ZoomakeError(f"give either {' or '.join(flags)}, not both")
     if not claimed:
         usage = " or ".join(f.source.usage for f in formats.sources())

@@ -57,6 +57,16 @@ _UNLIMITED = 1 << 62
 _FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int): clone a file's extents (copy-on-write)
 
 
+class PinMismatch(ZoomakeError):
+    """What the URL (or the mirror) holds is not the file the recipe pins: another size or
+    sha256. The recipe's fault, or the upstream file's: a build says so against the recipe's
+    file entry (``field``: ``sha256`` or ``size`` when only that one differs)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
 def name_problem(url: str) -> str | None:
     """Why the URL's (percent-decoded) base name is not a plain file name, or None.
 
@@ -217,8 +227,9 @@ def _commit(
             # a secret's content against the log. Its size says no more than `ls` does.
             n = f"more than {size}" if got_size > size else str(got_size)
             found = f"got a different file ({n} bytes; its sha256 is not shown for a local file)"
-        raise ZoomakeError(
-            f"{url}: {what}: expected sha256 {sha256} ({size} bytes), {found}; download deleted"
+        raise PinMismatch(
+            f"{url}: {what}: expected sha256 {sha256} ({size} bytes), {found}; download deleted",
+            "size" if got_size != size else "sha256",
         )
     os.chmod(tmp, 0o444)  # read-only: a reminder for users; root ignores it, hence the re-hash
     os.replace(tmp, final)
@@ -292,8 +303,9 @@ def _copy_local(url: str, sha256: str, size: int, final: Path, trusted: list[Pat
         with safe_read.open_regular(src) as f:
             got_size = safe_read.size_of(f)
             if got_size != size:  # do not even start reading a file of the wrong size
-                raise ZoomakeError(
-                    f"{url}: size mismatch: expected {size} bytes, {src} has {got_size} bytes"
+                raise PinMismatch(
+                    f"{url}: size mismatch: expected {size} bytes, {src} has {got_size} bytes",
+                    "size",
                 )
             # size + 1 bytes at most: enough to notice a file that grew meanwhile.
             got = safe_read.hash_stream(f, size + 1, copy_to=tmp)
@@ -396,12 +408,12 @@ def _fetch_locked(url, name, sha256, size, cache, final, dirs, offline, progress
             return
         mirror_note = "; ".join(text for _, text in findings)
         if any(fatal for fatal, _ in findings):
-            raise ZoomakeError(f"{url}: {mirror_note}")
+            raise PinMismatch(f"{url}: {mirror_note}")
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme == "file":
             _copy_local(url, sha256, size, final, [*dirs, cache])
         elif offline and findings:
-            raise ZoomakeError(f"offline: {url}: {mirror_note}")
+            raise PinMismatch(f"offline: {url}: {mirror_note}")
         elif offline:
             where = (
                 f"ZOOMAKE_MIRROR={os.pathsep.join(map(str, dirs))}"
@@ -417,6 +429,8 @@ def _fetch_locked(url, name, sha256, size, cache, final, dirs, offline, progress
             except ZoomakeError as exc:
                 if not findings:
                     raise
+                if isinstance(exc, PinMismatch):
+                    raise PinMismatch(f"{exc}; {mirror_note}", exc.field) from None
                 raise ZoomakeError(f"{exc}; {mirror_note}") from None
         else:
             raise ZoomakeError(f"{url}: unsupported URL scheme (expected http, https or file)")

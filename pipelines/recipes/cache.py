@@ -86,8 +86,7 @@ def _write_cache(path: Path, entries: dict) -> None:
 
 def compute_meta(recipe: dict) -> dict:
     """``{"stages": {stage or stage:target: sha256 of its stage_config}, "files": {role: name}}``."""
-    from pipelines.fetch.cache import url_basename
-    from pipelines.recipes.stages import recipe_files, stage_config
+    from pipelines.recipes.stages import fetched_name, recipe_files, stage_config
 
     def digest(stage: str, target: str | None = None) -> str:
         return hashlib.sha256(stage_config(recipe, stage, target).encode()).hexdigest()
@@ -96,7 +95,7 @@ def compute_meta(recipe: dict) -> dict:
     for target in recipe.get("targets") or {}:
         stages[f"export:{target}"] = digest("export", target)
         stages[f"verify:{target}"] = digest("verify", target)
-    files = {role: url_basename(ref["url"]) for role, ref in recipe_files(recipe).items()}
+    files = {role: fetched_name(role, ref) for role, ref in recipe_files(recipe).items()}
     return {"stages": stages, "files": files}
 
 

@@ -26,13 +26,19 @@ def _is_file(ref) -> bool:
 
 
 def recipe_files(recipe: dict) -> dict[str, dict]:
-    """``{role: file ref}`` for every file the recipe fetches, in a fixed order."""
+    """``{role: file ref}`` for every file the recipe fetches, in a fixed order; a source
+    tree's files are ``source/<role>/<N>`` and carry their ``path``."""
     files: dict[str, dict] = {}
     source = recipe.get("source")
     if isinstance(source, dict):
-        for role in _source_roles():
-            if _is_file(source.get(role)):
-                files[f"source/{role}"] = source[role]
+        for role, kind in _source_roles():
+            value = source.get(role)
+            if kind == "file" and _is_file(value):
+                files[f"source/{role}"] = value
+            elif kind == "tree" and isinstance(value, list):
+                for i, ref in enumerate(value):
+                    if _is_file(ref) and isinstance(ref.get("path"), str):
+                        files[f"source/{role}/{i}"] = ref
     inputs = recipe.get("inputs")
     if isinstance(inputs, dict):
         for name, spec in inputs.items():
@@ -47,11 +53,22 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
     return files
 
 
-def _source_roles() -> list[str]:
-    """Every source file role of every format (``formats``), in registry order."""
+def _source_roles() -> list[tuple[str, str]]:
+    """``(name, kind)`` of every source role that fetches files (``file`` and ``tree``) of
+    every format (``formats``), in registry order."""
     from formats import sources
 
-    return [r.name for f in sources() for r in f.source.roles]
+    return [(r.name, r.kind) for f in sources() for r in f.source.roles if r.kind != "value"]
+
+
+def fetched_name(role: str, ref: dict) -> str:
+    """Where ``recipe_files``' file ``role`` lands under ``build/<id>/source/``: its URL's base
+    name, or for a tree's file ``<tree role>/<path>``."""
+    if "path" in ref:
+        return f"{role.split('/')[1]}/{ref['path']}"
+    from pipelines.fetch.cache import url_basename  # urllib is slow to import
+
+    return url_basename(ref["url"])
 
 
 def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
@@ -94,12 +111,14 @@ def _check_input(name: str, spec: dict, framework) -> list[tuple[str, str]]:
 
 
 def _check_file_names(recipe: dict) -> list[tuple[str, str]]:
-    # All fetched files land side by side in build/<id>/source/: each name must be a plain file
-    # name (a '..%2F' would write outside it) and names must not collide.
-    from pipelines.fetch.cache import name_problem, url_basename  # urllib is slow to import
+    # All fetched files land in build/<id>/source/, side by side or (a source tree's) at their
+    # path under <tree role>/: each URL must end in a plain file name (a '..%2F' would write
+    # outside it; the mirror is searched by that name) and no two files may land in one place.
+    from pipelines.fetch.cache import name_problem  # urllib is slow to import
 
     out = []
-    first: dict[str, str] = {}
+    first: dict[str, str] = {}  # landed name -> the pointer of its field (url or path)
+    reported: set[tuple] = set()
     for role, ref in recipe_files(recipe).items():
         problem = name_problem(ref["url"])
         if problem:
@@ -110,16 +129,33 @@ def _check_file_names(recipe: dict) -> list[tuple[str, str]]:
                 )
             )
             continue
-        name = url_basename(ref["url"])
-        if name in first and first[name] != role:
+        name = fetched_name(role, ref)
+        here = f"/{role}/{'path' if 'path' in ref else 'url'}"
+        if name in first:
+            what = "a file name" if here.endswith("/url") else "a path"
             out.append(
                 (
-                    f"/{role}/url",
-                    f"expected a file name different from #/{first[name]}/url, got '{name}' again "
-                    "(both would be build/<id>/source/" + name + ")",
+                    here,
+                    f"expected {what} different from #{first[name]}, got '{name}' again "
+                    f"(both would be build/<id>/source/{name})",
                 )
             )
-        first.setdefault(name, role)
+        # A plain file named like a tree's directory (or one of its directories): build/<id>/
+        # source/<name> cannot be a file and a directory.
+        dirs = ["/".join(name.split("/")[:n]) for n in range(1, name.count("/") + 1)]
+        clash = next((first[d] for d in dirs if d in first), None)
+        clash = clash or next((f for n, f in first.items() if n.startswith(name + "/")), None)
+        pair = (role.rsplit("/", 1)[0] if "path" in ref else role, clash)
+        if clash is not None and pair not in reported:  # once per tree, not once per file
+            reported.add(pair)
+            out.append(
+                (
+                    here,
+                    f"expected a place apart from #{clash}, got '{name}': "
+                    "build/<id>/source/ cannot hold a file and a directory of one name",
+                )
+            )
+        first.setdefault(name, here)
     return out
 
 

@@ -22,15 +22,17 @@ HEADER = (
 
 
 def _resolve(node: dict) -> tuple[dict, str | None]:
-    """(the schema with its $ref followed, the $defs name or None)."""
+    """(the schema with its $ref followed, the $defs name or None: a reference into a
+    definition, ``#/$defs/file/properties/url``, is documented where it points)."""
     ref = node.get("$ref")
     if not ref:
         return node, None
-    name = ref.rsplit("/", 1)[-1]
-    return {
-        **recipes.schema()["$defs"][name],
-        **{k: v for k, v in node.items() if k != "$ref"},
-    }, name
+    target = recipes.schema()
+    parts = ref.removeprefix("#/").split("/")
+    for part in parts:
+        target = target[part]
+    name = parts[1] if len(parts) == 2 and parts[0] == "$defs" else None
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}, name
 
 
 def _cell(text: str) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 from converters.io import atomic_output
 from formats import artifact_names
 from pipelines.errors import ZoomakeError
+from pipelines.recipes.stages import format_files
 from pipelines.runtimes.choose import open_artifact, open_reference, versions
 from pipelines.verify import samples
 from pipelines.verify.golden import golden_sets, read_tensors, write_golden
@@ -205,7 +206,9 @@ def measure(
     def live_reference():
         nonlocal live
         if live is None:
-            live = open_reference(framework, sources, recipe.get("outputs") or [], choice)
+            live = open_reference(
+                framework, format_files(recipe, sources), recipe.get("outputs") or [], choice
+            )
         return live
 
     source_outputs = stored.outputs if stored else live_reference().outputs

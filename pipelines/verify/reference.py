@@ -34,6 +34,7 @@ import numpy as np
 
 from converters.io import atomic_output
 from pipelines.errors import ZoomakeError
+from pipelines.recipes.stages import format_files
 from pipelines.runtimes.base import Port
 from pipelines.runtimes.choose import open_reference, versions
 from pipelines.verify import samples
@@ -101,8 +102,13 @@ def _nhwc(shape):
 
 
 def reference_ports(recipe: dict, source_ports: list[Port]) -> list[Port]:
-    """The deployed inputs as the recipe and the source model declare them (module docstring)."""
+    """The deployed inputs as the recipe and the source model declare them (module docstring).
+    A source whose runner declares no inputs (PyTorch code or TorchScript: ``forward`` takes
+    positional tensors) has the recipe's, in the recipe's order, the order its ``to_onnx``
+    exported them in."""
     listed = recipe.get("inputs") or {}
+    if not source_ports:
+        source_ports = [Port(name, None, np.dtype(np.float32)) for name in listed]
     ports = []
     for port in source_ports:
         rin = listed.get(port.name) or {}
@@ -138,7 +144,9 @@ def run_reference(model_id: str, recipe: dict, sources: dict[str, Path], ref_dir
     (ref_dir / INDEX).unlink(missing_ok=True)  # never a stale index beside new sets
     framework = recipe["source"]["framework"]
     choice = setting(recipe, "reference")
-    reference = open_reference(framework, sources, recipe.get("outputs") or [], choice)
+    reference = open_reference(
+        framework, format_files(recipe, sources), recipe.get("outputs") or [], choice
+    )
     expected, origin = expected_outputs(recipe, reference.outputs)
     inputs = samples.deployed_inputs(recipe, reference_ports(recipe, reference.inputs))
     means = samples.mean_images(sources)

@@ -58,3 +58,18 @@ def compare(model, atol=1e-6, seed=0, feeds=None, rtol=0.0):
 
 def node(op, inputs, outputs, **attrs):
     return helper.make_node(op, inputs, outputs, name=f"{op.lower()}_0", **attrs)
+
+
+ULTRAFACE_SHAPES = {"scores": (1, 4420, 2), "boxes": (1, 4420, 4)}
+
+
+def assert_forms_agree(forms: dict[str, dict], shapes: dict[str, tuple], atol: float) -> None:
+    """Every pair of ``forms`` (name -> {output: array}) agrees within ``atol`` on every output
+    of ``shapes`` (name -> the shape every form must give): each form is an oracle of the others."""
+    names = list(forms)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for out, shape in shapes.items():
+                assert forms[a][out].shape == forms[b][out].shape == shape, (a, b, out)
+                err = float(np.abs(forms[a][out] - forms[b][out]).max())
+                assert err <= atol, f"{out}: {a} vs {b} differ by {err}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.caffe.helpers import run_opencv
-from tests.pytorch.helpers import run_ort
+from tests.pytorch.helpers import ULTRAFACE_SHAPES, assert_forms_agree, run_ort
 from tests.pytorch.test_source import (
     assert_code_stayed_in_worker,
     assert_exported_by_torchscript,
@@ -49,14 +49,4 @@ def test_rfb_320_three_forms_agree(models_dir):
     )
     published = onnx.load(d / "version-RFB-320_without_postprocessing.onnx")
     forms["publisher onnx"] = run_ort(published, feeds)
-    names = list(forms)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            for out in ("scores", "boxes"):
-                assert (
-                    forms[a][out].shape
-                    == forms[b][out].shape
-                    == ((1, 4420, 2) if out == "scores" else (1, 4420, 4))
-                )
-                err = float(np.abs(forms[a][out] - forms[b][out]).max())
-                assert err <= 1e-4, f"{out}: {a} vs {b} differ by {err}"
+    assert_forms_agree(forms, ULTRAFACE_SHAPES, atol=1e-4)
