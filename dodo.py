@@ -15,6 +15,7 @@ from pipelines.build.tasks import (  # noqa: F401 - doit collects task_* and DOI
     task_recipe,
     task_reference,
     task_report,
+    task_runtime,
     task_validate,
     task_verify,
 )

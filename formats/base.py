@@ -82,6 +82,9 @@ class Source:
     reference: Callable
     references: tuple[str, ...] = ("auto",)  # verify.reference values it understands
     reference_runtime: str = ""  # what runs the reference, for messages ("onnxruntime")
+    # A side runtime (``pipelines.runtimes.side``) the reference runs in and the build sets up
+    # itself before the first task that needs it (``zoomake setup-runtime <name>``, no options).
+    side_runtime: str = ""
     layouts: tuple[str, ...] = ("NCHW", "NHWC")  # the recipe's inputs.<name>.layout it takes
     # Files given elsewhere in the recipe that the converter also reads (documentation only).
     companions: tuple[str, ...] = ()
@@ -130,6 +133,7 @@ class Target:
     # ``(user's main file, artifact file) -> the user's file for it``, for names that are not
     # a suffix swap (MXNet: ``-o x-symbol.json`` -> ``x-0000.params``); None: the swap.
     companion_name: Callable | None = None
+    side_runtime: str = ""  # as Source.side_runtime, for the artifact's runner
 
     def functions(self) -> list[Callable]:
         return [self.from_onnx, self.runner]

@@ -82,6 +82,7 @@ FORMAT = register(
             to_onnx=to_onnx,
             reference=reference,
             reference_runtime="MXNet 1.9.1",
+            side_runtime="mxnet",
             layouts=("NCHW",),
             usage="--mxnet-symbol S [--mxnet-params P]",
             input_names=input_names,
@@ -93,6 +94,7 @@ FORMAT = register(
             runner=artifact_runner,
             suffix=".json",
             companion_name=companion_name,
+            side_runtime="mxnet",
         ),
     )
 )

@@ -15,6 +15,34 @@ from pipelines.build.layout import REFERENCE_DIR, recipe_path, source_files, tre
 from pipelines.errors import ZoomakeError
 
 
+def runtime_ready(framework: str) -> bool:
+    """doit ``uptodate`` of ``runtime:<fw>``: its environment is recorded (or given by
+    ``ZOOMAKE_<FW>_PYTHON``); a broken one is the measure's to report, in one line."""
+    from pipelines.runtimes.side import available
+
+    try:
+        return available(framework)
+    except ZoomakeError:
+        return False
+
+
+def act_setup_runtime(framework: str) -> None:
+    """Create the side runtime's environment (``zoomake setup-runtime <fw>``), saying so first:
+    it downloads from the package registry once per machine (or per ``ZOOMAKE_CACHE``)."""
+    import os
+
+    from pipelines.runtimes.setup_runtime import setup_runtime
+    from pipelines.runtimes.side import AUTO_ENV, runtime_dir, setup_command
+
+    if os.environ.get(AUTO_ENV, "1") == "0":
+        raise ZoomakeError(
+            f"the {framework} runtime is not set up and {AUTO_ENV}=0: "
+            f"run `{setup_command(framework)}`"
+        )
+    print(f"setting up the {framework} runtime in {runtime_dir(framework)} (once)", flush=True)
+    setup_runtime(framework)
+
+
 def act_fetch(model_id: str, recipe: dict) -> None:
     from pipelines.fetch.cache import PinMismatch, fetch_file, materialize
     from pipelines.recipes.stages import recipe_files

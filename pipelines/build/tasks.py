@@ -46,8 +46,10 @@ from pipelines.build.actions import (
     act_measure,
     act_optimize,
     act_reference,
+    act_setup_runtime,
     act_verify,
     guarded,
+    runtime_ready,
     sweep,
 )
 from pipelines.build.layout import (
@@ -88,6 +90,7 @@ DOIT_CONFIG = {
     # the reporter also takes the build lock and writes the report (pipelines.report.zoo_reporter).
     "reporter": ZooReporter,
     "default_tasks": [
+        "runtime",
         "fetch",
         "convert",
         "optimize",
@@ -231,6 +234,55 @@ def task_export():
 
 
 @functools.cache
+@functools.cache
+def _side_runtime(kind: str, name: str) -> str:
+    """The side runtime a source framework's reference or a target format's runner runs in
+    (``formats.base.Source.side_runtime``), '' for none or an unknown name (the recipe check
+    says that one)."""
+    import formats
+
+    try:
+        spec = formats.source(name) if kind == "source" else formats.target(name)
+    except Exception:  # an unknown name is the recipe check's to report
+        return ""
+    return spec.side_runtime
+
+
+def _runtime_deps(recipe: dict, target: dict | None = None) -> dict:
+    """``task_dep`` on ``runtime:<name>`` for the side runtimes a task runs in, or nothing."""
+    names = {_side_runtime("source", (recipe.get("source") or {}).get("framework", ""))}
+    if target is not None:
+        names.add(_side_runtime("target", target.get("format", "")))
+    names.discard("")
+    return {"task_dep": [f"runtime:{n}" for n in sorted(names)]} if names else {}
+
+
+def task_runtime():
+    """Set up each side runtime the zoo's references or runners need and that installs from
+    the package registry alone (``zoomake setup-runtime mxnet``): once, before the first task
+    that runs in it, so the README's one line builds the zoo on a fresh machine. Real Caffe
+    needs its prebuilt files and Debian libraries (``zoomake setup-runtime caffe --from``);
+    until then ``verify.reference: auto`` runs OpenCV. ``ZOOMAKE_AUTO_RUNTIME=0`` turns this
+    off: a task needing a missing runtime then fails with the one line saying how to set it up."""
+    from pipelines.runtimes.side import AUTO_SETUP
+
+    needed = set()
+    for recipe in zoo().values():
+        needed.update(_runtime_deps(recipe).get("task_dep", []))
+        for target in recipe["targets"].values():
+            needed.update(_runtime_deps(recipe, target).get("task_dep", []))
+    for dep in sorted(needed):
+        name = dep.split(":", 1)[1]
+        if name not in AUTO_SETUP:
+            continue
+        yield {
+            "name": name,
+            "actions": [(guarded(act_setup_runtime), [name])],
+            "uptodate": [functools.partial(runtime_ready, name)],
+            "verbosity": 2,
+        }
+
+
 def _reference_key(framework: str | None, choice) -> str:
     from pipelines.runtimes.side import reference_config
 
@@ -264,6 +316,7 @@ def task_reference():
                 golden_unchanged(ref_dir),
             ],
             "clean": [(_rmtree, [ref_dir])],
+            **_runtime_deps(recipe),
         }
 
 
@@ -284,6 +337,7 @@ def task_measure():
                 "file_dep": [*artifact_paths(out_dir, target["format"]), *sources, reference],
                 "targets": [f"{out_dir}/verify.json"],
                 "uptodate": [_uptodate(recipe, "verify", name, "measure", extra)],
+                **_runtime_deps(recipe, target),
             }
 
 

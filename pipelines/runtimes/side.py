@@ -57,6 +57,13 @@ def call_timeout() -> float:
         ) from None
 
 
+# Side runtimes a build sets up by itself when a task needs one (``pipelines.build.tasks``,
+# task_runtime): those that install from the package registry alone. Real Caffe needs prebuilt
+# files and Debian libraries, so it is the user's step.
+AUTO_SETUP = ("mxnet",)
+AUTO_ENV = "ZOOMAKE_AUTO_RUNTIME"  # "0": never set one up during a build
+
+
 def setup_command(framework: str) -> str:
     return f"zoomake setup-runtime {framework}"
 
