@@ -22,22 +22,11 @@ from onnx import helper
 from converters.caffe import records
 from converters.caffe.proto import caffe_pb2
 from converters.errors import UnsupportedError
+from converters.onnx2caffe.caffe_layers import outer_reads
 from converters.pytorch.ssd import MAX_CANDIDATES
 
 DOMAIN = "zoomake.caffe"
 NMS_OPS = frozenset({"Loop", "NonMaxSuppression", "NonZero"})
-
-
-def _outer_reads(node) -> set[str]:
-    """Values a node's subgraphs (Loop/If bodies) read from the enclosing graph."""
-    names: set[str] = set()
-    for attr in node.attribute:
-        for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
-            made = {i.name for i in sub.input} | {o for n in sub.node for o in n.output}
-            made |= {t.name for t in sub.initializer}
-            for n in sub.node:
-                names.update(i for i in n.input if i and i not in made)
-    return names
 
 
 def extract(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
@@ -74,7 +63,7 @@ def extract(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
             if not any(o in needed for o in node.output if o):
                 continue
             members.add(i)
-            for v in [*node.input, *_outer_reads(node)]:
+            for v in [*node.input, *outer_reads(node)]:
                 if v and v not in bottoms and v not in consts:
                     needed.add(v)
         made = {o for i in members for o in nodes[i].output if o}

@@ -14,16 +14,5 @@ from converters.pytorch.ops import (
     softmax,
 )
 
-ALL_MODULES = (
-    activation,
-    conv,
-    eltwise,
-    gemm,
-    norm,
-    pooling,
-    reduce,
-    resize,
-    shape,
-    slicing,
-    softmax,
-)
+ALL_MODULES = (activation, conv, eltwise, gemm, norm, pooling, reduce, resize, shape, slicing,
+               softmax)  # fmt: skip
