@@ -234,7 +234,6 @@ def task_export():
 
 
 @functools.cache
-@functools.cache
 def _side_runtime(kind: str, name: str) -> str:
     """The side runtime a source framework's reference or a target format's runner runs in
     (``formats.base.Source.side_runtime``), '' for none or an unknown name (the recipe check
@@ -283,6 +282,7 @@ def task_runtime():
         }
 
 
+@functools.cache  # per process: locate() reads the runtime record, 10,000 times on a big zoo
 def _reference_key(framework: str | None, choice) -> str:
     from pipelines.runtimes.side import reference_config
 
