@@ -86,7 +86,7 @@ def test_a_no_op_is_served_by_the_stamp_and_prints_the_same_line(zoo):
     was_served, r = served(zoo)
     assert was_served, "the stamp did not serve a no-op"
     assert r.stdout == line
-    assert f"zoo: 1 targets, 1 passed, 0 failed" in r.stdout and "(all up to date)" in r.stdout
+    assert "zoo: 1 targets, 1 passed, 0 failed" in r.stdout and "(all up to date)" in r.stdout
     # `doit list` only reads: it keeps the stamp.
     ok(doit(zoo, "list"))
     assert served(zoo)[0]
@@ -180,3 +180,32 @@ def test_editing_a_stage_code_file_reruns_that_stage(tmp_path, models_dir):
     was_served, r = served(zoo)
     assert not was_served
     assert executed(r) == {f"export:{MODEL}:onnx"}
+
+
+def test_doit_list_is_served_from_the_last_listing_until_a_recipe_or_the_code_changes(
+    tmp_path, models_dir
+):
+    code = tmp_path / "code"
+    _copy_code(code)
+    shutil.copy(REPO / "pyproject.toml", code / "pyproject.toml")
+    zoo = _zoo(tmp_path / "zoo", models_dir, code=code)
+    time.sleep(RACY_S + 0.2)  # the recipes and the code were just written
+    first = ok(doit(zoo, "list", "--all")).stdout
+    assert f"measure:{MODEL}:onnx" in first
+    assert list((zoo["build"] / ".cache").glob("list-*.json")), "no listing recorded"
+    assert ok(doit(zoo, "list", "--all")).stdout == first
+    plain = ok(doit(zoo, "list")).stdout  # other options: its own listing
+    assert f"measure:{MODEL}" not in plain and "measure" in plain
+
+    # A new recipe: its tasks are listed.
+    from tests.test_build_trust import write_recipe
+
+    write_recipe(zoo["recipes"], "mtcnn-det2", ["onnx"])
+    listed = ok(doit(zoo, "list", "--all")).stdout
+    assert "measure:mtcnn-det2:onnx" in listed and f"measure:{MODEL}:onnx" in listed
+    # A task creator's doc (pipelines/build/tasks.py is no stage's code): the new doc is listed.
+    tasks = code / "pipelines" / "build" / "tasks.py"
+    tasks.write_text(
+        tasks.read_text().replace('"""Run each artifact against', '"""Check each artifact against')
+    )
+    assert "Check each artifact against" in ok(doit(zoo, "list")).stdout

@@ -24,14 +24,17 @@ trusts an unchanged mtime), each a way a task can go out of date:
 - every file of the build tree (artifacts, golden sets, sources, doit's database, the
   report), but ``.cache/`` and the lock file.
 
-The stamp is removed at the start of every other doit command (``list``, ``info``, ``help``
-change nothing and keep it), so a run that may write the build never leaves a stale stamp
+``doit list`` is served the same way from the listing an earlier one printed (``_listing``:
+its key is the part of the digest the task definitions are made of). The stamp is removed at
+the start of every other doit command (``list``, ``info``, ``help`` change nothing and keep it), so a run that may write the build never leaves a stale stamp
 behind, and a stamp is never written when a file it covers was modified within the last
 ``RACY_S`` seconds (a later edit within the same mtime tick would look unchanged).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -86,17 +89,22 @@ def _distributions() -> list[str]:
             names = os.listdir(entry or ".")
         except OSError:
             continue
-        found.append(f"{entry}: " + " ".join(sorted(n for n in names if n.endswith(_DIST_SUFFIXES))))
+        found.append(
+            f"{entry}: " + " ".join(sorted(n for n in names if n.endswith(_DIST_SUFFIXES)))
+        )
     return found
 
 
-def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options: str = ""):
-    """``(digest, newest_input_mtime_ns)`` of everything a no-op depends on (module doc)."""
+def _definitions(recipes: Path, code_root: Path, options: str) -> tuple[list[str], list[int]]:
+    """What the task definitions are made of: the recipes, the code, the installed
+    distributions, Python, doit, the environment and working directory, ``options``."""
     import doit
 
     lines = [f"v{VERSION}", sys.executable, sys.version, str(doit.__version__), os.getcwd(),
              options]  # fmt: skip
-    lines += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(("ZOOMAKE_", "DOIT_")))
+    lines += sorted(
+        f"{k}={v}" for k, v in os.environ.items() if k.startswith(("ZOOMAKE_", "DOIT_"))
+    )
     lines += _distributions()
     newest = [0]
     _walk(str(recipes), lines, newest)
@@ -110,6 +118,12 @@ def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options:
             newest[0] = max(newest[0], st.st_mtime_ns)
         except OSError:
             lines.append(f"{path} absent")
+    return lines, newest
+
+
+def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options: str = ""):
+    """``(digest, newest_input_mtime_ns)`` of everything a no-op depends on (module doc)."""
+    lines, newest = _definitions(recipes, code_root, options)
     _walk(str(cache), lines, newest, skip=frozenset({"runtimes", "tmp"}))
     runtimes = Path(cache) / "runtimes"
     if runtimes.is_dir():
@@ -129,10 +143,8 @@ def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options:
 
 
 def remove(build: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         stamp_path(build).unlink()
-    except FileNotFoundError:
-        pass
 
 
 def write(build: Path, digest: str, newest_ns: int, text: str) -> bool:
@@ -194,6 +206,8 @@ def before_tasks(cmd, pos_args: list[str], opts) -> list | None:
 
     RUN.update(eligible=False, hit=None)
     name = getattr(cmd, "name", "")
+    if name == "list":
+        return _listing(cmd, pos_args, opts)
     if name in READ_ONLY_COMMANDS:
         return None
     if not _eligible(name, pos_args, opts):
@@ -228,3 +242,83 @@ def after_run(clean: bool, text: str) -> None:
 
     digest, newest = zoo_state(BUILD, RECIPES, REPO, default_cache_dir(), RUN["options"])
     write(BUILD, digest, newest, text)
+
+
+# -- `doit list` from the listing a previous one printed ------------------------------------------
+# Task names and docs are made of the recipes, the code, the environment and the working
+# directory alone (``_definitions``): no build output. A ``doit list`` (without ``--status``
+# or ``--deps``, which read doit's database and the task files) whose inputs and options are
+# those of an earlier one prints what that one printed, without loading the tasks.
+LISTING_OPTIONS = ("subtasks", "quiet", "private", "template", "sort")
+
+
+def listing_path(build: Path, options: str) -> Path:
+    name = hashlib.sha256(options.encode()).hexdigest()[:16]
+    return Path(build) / ".cache" / f"list-{name}.json"
+
+
+def _listing(cmd, pos_args: list[str], opts) -> list | None:
+    if opts.get("status") or opts.get("list_deps"):
+        return None
+    from pipelines.build.layout import BUILD, RECIPES, REPO
+
+    options = json.dumps([[str(opts.get(k)) for k in LISTING_OPTIONS], list(pos_args)])
+    lines, newest = _definitions(RECIPES, REPO, options)
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+    path = listing_path(BUILD, options)
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = None
+    original = cmd._execute
+    if isinstance(found, dict) and found.get("digest") == digest:
+
+        @functools.wraps(original)  # doit passes the options by the signature's names
+        def served(*args, **kwargs):
+            cmd.outstream.write(found.get("text", ""))
+            return 0
+
+        cmd._execute = served
+        return []
+
+    @functools.wraps(original)
+    def recorded(*args, **kwargs):
+        import io
+
+        shown, buffer = cmd.outstream, io.StringIO()
+        cmd.outstream = _Tee(shown, buffer)
+        try:
+            result = original(*args, **kwargs)
+        finally:
+            cmd.outstream = shown
+        from pipelines.build.run import invalid_recipes  # loaded with the tasks: no cost
+
+        # Not for a zoo with invalid recipes: their error lines go to stderr while the tasks load.
+        recent = newest[0] > (time.time() - RACY_S) * 1e9
+        if result in (0, None) and not recent and not invalid_recipes():
+            from converters.io import atomic_output
+
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_output(path) as tmp:
+                    tmp.write_text(json.dumps({"digest": digest, "text": buffer.getvalue()}))
+            except OSError:
+                pass  # a cache: the next `doit list` loads the tasks
+        return result
+
+    cmd._execute = recorded
+    return None
+
+
+class _Tee:
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()

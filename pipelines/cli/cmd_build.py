@@ -71,7 +71,6 @@ def run(args) -> int:
 
     def run_doit() -> int:
         from pipelines.build import tasks  # what dodo.py re-exports: task_* creators, DOIT_CONFIG
-
         from pipelines.build.doit_loader import ZooModuleLoader
 
         return DoitMain(ZooModuleLoader(tasks)).run(args.doit_args)
