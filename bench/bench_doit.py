@@ -20,7 +20,8 @@ target, one action each), with the same Python: the part no task creator can rem
 For each N: writes N recipes (bench/synth_recipes.py: real MTCNN stages, one onnx target each,
 one verification sample), then times in fresh processes, as a user pays for them:
   list cold   `doit list` with no recipe cache (parse + validate every recipe)
-  list warm   `doit list` again (recipes served from the stat-keyed cache)
+  list warm   `doit list` again (recipes served from the stat-keyed cache; on new code the
+              listing itself is served from the one the previous `doit list` recorded)
   build       the full build, `doit -n 2 -P process` (informational; ~0 for a kept build)
   no-op 1st   the first `doit` once everything is up to date (loads every task; writes the
               whole-zoo stamp on new code)
@@ -125,9 +126,11 @@ def _recipes(dest: Path, n: int) -> Path:
 
 
 def _cold(row: dict) -> tuple[float, float]:
-    """`doit list` without the recipe cache (in the shared build directory's .cache)."""
-    for p in (Path(row["env"]["ZOOMAKE_BUILD"]) / ".cache").glob("recipes-*.json"):
-        p.unlink()
+    """`doit list` without the recipe cache and the recorded listing (pipelines.build.stamp),
+    both in the shared build directory's .cache."""
+    for pattern in ("recipes-*.json", "list-*.json"):
+        for p in (Path(row["env"]["ZOOMAKE_BUILD"]) / ".cache").glob(pattern):
+            p.unlink()
     return _doit(row["env"], row["root"], "list")
 
 

@@ -203,6 +203,9 @@ def test_doit_list_is_served_from_the_last_listing_until_a_recipe_or_the_code_ch
     write_recipe(zoo["recipes"], "mtcnn-det2", ["onnx"])
     listed = ok(doit(zoo, "list", "--all")).stdout
     assert "measure:mtcnn-det2:onnx" in listed and f"measure:{MODEL}:onnx" in listed
+    time.sleep(RACY_S + 0.2)
+    assert "Run each artifact against" in ok(doit(zoo, "list")).stdout  # recorded
+    assert ok(doit(zoo, "list")).stdout == ok(doit(zoo, "list")).stdout
     # A task creator's doc (pipelines/build/tasks.py is no stage's code): the new doc is listed.
     tasks = code / "pipelines" / "build" / "tasks.py"
     tasks.write_text(
