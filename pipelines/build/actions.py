@@ -196,7 +196,6 @@ def act_verify(model_id: str, recipe: dict, target_name: str, verify_json: str):
     return TaskFailed("\n".join(lines) or f"{verify_json} records no passing result")
 
 
-@functools.cache  # one wrapper per action function, not one per task (35,000 on a big zoo)
 def guarded(fn):
     """Wrap an action so any failure fails the task with one line (no traceback; the reporter
     prints it as ``<task> failed: <line>``): bad input and environment errors (disk full) as

@@ -48,9 +48,11 @@ from pipelines.build.actions import (
     act_reference,
     act_setup_runtime,
     act_verify,
-    guarded,
     runtime_ready,
     sweep,
+)
+from pipelines.build.actions import (
+    guarded as _guarded,
 )
 from pipelines.build.layout import (
     BUILD,
@@ -67,6 +69,11 @@ from pipelines.build.run import code_fingerprint, invalid_recipes, zoo
 from pipelines.errors import ZoomakeError
 from pipelines.locations import is_checkout
 from pipelines.report.zoo_reporter import ZooReporter
+
+# One wrapper per action function, not one per task (35,000 on a big zoo). Here, not on
+# actions.guarded itself: actions.py is the stages' code (pipelines.build.fingerprints), and an
+# edit there would rerun every stage of every zoo.
+guarded = functools.cache(_guarded)
 
 
 def _usable_build_dir() -> None:
