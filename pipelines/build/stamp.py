@@ -20,9 +20,16 @@ trusts an unchanged mtime), each a way a task can go out of date:
   fingerprints), the Python and doit versions, every ``ZOOMAKE_*``/``DOIT_*`` variable, the
   working directory and doit's options that reach the tasks (dep file, backend, checker);
 - every file of the download cache (the source model files) but the side runtimes' trees, and
-  each side runtime's ``runtime.json`` (``runtime:<fw>``'s uptodate, the reference config);
+  each side runtime's ``runtime.json`` (``runtime:<fw>``'s uptodate, the reference config), or
+  for one given by ``ZOOMAKE_<FW>_PYTHONPATH`` the README naming its build;
 - every file of the build tree (artifacts, golden sets, sources, doit's database, the
   report), but ``.cache/`` and the lock file.
+
+It needs one of zoomake's loaders (``pipelines.build.doit_loader``): ``doit`` in a directory
+whose ``pyproject.toml`` selects the ``zoomake`` loader (this repository's does), or ``zoomake
+build``; with doit's own loader every run loads the tasks as before. A run of that loader
+leaves the stamp in place, but whatever it rebuilds changes a file the digest covers (doit's
+database included), so the stamp no longer matches.
 
 ``doit list`` is served the same way from the listing an earlier one printed (``_listing``:
 its key is the part of the digest the task definitions are made of). The stamp is removed at
@@ -135,6 +142,17 @@ def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options:
                 newest[0] = max(newest[0], st.st_mtime_ns)
             except OSError:
                 lines.append(f"{record} absent")
+    # A side runtime given by ZOOMAKE_<FW>_PYTHON(PATH): the README beside its path entries
+    # names its build (runtimes.side.build_note, in measure's reference config).
+    for var, value in sorted(os.environ.items()):
+        if var.startswith("ZOOMAKE_") and var.endswith("_PYTHONPATH"):
+            for entry in (p for p in value.split(os.pathsep) if p):
+                readme = Path(entry).parent / "README.md"
+                try:
+                    st = readme.stat()
+                    lines.append(f"{readme} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
+                except OSError:
+                    lines.append(f"{readme} absent")
     # Written by the run that writes the stamp (report, doit's database, the status file):
     # covered, but not counted as recent inputs.
     _walk(str(build), lines, [0], skip=frozenset({".cache", ".lock"}))
