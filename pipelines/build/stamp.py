@@ -118,14 +118,19 @@ def _definitions(recipes: Path, code_root: Path, options: str) -> tuple[list[str
     for name in CODE_DIRS:
         _walk(str(Path(code_root) / name), lines, newest)
     for name in CODE_FILES:
-        path = Path(code_root) / name
-        try:
-            st = path.stat()
-            lines.append(f"{path} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}")
-            newest[0] = max(newest[0], st.st_mtime_ns)
-        except OSError:
-            lines.append(f"{path} absent")
+        _stat_one(Path(code_root) / name, lines, newest)
     return lines, newest
+
+
+def _stat_one(path: Path, lines: list[str], newest: list[int]) -> None:
+    """``_walk``'s line for one file that may be absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        lines.append(f"{path} absent")
+        return
+    lines.append(f"{path} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}")
+    newest[0] = max(newest[0], st.st_mtime_ns)
 
 
 def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options: str = ""):
@@ -135,24 +140,13 @@ def zoo_state(build: Path, recipes: Path, code_root: Path, cache: Path, options:
     runtimes = Path(cache) / "runtimes"
     if runtimes.is_dir():
         for fw in sorted(os.listdir(runtimes)):
-            record = runtimes / fw / "runtime.json"
-            try:
-                st = record.stat()
-                lines.append(f"{record} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
-                newest[0] = max(newest[0], st.st_mtime_ns)
-            except OSError:
-                lines.append(f"{record} absent")
+            _stat_one(runtimes / fw / "runtime.json", lines, newest)
     # A side runtime given by ZOOMAKE_<FW>_PYTHON(PATH): the README beside its path entries
     # names its build (runtimes.side.build_note, in measure's reference config).
     for var, value in sorted(os.environ.items()):
         if var.startswith("ZOOMAKE_") and var.endswith("_PYTHONPATH"):
             for entry in (p for p in value.split(os.pathsep) if p):
-                readme = Path(entry).parent / "README.md"
-                try:
-                    st = readme.stat()
-                    lines.append(f"{readme} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
-                except OSError:
-                    lines.append(f"{readme} absent")
+                _stat_one(Path(entry).parent / "README.md", lines, newest)
     # Written by the run that writes the stamp (report, doit's database, the status file):
     # covered, but not counted as recent inputs.
     _walk(str(build), lines, [0], skip=frozenset({".cache", ".lock"}))
