@@ -198,13 +198,12 @@ def _eligible(cmd_name: str, pos_args: list[str], opts) -> bool:
     command-line variable (``baseline=``), no baseline (compared on every run)."""
     from doit import doit_cmd
 
-    from pipelines.report.zoo_reporter import ZooReporter
-
     return (
         cmd_name == "run"
         and not pos_args
         and not opts.get("always")
-        and opts.get("reporter") is ZooReporter
+        # the zoo's reporter (pipelines.report.zoo_reporter; not imported: it imports this)
+        and getattr(opts.get("reporter"), "serves_stamp", False) is True
         and not doit_cmd._CMDLINE_VARS  # `doit baseline=DIR` and any other variable
         and not os.environ.get("ZOOMAKE_BASELINE")
     )
@@ -303,11 +302,11 @@ def _listing(cmd, pos_args: list[str], opts) -> list | None:
             result = original(*args, **kwargs)
         finally:
             cmd.outstream = shown
-        from pipelines.build.run import invalid_recipes  # loaded with the tasks: no cost
-
-        # Not for a zoo with invalid recipes: their error lines go to stderr while the tasks load.
+        # Not for a zoo with invalid recipes (a recipe:<id> task each): their error lines go
+        # to stderr while the tasks load.
+        invalid = any(t.name.startswith("recipe:") for t in cmd.task_list)
         recent = newest[0] > (time.time() - RACY_S) * 1e9
-        if result in (0, None) and not recent and not invalid_recipes():
+        if result in (0, None) and not recent and not invalid:
             from converters.io import atomic_output
 
             try:

@@ -38,6 +38,7 @@ def _one_line(fail) -> str:
 
 class ZooReporter(doit_reporter.ZooReporter):
     desc = "zoomake: executed tasks, one line per failure, the report and a closing line"
+    serves_stamp = True  # a run with this reporter may be served by pipelines.build.stamp
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
