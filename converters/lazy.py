@@ -10,8 +10,9 @@ float16`` (the float16 values of the float32 range: the FP16 conversion). Everyt
 looks at shapes treats it like any external initializer (``onnx_utils.light_copy`` makes it
 a graph input); what reads values calls ``tensor_array``, one tensor at a time.
 
-Placeholders exist only inside one process: ``load_lazy`` makes them from a file zoomake wrote,
-``save_streamed`` writes them back as ordinary bytes, and a model read from a user's file
+Placeholders exist only inside one process: ``load_lazy`` makes them from a file zoomake wrote
+(or an ONNX source, ``converters.onnx_source``: the ranges are those this module parsed out of
+that file, never locations the model names), ``save_streamed`` writes them back as ordinary bytes, and a model read from a user's file
 (``io.load_onnx``) resolves its real external data into memory first, so a placeholder always
 points where zoomake itself put it.
 
