@@ -65,9 +65,15 @@ def zoo_build(tmp_path_factory):
     zoo_dir = _git_zoo(root)
     write_report(zoo, build, build / "report", zoo_dir=zoo_dir)  # the history's first run
     baseline = _baseline(root / "before", sources, good, broken)
+    # What a build killed -9 while it wrote the report leaves (converters.io's temporaries).
+    for name in REPORT_FILES:
+        (build / "report" / f".{name}.zoomake-tmp-killed1").write_text("half a report")
     write_report(zoo, build, build / "report", started=time.time() - 5, zoo_dir=zoo_dir,
                  baseline=str(baseline))  # fmt: skip
     return build
+
+
+REPORT_FILES = ("report.json", "junit.xml", "index.html", "history.json")
 
 
 def _baseline(before: Path, sources, good: dict, broken: dict) -> Path:
@@ -170,6 +176,12 @@ def test_report_margins_and_provenance(zoo_build):
     from pipelines import version
 
     assert p["zoomake"] == version()
+
+
+def test_a_killed_report_writers_temporaries_are_swept(zoo_build):
+    names = sorted(p.name for p in (zoo_build / "report").iterdir())
+    assert [n for n in names if n.startswith(".")] == [], names
+    assert set(REPORT_FILES) <= set(names)
 
 
 def test_report_baseline_and_history(zoo_build):

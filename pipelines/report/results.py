@@ -19,7 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from converters.io import atomic_output
+from converters.io import atomic_output, sweep_temporaries
 from formats import artifact_names
 from pipelines.build.state import BuildState
 
@@ -316,6 +316,9 @@ def junit_xml(report: dict) -> str:
 
 
 def _write(path: Path, text: str) -> None:
+    # A build killed while it wrote the report left its temporary here; no task owns the
+    # report's files, so their writer sweeps them (under the build lock the reporter holds).
+    sweep_temporaries(path)
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
