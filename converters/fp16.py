@@ -9,10 +9,20 @@ outputs (measured with onnxconverter-common 1.16). Here:
 
 * Each node runs in float16 or float32. Float32 is forced for ops with integer/accumulation
   semantics or dtype attributes (``FP32_OPS``), non-default domains and nodes with subgraphs,
-  and for every node whose float result feeds a *precision sink* (Resize roi/scales, Upsample
-  scales, a Cast to an integer or bool type, a value read inside a subgraph), found by walking
-  back from the sink through the producing nodes (stopping at Casts): shape arithmetic stays
-  float32 end to end.
+  for *decisions*: the ops that rank or select by value (``DECISION_OPS``: TopK, NMS) and every
+  node whose float result feeds them or another *precision sink* (Resize roi/scales, Upsample
+  scales, a Cast to an integer or bool type, a value read inside a subgraph such as a Loop's).
+  That region is found by walking back from the sinks through the producing nodes (through
+  comparisons and logic: a bool read by a Loop is a decision on floats), stopping at
+  Casts (shape arithmetic stays float32 end to end) and at the weight layers (``WEIGHT_OPS``:
+  Conv, Gemm, MatMul): a detector's loc/conf head convolutions compute in float16 and their
+  outputs are cast up, so the backbone stays float16 while box decoding, the score
+  threshold, sorting and NMS see float32 (float16 there would merge near-equal scores and move
+  boxes by 1/2048 of the image). Sums of squares (ReduceSumSquare, ReduceL2, or ReduceSum /
+  ReduceMean of ``Pow(x, 2)`` / ``Mul(x, x)``: Normalize, L2-norm layers) are float32 too:
+  in float16 they overflow beyond 65504 and lose small epsilons. Finally a node that reads no
+  float16-computed value but one from a float32 node stays float32 (the tail after a decision:
+  casting a detector's output rows down would round scores by up to 4.9e-4).
 * Per input, the op schema of the model's opset decides the type: a type constraint without
   ``tensor(float16)`` keeps float32; a constraint used by that input alone (Cast's, Shape's)
   takes whatever arrives. A mismatch gets one shared Cast per value and type.
@@ -41,6 +51,12 @@ F32, F16 = TP.FLOAT, TP.FLOAT16
 FP16_MAX = 65504.0
 FP32_OPS = RANDOM_OPS | {"Range", "CumSum", "EyeLike"}
 SINK_INPUTS = {"Resize": (1, 2), "Upsample": (1,)}  # roi / scales: coordinates, not data
+# Ops that decide by value (rank, select, suppress): float32, and so is what their inputs
+# come from, back to the weight layers.
+DECISION_OPS = {"TopK", "NonMaxSuppression"}
+WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}  # the float32 walk stops at them
+SUM_OF_SQUARES = {"ReduceSumSquare", "ReduceL2"}
+SUM_OPS = {"ReduceSum", "ReduceMean"}  # a sum of squares when reading Pow(x, 2) or Mul(x, x)
 # Casts that lose nothing: source type -> types that hold every value of it exactly.
 EXACT = {TP.UINT8: {TP.INT16, TP.INT32, TP.INT64, F16, F32, TP.DOUBLE},
          TP.INT8: {TP.INT16, TP.INT32, TP.INT64, F16, F32, TP.DOUBLE},
@@ -88,8 +104,11 @@ class _Plan:
                     self.schemas[n.op_type] = None
         self.fp32 = {id(n) for n in nodes
                      if n.domain not in ("", "ai.onnx") or n.op_type in FP32_OPS
-                     or self.schemas.get(n.op_type) is None or subgraph_names(n)}  # fmt: skip
+                     or self.schemas.get(n.op_type) is None or subgraph_names(n)
+                     or n.op_type in DECISION_OPS}  # fmt: skip
+        self._sums_of_squares(g, nodes)
         self._walk_back_from_sinks(nodes)
+        self._float32_downstream(g, nodes)
         self.readers: dict[str, list] = {}
         for n in nodes:
             for i, v in enumerate(n.input):
@@ -112,17 +131,53 @@ class _Plan:
         producer = {o: n for n in nodes for o in n.output if o}
         sinks = {v for n in nodes for v in subgraph_names(n)}
         for n in nodes:
+            if n.op_type in DECISION_OPS:
+                sinks.update(n.input)
             sinks.update(n.input[i] for i in SINK_INPUTS.get(n.op_type, ()) if i < len(n.input))
             if n.op_type == "Cast" and _attr(n, "to") not in (F16, F32):
                 sinks.add(n.input[0])
         stack = [v for v in sinks if v]
         while stack:
             p = producer.get(stack.pop())
-            if p is None or id(p) in self.fp32:
+            if p is None or id(p) in self.fp32 or p.op_type in WEIGHT_OPS:
                 continue
             self.fp32.add(id(p))  # a Cast stays float32 too, but what it reads is another type
-            if p.op_type != "Cast":
-                stack.extend(i for i in p.input if i and self.types.get(i) == F32)
+            if p.op_type != "Cast":  # through comparisons too: a bool is a decision on floats
+                stack.extend(i for i in p.input if i and self.types.get(i) in (F32, TP.BOOL))
+
+    def _sums_of_squares(self, g, nodes):
+        """Sums of squares (and the square they sum) compute in float32."""
+        producer = {o: n for n in nodes for o in n.output if o}
+        consts = {t.name: t for t in g.initializer}
+        consts.update({n.output[0]: n for n in nodes if n.op_type == "Constant" and n.output})
+        for n in nodes:
+            if n.op_type in SUM_OF_SQUARES:
+                self.fp32.add(id(n))
+            elif n.op_type in SUM_OPS and _is_square(producer.get(n.input[0]), consts):
+                self.fp32.update((id(n), id(producer[n.input[0]])))
+
+    def _float32_downstream(self, g, nodes):
+        """A node reading float values only from float32 nodes (none computed in float16)
+        stays float32: nodes are in topological order, so one pass settles it."""
+        producer = {o: n for n in nodes for o in n.output if o}
+        inits = {t.name for t in g.initializer}
+        half: dict[str, bool] = {}  # float value -> computed (somewhere above) in float16
+
+        def is_half(v):
+            if v in half:
+                return half[v]
+            p = producer.get(v)
+            return p is None and v not in inits  # a graph input is data for float16 nodes
+
+        for n in nodes:
+            floats = [v for v in n.input if v and self.types.get(v) == F32]
+            if (id(n) not in self.fp32 and n.op_type not in ("Cast", "Constant")
+                    and any(id(producer[v]) in self.fp32 for v in floats if v in producer)
+                    and not any(is_half(v) for v in floats)):  # fmt: skip
+                self.fp32.add(id(n))
+            computes_half = id(n) not in self.fp32 and any(is_half(v) for v in floats)
+            for o in n.output:
+                half[o] = computes_half
 
     def wants(self, n, i: int, kind: str) -> int | None:
         """F16 or F32 for a float input/output of ``n``; None: it takes what arrives."""
@@ -140,6 +195,22 @@ class _Plan:
         if n.op_type in ("Cast", "Constant"):  # float16 only if every reader wants it
             return set(self.readers.get(o, [])) - {None} == {F16}
         return self.wants(n, j, "out") == F16
+
+
+def _is_square(n, consts) -> bool:
+    """``Pow(x, 2)`` with a constant exponent 2, or ``Mul(x, x)``."""
+    if n is None:
+        return False
+    if n.op_type == "Mul":
+        return len(n.input) == 2 and n.input[0] == n.input[1]
+    if n.op_type != "Pow" or len(n.input) != 2 or n.input[1] not in consts:
+        return False
+    c = consts[n.input[1]]
+    t = c if isinstance(c, onnx.TensorProto) else _attr(c, "value")
+    if not isinstance(t, onnx.TensorProto) or is_placeholder(t):
+        return False
+    arr = numpy_helper.to_array(t)
+    return arr.size == 1 and float(arr.reshape(-1)[0]) == 2.0
 
 
 def _attr(node, name, default=None):

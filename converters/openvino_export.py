@@ -6,6 +6,17 @@ own preprocessing options would apply it a second time.
 ``openvino.save_model`` compresses float weights to FP16 *by default*; ``compress_to_fp16`` is
 therefore always passed explicitly so that a ``precision: fp32`` target really stores float32.
 
+FP16 weights follow ``converters.fp16``'s rule, not only OpenVINO's. OpenVINO keeps float32
+every constant upstream of a precision-sensitive input (a shape, a Loop's trip count, TopK's
+k), all the way to the network input; in a whole SSD detector the trip count of the NMS Loop is
+the number of scores above the threshold, so 20 of YuFaceDetectNet's 24 convolutions kept
+float32 weights. Here the weight layers (Convolution, MatMul, with their bias Add) that feed
+the detector's decisions (TopK, NMS, Loop, Interpolate scales, a Convert to an integer or
+bool, walked back to the first weight layer, ``weight_boundaries``) bound a sub-model of the
+backbone, whose weights OpenVINO's own ``compress_model_transformation`` compresses (the IR
+holds the usual f16 constant + decompression Convert); then ``save_model`` compresses the rest
+as before. The decoding, NMS and priors keep float32 constants.
+
 The conversion runs in this process and is deterministic. OpenVINO names the nodes it creates
 without a name ``<Type>_<N>`` from a process-wide counter, and its transformations copy those
 names onto the nodes they make (a folded bias ``Reshape`` becomes a constant named
@@ -83,8 +94,10 @@ def convert_and_save(src: Path, xml: Path, precision: str) -> None:
     except Exception as exc:  # OpenVINO raises many unrelated types
         _check_onnx(src)  # OpenVINO's words for a file that is not ONNX at all are misleading
         raise ConversionError(f"{src}: OpenVINO cannot convert the model: {_reason(exc)}") from None
+    # a model with decisions: its backbone compressed here, the decisions' region float32
+    compress = precision == "fp16" and not compress_backbone(model)
     try:
-        ov.save_model(model, str(xml), compress_to_fp16=(precision == "fp16"))
+        ov.save_model(model, str(xml), compress_to_fp16=compress)
     except Exception as exc:
         raise ConversionError(f"{xml}: OpenVINO cannot save the IR: {_reason(exc)}") from None
 
@@ -118,6 +131,89 @@ def convert_onnx(src: Path):
     model.set_rt_info(f"DIR/{src.name}", ["conversion_parameters", "input_model"])
     model.set_rt_info("False", ["conversion_parameters", "is_python_object"])
     return model
+
+
+WEIGHT_OPS = {"Convolution", "GroupConvolution", "ConvolutionBackpropData",
+              "GroupConvolutionBackpropData", "MatMul"}  # fmt: skip
+_INTEGER_TYPES = ("i", "u", "boolean")
+
+
+def _sinks(ops) -> list:
+    """The values the model decides on (see the module docstring)."""
+    out = []
+    for op in ops:
+        t, n = op.get_type_name(), op.get_input_size()
+        ports = {"TopK": [0], "NonMaxSuppression": [0, 1], "Interpolate": range(1, n)}.get(t, [])
+        if t in ("Loop", "TensorIterator", "If"):
+            ports = range(n)
+        elif t == "Convert" and op.get_output_element_type(0).get_type_name().startswith(
+            _INTEGER_TYPES
+        ):
+            ports = [0]
+        out += [op.input_value(i) for i in ports if i < n]
+    return out
+
+
+def weight_boundaries(model) -> tuple[list, set]:
+    """The weight layers (or their bias Add) where the float32 walk back from the decisions
+    stops (the outputs a float16 backbone hands to the float32 region), and the names of the
+    nodes of that region."""
+    seen, found = set(), {}
+    stack = _sinks(model.get_ordered_ops())
+    while stack:
+        node = stack.pop().get_node()
+        key = node.get_friendly_name()
+        if key in seen:
+            continue
+        seen.add(key)
+        t = node.get_type_name()
+        if t in WEIGHT_OPS:
+            found[key] = node
+            continue
+        if t == "Add" and node.get_input_size() == 2:
+            a, b = (node.input_value(i).get_node() for i in range(2))
+            if a.get_type_name() in WEIGHT_OPS and b.get_type_name() == "Constant":
+                found[key] = node  # the bias: part of the weight layer
+                continue
+        if t in ("Parameter", "Constant", "ShapeOf", "Convert"):
+            continue
+        stack += [node.input_value(i) for i in range(node.get_input_size())]
+    return [found[k] for k in sorted(found)], seen - set(found)
+
+
+def _reaches(node, names: set, stops: set) -> bool:
+    """Whether a node named in ``names`` is above ``node`` (not looking above ``stops``)."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        name = n.get_friendly_name()
+        if name in names:
+            return True
+        if name in seen or name in stops:
+            continue
+        seen.add(name)
+        stack += [n.input_value(i).get_node() for i in range(n.get_input_size())]
+    return False
+
+
+def compress_backbone(model) -> bool:
+    """Compress the weights above ``weight_boundaries`` with OpenVINO's own transformation,
+    run on the sub-model that ends there and at the model's other results (it does not see
+    the decisions below); False, nothing done, for a model without decisions."""
+    import openvino as ov
+    from openvino import _offline_transformations as offline
+
+    bounds, region = weight_boundaries(model)
+    if not bounds:
+        return False
+    ends = [ov.opset13.result(b.output(0)) for b in bounds]
+    stops = {b.get_friendly_name() for b in bounds}
+    others = [r for r in model.get_results() if not _reaches(r, region, stops)]
+    backbone = ov.Model(ends + others, model.get_parameters(), "backbone")
+    offline.compress_model_transformation(backbone)
+    for end in ends:  # leave no reader behind on the boundary outputs
+        end.input_value(0).remove_target_input(end.input(0))
+    return True
 
 
 # A counter name inside a friendly name: "<Type>_<N>" (OpenVINO type names are CamelCase).

@@ -100,6 +100,11 @@ class Source:
     # Roles of which a recipe gives exactly one (PyTorch: an archive, a TorchScript file or
     # the entry of the model's code); empty: the required roles are what it needs.
     one_of: tuple[str, ...] = ()
+    # ``detection_cuts(files) -> {output: {"keep_top_k": k, "top_k": t,
+    # "confidence_threshold": c}}``: the cuts of the source's detection layers, for
+    # ``compare: detections`` (ties at a cut, ``pipelines.verify.metrics.DetectionCheck``);
+    # a recipe's ``verify.outputs.<name>.cuts`` overrides them.
+    detection_cuts: Callable | None = None
 
     def functions(self) -> list[Callable]:
         return [self.to_onnx, self.reference]

@@ -55,6 +55,27 @@ def input_names(files) -> list[str]:
     return net_input_names(files["prototxt"])
 
 
+def detection_cuts(files) -> dict:
+    """The cuts of each DetectionOutput layer, by its top: ``keep_top_k``, ``nms_param.top_k``
+    and ``confidence_threshold`` (float32, as the layer compares), those the layer sets."""
+    from converters.caffe.prototxt import parse_prototxt
+
+    cuts = {}
+    for layer in parse_prototxt(files["prototxt"]).layer:
+        if layer.type != "DetectionOutput" or not layer.top:
+            continue
+        p = layer.detection_output_param
+        found = {}
+        if p.HasField("keep_top_k") and p.keep_top_k >= 0:
+            found["keep_top_k"] = p.keep_top_k
+        if p.nms_param.HasField("top_k") and p.nms_param.top_k >= 0:
+            found["top_k"] = p.nms_param.top_k
+        if p.HasField("confidence_threshold"):
+            found["confidence_threshold"] = p.confidence_threshold
+        cuts[layer.top[0]] = found
+    return cuts
+
+
 def reference(files, outputs, choice="auto"):
     from pipelines.errors import ZoomakeError
     from pipelines.runtimes.caffe import RealCaffeRunner
@@ -120,6 +141,7 @@ FORMAT = register(
             model_suffix=".caffemodel",
             cli_files=cli_files,
             input_names=input_names,
+            detection_cuts=detection_cuts,
         ),
         target=Target(
             files=("model.prototxt", "model.caffemodel"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipelines.verify.metrics import DetectionCheck
 
@@ -81,7 +82,7 @@ def test_iou_per_precision_from_the_recipe():
 
     recipe = {"verify": {"outputs": {"det": {"compare": "detections"}, "other": {}}}}
     assert compare_modes(recipe, ["det", "other"]) == {"det": {"compare": "detections",
-                                                              "iou": 0.99}}  # fmt: skip
+                                                              "iou": 0.99, "cuts": {}}}  # fmt: skip
     assert compare_modes(recipe, ["det"], "fp16")["det"]["iou"] == 0.85  # the fp16 default
     recipe["verify"]["tolerances"] = {"fp16": {"atol": 1e-3, "iou": 0.9}}
     assert compare_modes(recipe, ["det"], "fp16")["det"]["iou"] == 0.9  # the preset
@@ -106,3 +107,96 @@ def test_fp16_sized_shift_on_a_small_box_needs_the_fp16_iou():
     tight = DetectionCheck("det", 1e-4, 0.0, 0.85)  # the coordinates still count
     tight.add(0, got[None, None], ref[None, None])
     assert not tight.result()["passed"]
+
+
+# keep_top_k 3: the reference keeps 3, the candidate (float16 scores) another at the cut
+CUT = {"keep_top_k": 3, "top_k": 100, "confidence_threshold": 0.01}
+TIED = np.array([0, 2, 0.29990, 0.60, 0.10, 0.80, 0.30], np.float32)  # a new box, 1e-4 below
+
+
+def _cut(got, ref, cuts=CUT, atol=1e-3):
+    check = DetectionCheck("det", atol, 0.0, 0.99, cuts)
+    check.add(0, got[None, None], ref[None, None])
+    return check.result()
+
+
+def _at_cut(score):
+    ref = ROWS.copy()
+    ref[1, 2] = 0.3  # the lowest reference score: the keep_top_k cut
+    got = ROWS[[0, 2]].copy()
+    tied = TIED.copy()
+    tied[2] = score
+    return np.concatenate([got, tied[None]]), ref
+
+
+def test_swap_at_keep_top_k_within_tolerance_is_a_listed_cut_tie():
+    got, ref = _at_cut(0.2999)
+    r = _cut(got, ref)
+    assert r["passed"], r["problems"]
+    assert r["matched_detections"] == 2
+    assert r["cut_ties"] == [
+        {"sample": 0, "cut": "keep_top_k", "value": 3, "cut_score": pytest.approx(0.3),
+         "candidate": {"row": 2, "score": pytest.approx(0.2999)},
+         "reference": {"row": 1, "score": pytest.approx(0.3)}}
+    ]  # fmt: skip
+    assert r["cuts"] == CUT
+    assert not _cut(got, ref, cuts={})["passed"]  # no cut known: an unmatched pair fails
+
+
+def test_real_swap_at_keep_top_k_far_from_tolerance_fails():
+    got, ref = _at_cut(0.29)  # 1e-2 below the cut, atol 1e-3: not a tie
+    r = _cut(got, ref)
+    assert not r["passed"] and r["cut_ties"] == []
+    assert r["problems"] == [
+        "sample 0: unmatched detections [2]",
+        "sample 0: unmatched reference detections [1]",
+    ]
+    got, ref = _at_cut(0.2999)  # a tie, but the image is not full: keep_top_k cut nothing
+    assert not _cut(got, ref, cuts={"keep_top_k": 4})["passed"]
+    # a swap of a high-scoring detection is never a tie, whatever the cut score
+    got = ROWS.copy()
+    got[0, 3:] = [0.6, 0.1, 0.8, 0.3]
+    assert not _cut(got, ROWS)["passed"]
+
+
+def test_detection_at_the_confidence_threshold_on_one_side_is_a_tie():
+    extra = np.array([[0, 1, 0.0104, 0.20, 0.60, 0.40, 0.90]], np.float32)
+    ref = np.concatenate([ROWS, extra])
+    r = _cut(ROWS, ref)  # the candidate scored it just below 0.01 and dropped it
+    assert r["passed"], r["problems"]
+    assert [(t["cut"], t["reference"]["row"]) for t in r["cut_ties"]] == [
+        ("confidence_threshold", 3)
+    ]
+    assert "candidate" not in r["cut_ties"][0]
+    extra[0, 2] = 0.02  # 1e-2 above the threshold: a real miss
+    r = _cut(ROWS, np.concatenate([ROWS, extra]))
+    assert r["problems"] == [
+        "sample 0: 3 detections, the reference has 4",
+        "sample 0: unmatched reference detections [3]",
+    ]
+
+
+def test_swap_at_top_k_needs_the_same_label_and_the_lowest_score():
+    ref = ROWS.copy()
+    got = ROWS.copy()
+    got[1, 2] = 0.5004  # the lowest of label 1, another box: the top_k-th candidate swapped
+    got[1, 3:] = [0.60, 0.10, 0.80, 0.30]
+    r = _cut(got, ref, cuts={"top_k": 2})
+    assert r["passed"] and [t["cut"] for t in r["cut_ties"]] == ["top_k"], r
+    got[1, 1] = 2  # the same scores under another label: no tie
+    assert not _cut(got, ref, cuts={"top_k": 2})["passed"]
+
+
+def test_cuts_from_the_caffe_source_and_the_recipe(models_dir):
+    from pipelines.verify.measure import compare_modes
+
+    d = models_dir / "yufacedetectnet"
+    sources = {"prototxt": d / "yufacedetectnet-open-v1.prototxt"}
+    recipe = {"source": {"framework": "caffe"},
+              "verify": {"outputs": {"detection_out": {"compare": "detections"}}}}  # fmt: skip
+    cuts = compare_modes(recipe, ["detection_out"], "fp16", sources)["detection_out"]["cuts"]
+    assert cuts == {"keep_top_k": 50, "top_k": 100,
+                    "confidence_threshold": float(np.float32(0.01))}  # fmt: skip
+    recipe["verify"]["outputs"]["detection_out"]["cuts"] = {"keep_top_k": 20}
+    cuts = compare_modes(recipe, ["detection_out"], "fp16", sources)["detection_out"]["cuts"]
+    assert cuts["keep_top_k"] == 20 and cuts["top_k"] == 100  # the recipe overrides one

@@ -258,3 +258,99 @@ def test_lazy_model_fp16_out_of_range_weight_is_named(tmp_path):
     assert str(err.value) == str(ref.value)
     assert str(err.value).startswith("fp16: weight(s) outside the float16 range")
     assert "'fc/W' (max |x| " in str(err.value)
+
+
+def _ssd_like(seed=0):
+    """A backbone conv, a Normalize (sum of squares), loc/conf head convs, box decoding, a
+    score threshold whose count is cast to int (TopK's k), TopK and NMS: an SSD in small."""
+    rng = np.random.default_rng(seed)
+    f = np.float32
+    inits = {
+        "W": rng.normal(0, 0.3, (8, 3, 3, 3)).astype(f),
+        "eps": np.array(1e-10, f),
+        "scale": np.full((1, 8, 1, 1), 10, f),
+        "Wl": rng.normal(0, 0.05, (4, 8, 1, 1)).astype(f),
+        "Wc": rng.normal(0, 0.3, (1, 8, 1, 1)).astype(f),
+        "prior": rng.uniform(0, 1, (1, 64, 4)).astype(f),
+        "shape_l": np.array([1, 64, 4], np.int64),
+        "shape_c": np.array([1, 1, 64], np.int64),
+        "thr": np.array(0.3, f),
+        "top": np.array([10], np.int64),
+        "axes": np.array([1], np.int64),
+        "axis2": np.array([2], np.int64),
+        "nms_max": np.array([5], np.int64),
+        "nms_iou": np.array([0.5], f),
+    }
+    mk = helper.make_node
+    nodes = [
+        mk("Conv", ["x", "W"], ["c"], "backbone", pads=[1, 1, 1, 1], strides=[2, 2]),
+        mk("Relu", ["c"], ["r"], "relu"),
+        mk("ReduceSumSquare", ["r"], ["ss"], "sumsq", axes=[1]),
+        mk("Add", ["ss", "eps"], ["sse"], "sumsq_eps"),
+        mk("Sqrt", ["sse"], ["norm"], "norm"),
+        mk("Div", ["r", "norm"], ["unit"], "unit"),
+        mk("Mul", ["unit", "scale"], ["normed"], "normed"),
+        mk("Conv", ["normed", "Wl"], ["lc"], "loc_conv"),
+        mk("Transpose", ["lc"], ["lt"], "loc_t", perm=[0, 2, 3, 1]),
+        mk("Reshape", ["lt", "shape_l"], ["loc"], "loc"),
+        mk("Add", ["loc", "prior"], ["boxes"], "boxes"),
+        mk("Conv", ["normed", "Wc"], ["cc"], "conf_conv"),
+        mk("Reshape", ["cc", "shape_c"], ["c3"], "conf"),
+        mk("Sigmoid", ["c3"], ["scores"], "scores"),
+        mk("Greater", ["scores", "thr"], ["above"], "above"),
+        mk("Cast", ["above"], ["above_i"], "above_i", to=TensorProto.INT64),
+        mk("ReduceSum", ["above_i"], ["n"], "count", keepdims=0),
+        mk("Reshape", ["n", "axes"], ["n1"], "count1"),  # shape [1]
+        mk("Min", ["n1", "top"], ["k"], "k"),
+        mk("Squeeze", ["scores", "axes"], ["s2"], "scores2"),
+        mk("TopK", ["s2", "k"], ["vals", "idx"], "topk"),
+        mk("Gather", ["boxes", "idx"], ["cand"], "cand", axis=1),
+        mk("Squeeze", ["cand", "axes"], ["cand2"], "cand2"),
+        mk("Unsqueeze", ["vals", "axis2"], ["v2"], "vals2"),
+        mk("Concat", ["v2", "cand2"], ["rows"], "rows", axis=2),
+        mk("NonMaxSuppression", ["boxes", "scores", "nms_max", "nms_iou"], ["sel"], "nms"),
+    ]
+    model = make_model(nodes, {"x": [1, 3, 16, 16]}, {"rows": [1, "K", 5]}, inits)
+    model.graph.output.append(helper.make_tensor_value_info("sel", TensorProto.INT64, ["S", 3]))
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _computes_in(model) -> dict[str, int]:
+    """Node name -> the type of its first float input (what it computes in)."""
+    g = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.input, *g.value_info, *g.output]}
+    types |= {t.name: t.data_type for t in model.graph.initializer}
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
+    return {n.name: next((types[i] for i in n.input if types.get(i) in floats), None)
+            for n in g.node if n.name}  # fmt: skip
+
+
+def test_ssd_like_graph_float32_only_for_decisions_and_sums_of_squares():
+    model = _ssd_like()
+    half = to_fp16(model)
+    onnx.checker.check_model(half, full_check=True)
+    got = _computes_in(half)
+    f16, f32 = TensorProto.FLOAT16, TensorProto.FLOAT
+    # the backbone and the heads' convolutions compute in float16, weights float16
+    assert {
+        n: got[n] for n in ("backbone", "relu", "unit", "normed", "loc_conv", "conf_conv")
+    } == dict.fromkeys(("backbone", "relu", "unit", "normed", "loc_conv", "conf_conv"), f16)
+    assert all(_types(half)[w] == f16 for w in ("W", "Wl", "Wc"))
+    # float32: the sum of squares and its root; from the heads' outputs on, what the decisions
+    # read (box decoding, scores, threshold, TopK, NMS); the rows built from TopK's values
+    fp32_nodes = ("sumsq", "sumsq_eps", "norm", "loc_t", "loc", "boxes", "conf", "scores",
+                  "above", "scores2", "topk", "nms", "cand", "rows")  # fmt: skip
+    assert {n: got[n] for n in fp32_nodes} == dict.fromkeys(fp32_nodes, f32)
+    assert _types(half)["prior"] == f32 and _types(half)["eps"] == f32
+    _no_cast_chains(half)
+    # activations large enough that the sum of squares (~1e5) is beyond float16's 65504
+    x = (rng_array((1, 3, 16, 16), seed=7) * 60).astype(np.float32)
+    want, out = run_ort(model, {"x": x}), run_ort(half, {"x": x})
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(helper.make_tensor_value_info("ss", TensorProto.FLOAT, None))
+    assert float(run_ort(probe, {"x": x})["ss"].max()) > 65504
+    np.testing.assert_array_equal(out["sel"], want["sel"])  # the same boxes kept
+    assert out["rows"].shape == want["rows"].shape  # the same count above the threshold
+    np.testing.assert_allclose(out["rows"], want["rows"], atol=2e-3, rtol=0)

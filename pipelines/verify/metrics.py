@@ -200,8 +200,10 @@ DETECTION_RULE = (
     "detections (rows: image, label, score, xmin, ymin, xmax, ymax; a row counts when "
     "label >= 0 and score > 0): same count per sample, matched one-to-one by image, label "
     "and box IoU >= {iou}; score and coordinates |candidate - reference| <= atol + rtol * "
-    "|reference|"
+    "|reference|; a swap at a cut (keep_top_k, top_k, confidence_threshold) between "
+    "detections whose scores are within that tolerance of the cut score is a tie (cut_ties)"
 )
+CUTS = ("keep_top_k", "top_k", "confidence_threshold")
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -222,13 +224,34 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class DetectionCheck:
     """``compare: detections`` for (1, 1, R, 7) DetectionOutput rows: the same detections, in
     any order. Padding (OpenCV fills up to keep_top_k with zero rows) and Caffe's empty-result
-    row (label -1) are not detections."""
+    row (label -1) are not detections.
 
-    def __init__(self, name: str, atol: float, rtol: float, iou: float = 0.99):
+    ``cuts`` (the source's DetectionOutput parameters, ``keep_top_k``, ``top_k``,
+    ``confidence_threshold``) allow *ties at a cut*: two candidates whose scores are equal
+    within tolerance may come out in either order (float16 reorders them), so at a cut one
+    falls out and the other in. Accepted, and listed in ``cut_ties``, only where the scores of
+    both are within ``atol + rtol * |cut|`` of the cut score:
+
+    - ``keep_top_k``: an image with exactly ``keep_top_k`` detections on both sides; the cut
+      score is the reference's lowest in that image; one unmatched detection on each side;
+    - ``top_k`` (the per-class cut before NMS, whose candidates the output does not show): one
+      unmatched on each side with the same image and label, both within tolerance of the
+      reference's lowest score of that label in that image;
+    - ``confidence_threshold``: an unmatched detection on one side only, its score within
+      tolerance of the threshold (it is in on one side, out on the other; the count differs).
+
+    Every other unmatched detection, and a count difference these do not explain, fails."""
+
+    def __init__(
+        self, name: str, atol: float, rtol: float, iou: float = 0.99, cuts: dict | None = None
+    ):
         self.name, self.atol, self.rtol, self.iou = name, atol, rtol, iou
+        self.cuts = {k: (int(v) if k != "confidence_threshold" else float(v))
+                     for k, v in (cuts or {}).items() if k in CUTS and v is not None}  # fmt: skip
         self.samples = self.matched = 0
         self.max_abs = self.margin = 0.0
         self.problems: list[str] = []
+        self.cut_ties: list[dict] = []
         self.shape = self.dtype = None
 
     @staticmethod
@@ -253,10 +276,6 @@ class DetectionCheck:
         if not (np.all(np.isfinite(ga)) and np.all(np.isfinite(ra))):
             self.problems.append(f"sample {sample}: non-finite values in the detections")
             return
-        if len(ga) != len(ra):
-            self.problems.append(
-                f"sample {sample}: {len(ga)} detections, the reference has {len(ra)}"
-            )
         iou = _iou(ga[:, 3:], ra[:, 3:])
         same_class = (ga[:, None, 0] == ra[None, :, 0]) & (ga[:, None, 1] == ra[None, :, 1])
         iou = np.where(same_class, iou, -1.0)
@@ -282,6 +301,11 @@ class DetectionCheck:
                     f"{fmt(diff.max())}: got {np.round(ga[a, 1:], 6).tolist()}, "
                     f"reference {np.round(ra[b, 1:], 6).tolist()}"
                 )
+        one_sided = self._cut_ties(sample, ga, gi, ra, ri, free_g, free_r)
+        if len(ga) - one_sided[0] != len(ra) - one_sided[1]:
+            self.problems.append(
+                f"sample {sample}: {len(ga)} detections, the reference has {len(ra)}"
+            )
         if free_g:
             self.problems.append(
                 f"sample {sample}: unmatched detections {sorted(int(gi[i]) for i in free_g)}"
@@ -291,6 +315,60 @@ class DetectionCheck:
                 f"sample {sample}: unmatched reference detections "
                 f"{sorted(int(ri[i]) for i in free_r)}"
             )
+
+    def _tie(self, score: float, cut: float) -> bool:
+        return abs(score - cut) <= self.atol + self.rtol * abs(cut)
+
+    def _cut_ties(self, sample, ga, gi, ra, ri, free_g: set, free_r: set) -> tuple[int, int]:
+        """Accept the ties at cuts among the unmatched (removed from ``free_g``/``free_r``);
+        returns how many one-sided ties (confidence_threshold) each side had."""
+
+        def note(cut, cut_score, a=None, b=None):
+            entry = {"sample": sample, "cut": cut, "value": self.cuts[cut],
+                     "cut_score": num(cut_score)}  # fmt: skip
+            if a is not None:
+                free_g.discard(a)
+                entry["candidate"] = {"row": int(gi[a]), "score": num(ga[a, 2])}
+            if b is not None:
+                free_r.discard(b)
+                entry["reference"] = {"row": int(ri[b]), "score": num(ra[b, 2])}
+            self.cut_ties.append(entry)
+
+        def swaps(cut, cut_score, same):
+            """Pair unmatched candidate/reference detections (``same(a, b)``) at a cut."""
+            near_g = sorted((a for a in free_g if self._tie(ga[a, 2], cut_score)),
+                            key=lambda a: -ga[a, 2])  # fmt: skip
+            for a in near_g:
+                b = next((b for b in sorted(free_r, key=lambda b: -ra[b, 2])
+                          if same(a, b) and self._tie(ra[b, 2], cut_score)), None)  # fmt: skip
+                if b is not None:
+                    note(cut, cut_score, a, b)
+
+        if "keep_top_k" in self.cuts:
+            k = int(self.cuts["keep_top_k"])
+            for image in np.unique(ra[:, 0]):
+                in_r, in_g = ra[:, 0] == image, ga[:, 0] == image
+                if k > 0 and in_r.sum() == k == in_g.sum():
+                    swaps("keep_top_k", float(ra[in_r, 2].min()),
+                          lambda a, b, i=image: ga[a, 0] == ra[b, 0] == i)  # fmt: skip
+        if "top_k" in self.cuts:
+            for image, label in sorted({(ra[b, 0], ra[b, 1]) for b in free_r}):
+                same_class = (ra[:, 0] == image) & (ra[:, 1] == label)
+
+                def same(a, b, key=(image, label)):
+                    return tuple(ga[a, :2]) == key == tuple(ra[b, :2])
+
+                swaps("top_k", float(ra[same_class, 2].min()), same)
+        one_sided = [0, 0]
+        if "confidence_threshold" in self.cuts:
+            thr = float(self.cuts["confidence_threshold"])
+            for a in [a for a in free_g if self._tie(ga[a, 2], thr)]:
+                note("confidence_threshold", thr, a=a)
+                one_sided[0] += 1
+            for b in [b for b in free_r if self._tie(ra[b, 2], thr)]:
+                note("confidence_threshold", thr, b=b)
+                one_sided[1] += 1
+        return one_sided[0], one_sided[1]
 
     def result(self) -> dict:
         passed = not self.problems
@@ -307,6 +385,8 @@ class DetectionCheck:
             "compare": "detections",
             "iou": self.iou,
             "matched_detections": self.matched,
+            "cuts": self.cuts,
+            "cut_ties": self.cut_ties[:20],
             "max_abs_error": num(self.max_abs),
             "margin": num(round(self.margin, 6)),
             "problems": self.problems[:10],
