@@ -7,7 +7,9 @@ worktree and for ``git archive --baseline`` (runs alternating in one loop, same 
 from a build where everything up to ``export`` is done: wall time of ``doit measure`` (on this
 worktree that includes ``reference:<id>``, which measure depends on), the same minus a no-op
 ``doit measure`` (doit start-up and task loading), and the seconds the tasks themselves
-report (``verify.json`` ``seconds`` of every measure, plus ``reference/stats.json``). The
+report (``verify.json`` ``seconds`` of every measure, plus ``reference/stats.json``), split
+into the candidate's latency timing (runs x median, a fixed budget per target in old and new
+alike) and the rest (the reference, the artifact's runs on the samples, golden files). The
 reference runtime is what a user's build picks: real Caffe when its side runtime is set up
 (``~/.cache/zoomake/runtimes`` is linked into the benchmark's cache), else OpenCV.
 """
@@ -38,6 +40,17 @@ TARGETS = {
 }
 
 
+def latency_seconds(build: Path, model_id: str) -> float:
+    """The time the measures spent timing the candidate (runs x median latency, the same
+    estimate for old and new; the timed runs are a fixed budget per target, see
+    ``pipelines.verify.measure.LATENCY_BUDGET_S``, and no part of the reference's cost)."""
+    total = 0.0
+    for t in TARGETS:
+        lat = json.loads((build / model_id / t / "verify.json").read_text())["candidate"]
+        total += lat["latency_ms"]["runs"] * lat["latency_ms"]["median"] / 1000.0
+    return total
+
+
 def task_seconds(build: Path, model_id: str) -> float:
     total = sum(json.loads((build / model_id / t / "verify.json").read_text())["seconds"]
                 for t in TARGETS)  # fmt: skip
@@ -65,7 +78,7 @@ def main() -> None:
             (tmp / "cache" / "runtimes").symlink_to(runtimes)
         roots = {args.baseline: tree(args.baseline, tmp),
                  "new": tree(args.new, tmp) if args.new else REPO}  # fmt: skip
-        rows: dict[str, dict[str, list[float]]] = {k: {"wall": [], "net": [], "tasks": []}
+        rows: dict[str, dict[str, list[float]]] = {k: {"wall": [], "net": [], "tasks": [], "lat": [], "rest": []}
                                                     for k in roots}  # fmt: skip
         runtime = {}
         for _ in range(args.repeat):
@@ -81,21 +94,24 @@ def main() -> None:
                 rows[label]["wall"].append(wall)
                 rows[label]["net"].append(wall - idle)
                 rows[label]["tasks"].append(task_seconds(build, args.recipe))
+                rows[label]["lat"].append(latency_seconds(build, args.recipe))
+                rows[label]["rest"].append(rows[label]["tasks"][-1] - rows[label]["lat"][-1])
                 v = json.loads((build / args.recipe / "onnx" / "verify.json").read_text())
                 runtime[label] = v["reference"]["runtime"]
         load = os.getloadavg()
         print(f"{args.recipe}, 4 targets ({', '.join(TARGETS)}); medians of {args.repeat}; "
               f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
         print(f"{'code':10} {'reference':>10} {'doit measure s':>15} {'- no-op s':>10} "
-              f"{'task s':>8}")  # fmt: skip
+              f"{'task s':>8} {'latency s':>10} {'task - latency s':>17}")  # fmt: skip
         med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in rows.items()}
         for label in roots:
             m = med[label]
             print(f"{label:10} {runtime[label]:>10} {m['wall']:15.2f} {m['net']:10.2f} "
-                  f"{m['tasks']:8.2f}")  # fmt: skip
+                  f"{m['tasks']:8.2f} {m['lat']:10.2f} {m['rest']:17.2f}")  # fmt: skip
         old, new = med[args.baseline], med["new"]
         print(f"{'new/old':10} {'':>10} {new['wall'] / old['wall']:15.2f} "
-              f"{new['net'] / old['net']:10.2f} {new['tasks'] / old['tasks']:8.2f}")  # fmt: skip
+              f"{new['net'] / old['net']:10.2f} {new['tasks'] / old['tasks']:8.2f} "
+              f"{new['lat'] / old['lat']:10.2f} {new['rest'] / old['rest']:17.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

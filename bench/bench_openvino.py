@@ -92,7 +92,13 @@ def main(argv=None) -> int:
         if build is None:
             build = tmp / "build"
             env = dict(os.environ, ZOOMAKE_BUILD=str(build))
-            subprocess.run(["doit", "-q", "optimize"], cwd=REPO, env=env, check=True, timeout=1800)
+            subprocess.run(
+                [sys.executable, "-m", "doit", "optimize"],
+                cwd=REPO,
+                env=env,
+                check=True,
+                timeout=1800,
+            )
         jobs = zoo_jobs(build)
         old_root = baseline_tree(args.baseline, tmp)
         new = run_impl(REPO, jobs, tmp / "new", args.repeat)

@@ -47,6 +47,10 @@ def test_protocol_round_trip_keeps_names_dtypes_and_0d():
 
 FAKE_CAFFE = """
 import os, sys, time
+if os.environ.get("FAKE_CAFFE_MODE") == "import":
+    sys.stderr.write("F20261201 12:00:00.000000 1234 common.cpp:9] Check failed: no BLAS\\n")
+    sys.stderr.flush()
+    os.abort()
 __version__ = "0.0-fake"
 TEST = 1
 def set_mode_cpu(): pass
@@ -384,3 +388,81 @@ def test_measure_reruns_when_the_chosen_reference_changes(monkeypatch, tmp_path,
     assert _reference_config({"source": {"framework": "onnx"}}) == {}
     _no_runtimes(monkeypatch, tmp_path)
     assert _reference_config(caffe_recipe) == {"reference": "opencv"}
+
+
+def test_caffe_reference_starts_the_runner_while_it_parses_with_the_same_outputs(
+    models_dir, monkeypatch
+):
+    """RealCaffeRunner starts the runner before it parses the prototxt (the two overlap) and
+    gives bit for bit what a runner that was waited for gives."""
+    import threading
+
+    from pipelines.runtimes import caffe as caffe_runtime
+
+    require_caffe()
+    proto, weights = (
+        models_dir / "mtcnn" / "det1.prototxt",
+        models_dir / "mtcnn" / "det1.caffemodel",
+    )
+    x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 12, 12)).astype(np.float32)
+    seen, parse = [], caffe_runtime.deploy_net
+
+    def deploy_net(path):
+        proc = side_runtime._PROCESSES[("caffe", threading.get_ident())]
+        seen.append((proc.alive, proc._greeted))  # started, not waited for yet
+        return parse(path)
+
+    outputs = []
+    for overlap in (True, False):
+        monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+        try:
+            if overlap:
+                monkeypatch.setattr(caffe_runtime, "deploy_net", deploy_net)
+                runner = caffe_runtime.RealCaffeRunner(proto, weights)
+                assert runner.version and runner.outputs == ["conv4-2", "prob1"]
+                outputs.append(runner.run({"data": x}))
+            else:
+                assert side_runtime.process("caffe")._greeted
+                model = side_runtime.SideModel("caffe", {"prototxt": proto, "caffemodel": weights})
+                outputs.append(model.run({"data": x}, ["conv4-2", "prob1"]))
+        finally:
+            for proc in side_runtime._PROCESSES.values():
+                proc.close()
+    assert seen == [(True, False)]
+    assert outputs[0].keys() == outputs[1].keys() == {"conv4-2", "prob1"}
+    for name, value in outputs[1].items():
+        np.testing.assert_array_equal(outputs[0][name], value, strict=True)
+
+
+def test_caffe_reference_with_a_missing_runtime_is_one_line(monkeypatch, tmp_path):
+    from pipelines.runtimes.caffe import RealCaffeRunner
+
+    proto, weights = tmp_path / "net.prototxt", tmp_path / "net.caffemodel"
+    proto.write_text('input: "data"\n')
+    weights.write_bytes(b"")
+    missing = tmp_path / "no-venv" / "bin" / "python"
+    monkeypatch.setenv("ZOOMAKE_CAFFE_PYTHON", str(missing))
+    monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+    with pytest.raises(ZoomakeError) as err:
+        RealCaffeRunner(proto, weights)
+    assert str(err.value) == (
+        f"caffe runtime: {missing} (from ZOOMAKE_CAFFE_PYTHON) does not exist; "
+        "run `zoomake setup-runtime caffe`"
+    )
+    _no_runtimes(monkeypatch, tmp_path)
+    with pytest.raises(ZoomakeError) as err:
+        RealCaffeRunner(proto, weights)
+    assert str(err.value) == "the caffe runtime is not set up: run `zoomake setup-runtime caffe`"
+
+
+def test_a_runner_that_crashes_while_starting_unwaited_is_one_line(fake_caffe, monkeypatch):
+    """Started without waiting (the overlap), a crash shows at the first request, one line."""
+    monkeypatch.setenv("FAKE_CAFFE_MODE", "import")
+    proc = side_runtime.process("caffe", wait=False)
+    assert not proc._greeted
+    with pytest.raises(ZoomakeError) as err:
+        side_runtime.SideModel("caffe", {"prototxt": fake_caffe})
+    assert str(err.value) == "caffe runtime crashed (exit code -6) starting: Check failed: no BLAS"
+    monkeypatch.setenv("FAKE_CAFFE_MODE", "")
+    model = side_runtime.SideModel("caffe", {"prototxt": fake_caffe})  # a fresh runner
+    assert model.proc is not proc and model.proc.info["version"] == "0.0-fake"

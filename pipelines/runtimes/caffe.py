@@ -20,17 +20,20 @@ class RealCaffeRunner(Runner):
     runtime = "caffe"
 
     def __init__(self, prototxt: Path, caffemodel: Path | None):
-        from pipelines.runtimes.side import SideModel
+        from pipelines.runtimes.side import SideModel, process
 
         need_files(prototxt, *([caffemodel] if caffemodel else []))
         files = {"prototxt": prototxt, **({"caffemodel": caffemodel} if caffemodel else {})}
-        self.model = SideModel("caffe", files)
-        self.version = self.model.proc.info.get("version", "")
-        self.build = self.model.proc.env.build
+        # The runner starts (pycaffe's import, ~1 s) while this process parses the prototxt;
+        # the load below waits for it. A runtime that is not set up fails here, in one line.
+        process("caffe", wait=False)
         # Caffe filters the TEST phase itself; the same rule gives the final blobs here.
         net = deploy_net(prototxt)[0]
         self.writers, self.outputs = caffe_blob_writers(net)
         self.inputs = caffe_inputs(net)
+        self.model = SideModel("caffe", files)
+        self.version = self.model.proc.info.get("version", "")
+        self.build = self.model.proc.env.build
 
     def has_output(self, name: str) -> bool:
         return name in self.model.blobs

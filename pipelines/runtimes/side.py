@@ -168,8 +168,12 @@ def _clip(line: str, limit: int = 300) -> str:
 class SideProcess:
     """One runner process: ``request(header, arrays)`` sends a frame and waits for the answer."""
 
-    def __init__(self, env: RuntimeEnv):
+    def __init__(self, env: RuntimeEnv, wait: bool = True):
+        """Start the runner; with ``wait`` also wait for its hello (the framework imported).
+        Without it the first request waits: the caller does its own work meanwhile."""
         self.env = env
+        self.info: dict = {}
+        self._greeted = False
         self.framework = env.framework
         self.pid = os.getpid()
         if not Path(env.python).is_file():
@@ -202,8 +206,16 @@ class SideProcess:
             # (Linux F_SETPIPE_SZ; the default size works too, only slower).
             with contextlib.suppress(OSError, AttributeError):
                 fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-        reply, _ = self.request({"op": "hello"}, timeout=START_TIMEOUT_S, what="starting")
-        self.info = {k: v for k, v in reply.items() if k not in ("ok", "seconds", "arrays")}
+        if wait:
+            self.ready()
+
+    def ready(self) -> SideProcess:
+        """Wait for the runner's hello (once): it has imported its framework."""
+        if not self._greeted:
+            self._greeted = True
+            reply, _ = self.request({"op": "hello"}, timeout=START_TIMEOUT_S, what="starting")
+            self.info = {k: v for k, v in reply.items() if k not in ("ok", "seconds", "arrays")}
+        return self
 
     @property
     def alive(self) -> bool:
@@ -218,6 +230,8 @@ class SideProcess:
     def request(self, header: dict, arrays=None, timeout: float | None = None, what: str = ""):
         from pipelines.runtimes.side_runners.sideproto import decode_arrays, encode
 
+        if not self._greeted and header.get("op") != "hello":
+            self.ready()
         what = what or header.get("op", "")
         if not self.alive:
             raise self._fail(what, f"had exited (code {self.proc.returncode}) before")
@@ -286,8 +300,9 @@ def _frame_size(buf: bytearray) -> int | None:
 _PROCESSES: dict[tuple[str, int], SideProcess] = {}
 
 
-def process(framework: str) -> SideProcess:
-    """The runner process for ``framework``, started on first use and kept for the session.
+def process(framework: str, wait: bool = True) -> SideProcess:
+    """The runner process for ``framework``, started on first use and kept for the session;
+    ``wait=False`` returns a starting one (its first request waits for it, ``SideProcess``).
 
     One per thread (``doit -P thread``; a pipe must have one owner, and the runner's death
     signal follows the thread that started it) and a new one after a fork or a crash."""
@@ -299,10 +314,10 @@ def process(framework: str) -> SideProcess:
         )
     proc = _PROCESSES.get(key)
     if proc is not None and proc.pid == os.getpid() and proc.alive and proc.env == env:
-        return proc
+        return proc.ready() if wait else proc
     if proc is not None and proc.pid == os.getpid():
         proc.close()  # set up anew since it started: the old environment goes
-    _PROCESSES[key] = proc = SideProcess(env)
+    _PROCESSES[key] = proc = SideProcess(env, wait)
     return proc
 
 
