@@ -2,6 +2,7 @@
 
 Usage:  python bench/bench_convert.py [--models DIR] [--repeat 3] [--skip-vgg] [--skip-real]
                                     [--skip-cli] [--skip-build] [--baseline main]
+                                    [--baseline-python /work/main/.venv/bin/python]
 
 Each conversion runs as its own process (`python -m pipelines convert ...`), exactly as a user
 types it; wall time is the median of ``--repeat`` runs and peak RSS is the child's ru_maxrss.
@@ -21,6 +22,10 @@ A second table does the same for the build's own stages (``pipelines.build.actio
 optimize (the default passes), and the exports to ONNX, FP16 ONNX, OpenVINO IR and FP16 IR,
 each stage in its own process reading the previous stage's file; its floor is reading that
 input and writing the stage's output bytes, and old and new outputs are compared by sha256.
+
+``--baseline-python`` runs the old side with another interpreter (the baseline's own virtual
+environment: its dependency versions, e.g. a slower ``ml_dtypes``); by default both sides run
+with this one, so the table compares the code alone. "start s" is always this interpreter's.
 """
 
 from __future__ import annotations
@@ -113,14 +118,19 @@ def write_vgg16_caffemodel(path: Path, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def run_convert(args: list[str], root: Path = REPO) -> tuple[float, int]:
+PYTHON = {"old": sys.executable, "new": sys.executable}  # --baseline-python sets "old"
+
+
+def run_convert(
+    args: list[str], root: Path = REPO, python: str = sys.executable
+) -> tuple[float, int]:
     """Wall seconds and peak RSS bytes of one `python -m pipelines convert` process."""
     env = dict(os.environ, PYTHONPATH=str(root))
     t0 = time.perf_counter()
     # The conversion alone: a tree whose convert verifies (pipelines/cli/cmd_convert.py) skips that.
     verifies = ("convert_cli.py", "cli/cmd_convert.py")  # before and after pipelines/cli/
     no_verify = ["--no-verify"] if any((root / "pipelines" / f).is_file() for f in verifies) else []
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines", "convert", *no_verify, *args],
+    proc = subprocess.Popen([python, "-m", "pipelines", "convert", *no_verify, *args],
                             cwd=root, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
@@ -227,7 +237,8 @@ def big_model_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline
     size = weights.stat().st_size
     old_root = baseline_tree(baseline, tmp)
     print(f"\nVGG-16 size ({size / 1e6:.1f} MB of weights): old = {baseline}, new = this "
-          f"worktree; medians of {repeat} rounds, each round: floor, start-up, old, new")  # fmt: skip
+          f"worktree; medians of {repeat} rounds, each round: floor, start-up, old, new; "
+          f"old runs {PYTHON['old']}, new {PYTHON['new']}")  # fmt: skip
     _head("output", 14)
     for label, name, flags in BIG_OUTPUTS:
         runs: dict[str, list[tuple[float, int]]] = {"old": [], "new": []}
@@ -240,7 +251,7 @@ def big_model_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline
                 files = [out, out.with_suffix(".bin")] if out.suffix == ".xml" else [out]
                 for f in files:  # a first conversion: no 550 MB old output to free on rename
                     f.unlink(missing_ok=True)
-                runs[which].append(run_convert([*args, "-o", str(out)], root))
+                runs[which].append(run_convert([*args, "-o", str(out)], root, PYTHON[which]))
             floors.append(floor_io(weights, _output_bytes(tmp / "new" / name), tmp))
             starts.append(baseline_python())
         same = same_output(tmp / "old" / name, tmp / "new" / name)
@@ -284,14 +295,16 @@ def vgg_recipe(proto: Path, weights: Path) -> dict:
             "inputs": BUILD_INPUTS, "targets": BUILD_TARGETS}  # fmt: skip
 
 
-def run_action(root: Path, build: Path, name: str, args: list) -> tuple[float, int]:
+def run_action(
+    root: Path, build: Path, name: str, args: list, python: str = sys.executable
+) -> tuple[float, int]:
     """Wall seconds and peak RSS bytes of one build action (``pipelines.build.actions``) run in
     its own process, as a doit worker runs it (start-up and imports included)."""
     import json
 
     env = dict(os.environ, PYTHONPATH=str(root), ZOOMAKE_BUILD=str(build))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", ACTION, name, json.dumps(args)], cwd=root,
+    proc = subprocess.Popen([python, "-c", ACTION, name, json.dumps(args)], cwd=root,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
@@ -343,7 +356,9 @@ def doit_table(proto: Path, weights: Path, tmp: Path, repeat: int, baseline: str
                     f.unlink(missing_ok=True)
                 first = recipe if action != "act_export" else BUILD_TARGETS[label.split()[1]]
                 lead = ["vgg16", recipe] if action == "act_convert" else [first]
-                runs[which].append(run_action(root, builds[which], action, [*lead, *args]))
+                runs[which].append(
+                    run_action(root, builds[which], action, [*lead, *args], PYTHON[which])
+                )
             _, _, _, src, outs = build_stages(builds["new"])[k]
             floors.append(floor_io(src or weights, sum(f.stat().st_size for f in outs), tmp))
             starts.append(baseline_python())
@@ -387,8 +402,11 @@ def main() -> None:
     ap.add_argument("--skip-cli", action="store_true", help="no `zoomake convert` VGG table")
     ap.add_argument("--skip-build", action="store_true", help="no build-stage VGG table")
     ap.add_argument("--baseline", default="main", help="git ref to compare the big model with")
+    ap.add_argument("--baseline-python", help="interpreter of the old side (default: this one)")
     ap.add_argument("--write-vgg", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.baseline_python:
+        PYTHON["old"] = args.baseline_python
     if args.write_vgg:
         write_vgg16_caffemodel(args.write_vgg)
         return

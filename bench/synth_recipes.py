@@ -64,7 +64,7 @@ def _timed_load(recipes_dir: Path, cache_dir: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time load_zoo on synthetic zoos.")
-    parser.add_argument("sizes", nargs="*", type=int, default=[100, 500])
+    parser.add_argument("sizes", nargs="*", type=int, default=[100, 500, 5000])
     parser.add_argument("--repeat", type=int, default=3, help="warm loads to time (best is shown)")
     args = parser.parse_args(argv)
     print(

@@ -10,8 +10,9 @@ float16`` (the float16 values of the float32 range: the FP16 conversion). Everyt
 looks at shapes treats it like any external initializer (``onnx_utils.light_copy`` makes it
 a graph input); what reads values calls ``tensor_array``, one tensor at a time.
 
-Placeholders exist only inside one process: ``load_lazy`` makes them from a file zoomake wrote,
-``save_streamed`` writes them back as ordinary bytes, and a model read from a user's file
+Placeholders exist only inside one process: ``load_lazy`` makes them from a file zoomake wrote
+(or an ONNX source, ``converters.onnx_source``: the ranges are those this module parsed out of
+that file, never locations the model names), ``save_streamed`` writes them back as ordinary bytes, and a model read from a user's file
 (``io.load_onnx``) resolves its real external data into memory first, so a placeholder always
 points where zoomake itself put it.
 
@@ -37,6 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converters.errors import ConversionError
 from converters.io import FileRange, atomic_output, len_field
+from converters.onnx_utils import all_tensors
 
 BIG = 1 << 20  # bytes of raw data from which an initializer read from a file stays there
 STAMP, CONVERT = "zoomake.stamp", "zoomake.convert"
@@ -300,19 +302,13 @@ def _parse_light(buf, size: int, limit: int, whole: FileRange) -> onnx.ModelProt
         return None
     if model.ir_version <= 0 or len(model.graph.initializer) != len(big):
         return None
-    if any(t.data_location == TensorProto.EXTERNAL for t in _all_tensors(model)):
+    if any(t.data_location == TensorProto.EXTERNAL for t in all_tensors(model)):
         return None  # real external data: load_onnx resolves it (and checks its locations)
     for t, where in zip(model.graph.initializer, big, strict=True):
         if where is not None:
             offset, length = where
             t.CopyFrom(placeholder(t.name, t.data_type, t.dims, whole.sub(offset, length)))
     return model
-
-
-def _all_tensors(model: onnx.ModelProto):
-    from onnx.external_data_helper import _get_all_tensors
-
-    return _get_all_tensors(model)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -348,12 +344,16 @@ def _tensor_parts(t: TensorProto) -> list:
     return [len_field(_INITIALIZER, body) + lo + head, raw, hi]
 
 
-def save_streamed(model: onnx.ModelProto, path: str | os.PathLike) -> None:
+def save_streamed(model: onnx.ModelProto, path: str | os.PathLike, before_commit=None) -> None:
     """``io.save_onnx(model, path)`` for a model with placeholders: the same bytes as for the
-    model with them filled in, written without ever holding their data."""
+    model with them filled in, written without ever holding their data. ``before_commit()``
+    runs once the bytes are written, before they are renamed onto ``path``: an exception from
+    it leaves ``path`` untouched and removes them."""
     from converters.io import save_onnx
 
     if not placeholders(model):
+        if before_commit is not None:
+            before_commit()
         save_onnx(model, path)
         return
     graph = model.graph
@@ -373,6 +373,8 @@ def save_streamed(model: onnx.ModelProto, path: str | os.PathLike) -> None:
                 f.write(piece)
             else:
                 piece.copy_to(f)
+        if before_commit is not None:
+            before_commit()
 
 
 def save_external(model: onnx.ModelProto, path: str | os.PathLike) -> None:

@@ -5,6 +5,12 @@ has a fully static shape, the default-domain opset is ``opset``, the IR version 
 that opset needs (so current onnxruntime and OpenVINO load it), shapes are inferred for every
 value, and ``onnx.checker`` passes.
 
+With ``lazy`` (the build's convert stage) the big initializers stay in the file as placeholders
+(``converters.lazy``; written back by ``save_streamed``, the same bytes) as long as the model is
+already at ``opset``: onnx's version converter needs every value, so a model converted to
+another opset is filled in first. Shape inference and the cut read only the small tensors; the
+checker checks ``light_copy`` of a model with placeholders (its absolute locations are ours).
+
 Old exporters (PyTorch <= 1.2, IR 3-4) list every initializer as a graph input too; those are
 weights, not inputs, and are removed from the input list so that "the inputs" means what the
 user feeds.
@@ -20,7 +26,7 @@ import onnx
 
 from converters.errors import MAX_TENSOR_ELEMENTS, ConversionError, ModelMismatch, did_you_mean
 from converters.io import load_onnx, onnx_errors
-from converters.onnx_utils import convert_opset
+from converters.onnx_utils import convert_opset, light_copy, model_opset
 
 
 def load_onnx_source(
@@ -28,13 +34,20 @@ def load_onnx_source(
     input_shapes: dict[str, list[int]] | None = None,
     outputs: list[str] | None = None,
     opset: int = 17,
+    *,
+    lazy: bool = False,
 ) -> onnx.ModelProto:
-    """Load ``path`` and return a static-shape ONNX model at ``opset``, cut at ``outputs``."""
-    model = load_onnx(path)
+    """Load ``path`` and return a static-shape ONNX model at ``opset``, cut at ``outputs``;
+    with ``lazy`` its big weights may stay in ``path`` (placeholders, see above)."""
+    from converters import lazy as placeholders
+
+    model = placeholders.load_lazy(path, placeholders.BIG) if lazy else load_onnx(path)
     where = str(path)
     _drop_initializer_inputs(model)
     _check_default_domain_only(model, where)
     _fix_input_shapes(model, input_shapes or {}, where)
+    if model_opset(model) != opset:
+        placeholders.materialize(model)  # the version converter reads every value
     model = _convert_opset(model, opset, where)
     model = _infer(model, where)
     if outputs:
@@ -42,7 +55,10 @@ def load_onnx_source(
         model = _infer(model, where)
     _drop_unused_initializers(model)
     with onnx_errors(where, "the model fails the ONNX checker"):
-        onnx.checker.check_model(model, full_check=True)
+        # A placeholder's location is an absolute path, which the checker refuses: it checks
+        # the model with those initializers as inputs of their type and shape instead.
+        checked = light_copy(model) if placeholders.placeholders(model) else model
+        onnx.checker.check_model(checked, full_check=True)
     return model
 
 

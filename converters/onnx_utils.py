@@ -98,6 +98,38 @@ def light_copy(
     return light
 
 
+def _graph_tensors(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes):
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sparse in [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []:
+                yield from (sparse.values, sparse.indices)
+            for sparse in attr.sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            for sub in [attr.g] if attr.HasField("g") else []:
+                yield from _graph_tensors(sub)
+            for sub in attr.graphs:
+                yield from _graph_tensors(sub)
+
+
+def all_tensors(model: onnx.ModelProto):
+    """Every ``TensorProto`` of ``model``: the graph's initializers (sparse ones: their values
+    and indices), those of every subgraph (If/Loop/Scan bodies), and the tensors in node
+    attributes, of the graphs and of the model's functions."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
 def static_shape_value(op: str, shape, start: int = 0, end: int | None = None) -> np.ndarray:
     """``Shape(x)[start:end]`` or ``Size(x)`` of a tensor of static ``shape`` (ONNX spec: int64;
     ``start``/``end`` are clamped and may be negative, like a Python slice)."""

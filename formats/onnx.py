@@ -13,7 +13,7 @@ from formats.base import Format, Role, Source, Target
 def to_onnx(files, inputs, outputs=None, opset=17, *, lazy=False):
     from converters.onnx_source import load_onnx_source
 
-    return load_onnx_source(files["onnx"], inputs, outputs=outputs, opset=opset)
+    return load_onnx_source(files["onnx"], inputs, outputs=outputs, opset=opset, lazy=lazy)
 
 
 def cli_files(given: dict, input_model: Path | None = None) -> dict:

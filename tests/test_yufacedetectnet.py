@@ -133,3 +133,34 @@ def test_fp16_detector_is_float16_and_finds_real_caffes_detections(
     result = check.result()
     assert result["passed"] and result["matched_detections"] == want.shape[2], result
     assert result["max_abs_error"] > 0  # it really ran in float16
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_pytorch_detector_gives_real_caffes_rows(version, repo_root, models_dir, tmp_path):
+    """The pytorch target (recipes: pytorch): model.pt2 from torch.export, DetectionOutput as
+    generated torch, on the photo: real Caffe's rows (v1 17, v2 27; not keep_top_k 50), row for
+    row at 1e-5, and every detection matched one-to-one by compare: detections."""
+    from converters.pytorch.convert import onnx_to_pytorch
+    from converters.pytorch.runners import GeneratedRunner, Pt2Runner
+
+    recipe = yaml.safe_load(
+        (repo_root / "recipes" / f"yufacedetectnet-v{version}.yaml").read_text()
+    )
+    assert recipe["targets"]["pytorch"] == {"format": "pytorch", "precision": "fp32"}
+    d = models_dir / "yufacedetectnet"
+    proto = d / f"yufacedetectnet-open-v{version}.prototxt"
+    weights = d / f"yufacedetectnet-open-v{version}.caffemodel"
+    onnx_to_pytorch(caffe_to_onnx(proto, weights), tmp_path)
+    x = _photo(models_dir, recipe)
+    got = Pt2Runner(tmp_path / "model.pt2").run({"data": x})["detection_out"]
+    py = GeneratedRunner(tmp_path / "model.py").run({"data": x})["detection_out"]
+    np.testing.assert_array_equal(py, got)  # model.py and the archive are one model
+    helpers.require_caffe()
+    want = helpers.run_caffe(proto, weights, {"data": x}, ["detection_out"])["detection_out"]
+    assert got.shape == want.shape == (1, 1, {1: 17, 2: 27}[version], 7)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert (got[0, 0, :, 2] > 0.9).any()  # a real face
+    check = DetectionCheck("detection_out", 1e-5, 0.0, 0.99)
+    check.add(0, got, want)
+    result = check.result()
+    assert result["passed"] and result["matched_detections"] == want.shape[2], result

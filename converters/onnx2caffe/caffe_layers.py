@@ -65,9 +65,10 @@ class Plan:
 
 
 def outer_reads(node) -> set[str]:
-    """Values a node's subgraphs (Loop/If bodies) read from the enclosing graph."""
+    """Values a node's subgraphs (Loop/If bodies) read from the enclosing graph (``node``: a
+    NodeView or a NodeProto)."""
     names: set[str] = set()
-    for attr in node.proto.attribute:
+    for attr in getattr(node, "proto", node).attribute:
         for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
             made = {i.name for i in sub.input} | {o for n in sub.node for o in n.output}
             made |= {t.name for t in sub.initializer}

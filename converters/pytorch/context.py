@@ -32,6 +32,7 @@ class Context:
         self.state: dict[str, np.ndarray] = {}  # state_dict key -> value
         self.buffers: list[tuple[str, tuple[int, ...], str]] = []  # (attr, shape, dtype)
         self.lines: list[str] = []
+        self.helpers: set[str] = set()  # module-level functions model.py needs ("ssd")
 
     # ---- names -------------------------------------------------------------------------
     def _ident(self, raw: str, prefix: str) -> str:

@@ -26,6 +26,7 @@ from onnx import helper
 
 from converters.errors import UnsupportedError
 from converters.onnx_utils import light_copy
+from converters.pytorch import detection
 from converters.pytorch.context import Context
 from converters.pytorch.registry import get_handler, supported_ops
 
@@ -43,7 +44,7 @@ INPUTS = {inputs!r}
 OUTPUTS = {outputs!r}
 INPUT_SHAPES = {shapes!r}  # the static shapes the graph was generated for
 INPUT_DTYPES = {dtypes!r}
-
+{helpers}
 
 class Model(nn.Module):
     def __init__(self):
@@ -57,6 +58,8 @@ def generate(
     input_shapes: dict[str, list[int]] | None = None,
 ) -> tuple[str, dict]:
     """Return (model.py source, state_dict as numpy arrays)."""
+    model = detection.extract(model, source)  # a recorded DetectionOutput: one node
+    detection.refuse_unrecorded(model, source)  # any other NMS: one line, before all else
     model = _static(model, source, input_shapes or {})
     ctx = Context(model, source)
     init_names = set(ctx.consts)
@@ -65,6 +68,9 @@ def generate(
     for n in inputs:
         ctx.shape(n)
     for node in model.graph.node:
+        if node.domain == detection.DOMAIN and node.op_type == "DetectionOutput":
+            detection.emit(node, ctx)
+            continue
         if node.domain not in ("", "ai.onnx"):
             raise ctx.refuse(node, f"custom domain {node.domain!r} is not supported")
         if _fold(ctx, node):
@@ -83,8 +89,18 @@ def generate(
     shapes = {n: list(ctx.shape(n)) for n in inputs}
     elem = {vi.name: vi.type.tensor_type.elem_type for vi in model.graph.input}
     dtypes = {n: np.dtype(helper.tensor_dtype_to_np_dtype(elem[n])).name for n in inputs}
+    helpers = ""
+    if "ssd" in ctx.helpers:
+        from converters.pytorch.ssd import detection_output_source
+
+        helpers = "\n\n" + detection_output_source() + "\n"
     code = HEADER.format(
-        source=Path(source).name, inputs=inputs, outputs=outputs, shapes=shapes, dtypes=dtypes
+        source=Path(source).name,
+        inputs=inputs,
+        outputs=outputs,
+        shapes=shapes,
+        dtypes=dtypes,
+        helpers=helpers,
     )
     for attr, ctor in ctx.modules:
         code += f"        self.{attr} = {ctor}\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from doit.cmd_base import DodoTaskLoader
+from doit.cmd_base import DodoTaskLoader, ModuleTaskLoader
 
 BASELINE_OPTION = {
     "name": "baseline",
@@ -30,13 +30,32 @@ BASELINE_OPTION = {
 }
 
 
-class ZooLoader(DodoTaskLoader):
+class _Stamped:
+    """A plain no-op ``doit`` served by the whole-zoo stamp (``pipelines.build.stamp``)
+    without loading the tasks; every other command removes the stamp first."""
+
+    def setup(self, opt_values):
+        self._opt_values = opt_values  # doit merges DOIT_CONFIG into it before load_tasks
+        super().setup(opt_values)
+
+    def load_tasks(self, cmd, pos_args):
+        from pipelines.build import stamp
+
+        served = stamp.before_tasks(cmd, pos_args, self._opt_values)
+        return served if served is not None else super().load_tasks(cmd, pos_args)
+
+
+class ZooLoader(_Stamped, DodoTaskLoader):
     cmd_options = (*DodoTaskLoader.cmd_options, BASELINE_OPTION)
 
     def setup(self, opt_values):
         if opt_values.get("baseline"):
             os.environ["ZOOMAKE_BASELINE"] = opt_values["baseline"]
         super().setup(opt_values)
+
+
+class ZooModuleLoader(_Stamped, ModuleTaskLoader):
+    """``zoomake build``'s loader: the task creators of ``pipelines.build.tasks``."""
 
 
 def baseline() -> str | None:

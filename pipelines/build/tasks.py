@@ -48,9 +48,11 @@ from pipelines.build.actions import (
     act_reference,
     act_setup_runtime,
     act_verify,
-    guarded,
     runtime_ready,
     sweep,
+)
+from pipelines.build.actions import (
+    guarded as _guarded,
 )
 from pipelines.build.layout import (
     BUILD,
@@ -67,6 +69,11 @@ from pipelines.build.run import code_fingerprint, invalid_recipes, zoo
 from pipelines.errors import ZoomakeError
 from pipelines.locations import is_checkout
 from pipelines.report.zoo_reporter import ZooReporter
+
+# One wrapper per action function, not one per task (35,000 on a big zoo). Here, not on
+# actions.guarded itself: actions.py is the stages' code (pipelines.build.fingerprints), and an
+# edit there would rerun every stage of every zoo.
+guarded = functools.cache(_guarded)
 
 
 def _usable_build_dir() -> None:
@@ -234,7 +241,6 @@ def task_export():
 
 
 @functools.cache
-@functools.cache
 def _side_runtime(kind: str, name: str) -> str:
     """The side runtime a source framework's reference or a target format's runner runs in
     (``formats.base.Source.side_runtime``), '' for none or an unknown name (the recipe check
@@ -283,6 +289,7 @@ def task_runtime():
         }
 
 
+@functools.cache  # per process: locate() reads the runtime record, 10,000 times on a big zoo
 def _reference_key(framework: str | None, choice) -> str:
     from pipelines.runtimes.side import reference_config
 

@@ -57,7 +57,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from doit.cmd_base import ModuleTaskLoader
     from doit.doit_cmd import DoitMain
 
     from pipelines.locations import recipes_dir
@@ -72,8 +71,9 @@ def run(args) -> int:
 
     def run_doit() -> int:
         from pipelines.build import tasks  # what dodo.py re-exports: task_* creators, DOIT_CONFIG
+        from pipelines.build.doit_loader import ZooModuleLoader
 
-        return DoitMain(ModuleTaskLoader(tasks)).run(args.doit_args)
+        return DoitMain(ZooModuleLoader(tasks)).run(args.doit_args)
 
     if args.scheduler or args.workers:
         from pipelines.build.distributed import build

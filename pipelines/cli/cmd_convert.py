@@ -287,6 +287,7 @@ class Request:
     specs: dict[str | None, dict] = field(default_factory=dict)  # None: the default image input
     inputs: list[str] = field(default_factory=list)  # --input names, in order
     outputs: list[str] | None = None  # cut points (--outputs / --output)
+    digests: _Digests | None = None  # the source files' sha256, hashed in a thread
 
 
 def _source(args) -> tuple[str, dict[str, Path]]:
@@ -380,6 +381,7 @@ def _pick(name: str | None, inputs: list[str], named: list[str], flag: str) -> s
 
 def make_request(args) -> Request:
     framework, files = _source(args)
+    digests = _Digests(files.values())  # first: it hashes while the rest imports and converts
     out, fmt = _output(args, files)
     # The rename into place comes after the whole conversion: refuse a directory now.
     from pipelines.build.steps import output_files
@@ -393,7 +395,8 @@ def make_request(args) -> Request:
             f"--fp16 is not available for {spec.short} output "
             f"({spec.short} is {' or '.join(p.replace('fp', 'float') for p in spec.target.precisions)})"
         )
-    req = Request(framework, files, out, fmt, _precision(args), outputs=args.outputs)
+    req = Request(framework, files, out, fmt, _precision(args), outputs=args.outputs,
+                  digests=digests)  # fmt: skip
     listed = [(n, s) for group in args.input for n, s in group]
     req.inputs = [n for n, _ in listed]
     needs_names = any(n is None for g in args.input_shape for n, _ in g) or listed
@@ -533,6 +536,37 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+class _Digests:
+    """``_digest`` of some files in a thread (hashlib releases the GIL): the provenance hash of
+    a 550 MB caffemodel (~0.4 s) overlaps the imports and the conversion instead of following
+    them. ``get(path)`` waits for it and raises what hashing raised; other paths are hashed
+    when asked."""
+
+    def __init__(self, paths):
+        import threading
+
+        self._paths = list(dict.fromkeys(Path(p) for p in paths))
+        self._done: dict[Path, str] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for p in self._paths:
+                self._done[p] = _digest(p)
+        except BaseException as exc:  # re-raised by get, in the caller's thread
+            self._error = exc
+
+    def get(self, path: Path) -> str:
+        if Path(path) not in self._paths:
+            return _digest(path)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._done[Path(path)]
+
+
 def _stamp(model, req: Request, args) -> None:
     """Provenance in ``metadata_props`` (OpenVINO copies them into the IR's rt_info)."""
     from pipelines import version
@@ -541,10 +575,11 @@ def _stamp(model, req: Request, args) -> None:
     for name, spec in req.specs.items():
         if spec.get("mean_file"):
             files[f"mean_file:{name}"] = Path(spec["mean_file"])
+    digest = req.digests.get if req.digests is not None else _digest
     source = {
         "framework": req.framework,
         "files": {
-            role: {"name": p.name, "size": p.stat().st_size, "sha256": _digest(p)}
+            role: {"name": p.name, "size": p.stat().st_size, "sha256": digest(p)}
             for role, p in files.items()
         },
     }

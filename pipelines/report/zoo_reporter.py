@@ -38,6 +38,7 @@ def _one_line(fail) -> str:
 
 class ZooReporter(doit_reporter.ZooReporter):
     desc = "zoomake: executed tasks, one line per failure, the report and a closing line"
+    serves_stamp = True  # a run with this reporter may be served by pipelines.build.stamp
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
@@ -56,6 +57,10 @@ class ZooReporter(doit_reporter.ZooReporter):
             print(f"doit: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         self.locked = True
+        from pipelines.build import stamp
+
+        if stamp.RUN["hit"] is not None:  # served by the whole-zoo stamp: nothing to run
+            return
         from pipelines.build import remote_cache
 
         remote_cache.start_run(BUILD)  # this run's cache log (hits, misses)
@@ -100,18 +105,42 @@ class ZooReporter(doit_reporter.ZooReporter):
             self.write("Execution aborted.\n" + "\n".join(self.runtime_errors) + "\n")
         if not self.locked:
             return
+        from pipelines.build import stamp
+
+        if stamp.RUN["hit"] is not None:  # what the no-op run it stands for printed
+            self.write(stamp.RUN["hit"])
+            return
         from pipelines.build import run
         from pipelines.build.layout import BUILD
 
+        reported = True
         try:
             run.finish_run(self.tasks, self.events, self.run_started)
         except (OSError, ZoomakeError) as exc:
             print(f"doit: cannot write the zoo report: {exc}", file=sys.stderr)
+            reported = False  # no stamp for a run that wrote no report
         from pipelines.build import remote_cache
 
+        text = ""
         cache_line = remote_cache.summary(BUILD)
         if cache_line:
-            self.write(cache_line + "\n")
+            text += cache_line + "\n"
         if self.zoo_run and not self.runtime_errors:  # read from the report just written
-            line = doit_reporter.zoo_line(run.zoo(), BUILD, self.failed, self.executed)
-            self.write(line + "\n")
+            text += doit_reporter.zoo_line(run.zoo(), BUILD, self.failed, self.executed) + "\n"
+        self.write(text)
+        # Every task of the zoo found up to date: the next plain `doit` may be served by the stamp.
+        clean = (
+            reported
+            and self.zoo_run
+            and not self.runtime_errors
+            and not self.failures
+            and not self.failed
+            and self.executed == 0
+            and not run.invalid_recipes()
+            and self.events
+            and all(
+                event is UP_TO_DATE or (event == RAN and not self.tasks[name].actions)
+                for name, event in self.events.items()
+            )
+        )
+        stamp.after_run(bool(clean), text)

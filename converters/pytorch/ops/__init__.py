@@ -7,10 +7,12 @@ from converters.pytorch.ops import (
     gemm,
     norm,
     pooling,
+    reduce,
     resize,
     shape,
     slicing,
     softmax,
 )
 
-ALL_MODULES = (activation, conv, eltwise, gemm, norm, pooling, resize, shape, slicing, softmax)
+ALL_MODULES = (activation, conv, eltwise, gemm, norm, pooling, reduce, resize, shape, slicing,
+               softmax)  # fmt: skip
