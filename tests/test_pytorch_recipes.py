@@ -101,6 +101,37 @@ def test_checked_in_recipes_fetch_their_code_as_a_tree():
     assert [str(src / n) for n in names.values()] == [str(p) for p in files.values()]
 
 
+def test_a_tree_files_role_names_its_tree_and_a_malformed_one_is_one_line():
+    from pipelines.errors import ZoomakeError
+    from pipelines.recipes.checks import fetched_name, tree_of
+
+    assert tree_of("source/code/3") == "code"
+    assert fetched_name("source/code/3", {"url": "u", "path": "a/b.py"}) == "code/a/b.py"
+    for role in ("source", "source/code", "source//3", "source/code/x", "verify/files/0",
+                 "source/code/3/4"):  # fmt: skip
+        with pytest.raises(ZoomakeError) as err:
+            fetched_name(role, {"url": "u", "path": "a.py"})
+        assert str(err.value) == (
+            "expected a source tree file role 'source/<tree>/<N>' (as recipe_files names them), "
+            f"got '{role}'"
+        )
+
+
+def test_a_stray_path_on_a_plain_file_is_the_schemas_line_not_a_tree(tmp_path):
+    # The checks run on schema-invalid recipes too: a file that is not a tree's has no path
+    # in recipe_files, so it is not taken for one (nor its role parsed as a tree's).
+    old = "  checkpoint:\n"
+    text = RFB.read_text()
+    at = text.index(old)
+    end = text.index("size:", at)
+    end = text.index("\n", end) + 1
+    path = tmp_path / "m.yaml"
+    path.write_text(text[:end] + "    path: ckpt/version-RFB-320.pth\n" + text[end:])
+    lines = [line.removeprefix(f"{path}#") for line in recipes.validate_recipe_file(path)]
+    assert lines == ["/source/checkpoint/path: unknown property 'path' (expected one of url, "
+                     "sha256, size)"]  # fmt: skip
+
+
 def test_the_format_gets_the_tree_directory_and_the_values():
     from pipelines.recipes.stages import format_files
 

@@ -33,9 +33,9 @@ def source_files(model_id: str, recipe: dict) -> dict[str, Path]:
 
 def tree_dirs(model_id: str, recipe: dict) -> dict[str, Path]:
     """``{tree role: build/<id>/source/<role>}`` for the source's trees (its code files)."""
-    from pipelines.recipes.stages import recipe_files
+    from pipelines.recipes.checks import recipe_files, tree_of
 
-    trees = {role.split("/")[1] for role, ref in recipe_files(recipe).items() if "path" in ref}
+    trees = {tree_of(role) for role, ref in recipe_files(recipe).items() if "path" in ref}
     return {t: BUILD / model_id / "source" / t for t in sorted(trees)}
 
 

@@ -25,16 +25,22 @@ def _is_file(ref) -> bool:
     return isinstance(ref, dict) and isinstance(ref.get("url"), str)
 
 
+def _plain(ref: dict) -> dict:
+    # A file outside a tree has no path: the schema refuses a stray one, and the checks (which
+    # run on refused recipes too) must not take the file for a tree's (``tree_of``).
+    return ref if "path" not in ref else {k: v for k, v in ref.items() if k != "path"}
+
+
 def recipe_files(recipe: dict) -> dict[str, dict]:
     """``{role: file ref}`` for every file the recipe fetches, in a fixed order; a source
-    tree's files are ``source/<role>/<N>`` and carry their ``path``."""
+    tree's files are ``source/<tree>/<N>`` and carry their ``path`` (no other file does)."""
     files: dict[str, dict] = {}
     source = recipe.get("source")
     if isinstance(source, dict):
         for role, kind in _source_roles():
             value = source.get(role)
             if kind == "file" and _is_file(value):
-                files[f"source/{role}"] = value
+                files[f"source/{role}"] = _plain(value)
             elif kind == "tree" and isinstance(value, list):
                 for i, ref in enumerate(value):
                     if _is_file(ref) and isinstance(ref.get("path"), str):
@@ -44,13 +50,30 @@ def recipe_files(recipe: dict) -> dict[str, dict]:
         for name, spec in inputs.items():
             pre = spec.get("preprocess") if isinstance(spec, dict) else None
             if isinstance(pre, dict) and _is_file(pre.get("mean_file")):
-                files[f"inputs/{escape_pointer(name)}/preprocess/mean_file"] = pre["mean_file"]
+                files[f"inputs/{escape_pointer(name)}/preprocess/mean_file"] = _plain(
+                    pre["mean_file"]
+                )
     verify = recipe.get("verify")
     if isinstance(verify, dict) and isinstance(verify.get("files"), list):
         for i, ref in enumerate(verify["files"]):
             if _is_file(ref):
-                files[f"verify/files/{i}"] = ref
+                files[f"verify/files/{i}"] = _plain(ref)
     return files
+
+
+def tree_of(role: str) -> str:
+    """The tree of a source tree's file role ``source/<tree>/<N>`` (``source/code/3`` ->
+    ``code``), as ``recipe_files`` names them; anything else is one clear error, not an
+    ``IndexError`` deep in a build."""
+    parts = role.split("/")
+    if len(parts) != 3 or parts[0] != "source" or not parts[1] or not parts[2].isdigit():
+        from pipelines.errors import ZoomakeError
+
+        raise ZoomakeError(
+            f"expected a source tree file role 'source/<tree>/<N>' (as recipe_files names "
+            f"them), got '{role}'"
+        )
+    return parts[1]
 
 
 def _source_roles() -> list[tuple[str, str]]:
@@ -65,7 +88,7 @@ def fetched_name(role: str, ref: dict) -> str:
     """Where ``recipe_files``' file ``role`` lands under ``build/<id>/source/``: its URL's base
     name, or for a tree's file ``<tree role>/<path>``."""
     if "path" in ref:
-        return f"{role.split('/')[1]}/{ref['path']}"
+        return f"{tree_of(role)}/{ref['path']}"
     from pipelines.fetch.cache import url_basename  # urllib is slow to import
 
     return url_basename(ref["url"])
