@@ -239,17 +239,11 @@ def test_build_convert_writes_the_bytes_only_once_the_hash_is_checked(mid, tmp_p
     the in-memory path's bytes; with a weight byte flipped after the fetch (the file still
     parses) it fails with check_fetched's line, removes the bad file and leaves no output and
     no temporary, where the conversion itself would have succeeded."""
-    import shutil
 
-    from pipelines.build import actions, layout
+    from pipelines.build import actions
     from pipelines.errors import ZoomakeError
 
-    monkeypatch.setattr(layout, "BUILD", tmp_path / "build")
-    recipe = _stage_recipe(mid["files"])
-    src = tmp_path / "build" / "mid" / "source"
-    src.mkdir(parents=True)
-    for p in mid["files"].values():
-        shutil.copy(p, src / p.name)
+    recipe, src = _fetched_build(mid, tmp_path, monkeypatch)
     out = tmp_path / "build" / "mid" / "convert" / "model.onnx"
     actions.act_convert("mid", recipe, str(out))
     assert out.read_bytes() == (mid["tmp"] / "memory" / "convert/model.onnx").read_bytes()
@@ -270,21 +264,29 @@ def test_build_convert_writes_the_bytes_only_once_the_hash_is_checked(mid, tmp_p
     assert sorted(p.name for p in out.parent.iterdir()) == []  # no output, no temporary
 
 
-def test_build_convert_reports_the_hash_when_a_changed_file_fails_the_parse(mid, tmp_path,
-                                                                            monkeypatch):  # fmt: skip
-    """A source changed so that the converter fails on it: the hash's line is reported (the
-    cause), not the converter's."""
+def _fetched_build(mid, tmp_path, monkeypatch):
+    """A build dir under tmp_path holding mid's fetched sources: (its recipe, source dir)."""
     import shutil
 
-    from pipelines.build import actions, layout
-    from pipelines.errors import ZoomakeError
+    from pipelines.build import layout
 
     monkeypatch.setattr(layout, "BUILD", tmp_path / "build")
-    recipe = _stage_recipe(mid["files"])
     src = tmp_path / "build" / "mid" / "source"
     src.mkdir(parents=True)
     for p in mid["files"].values():
         shutil.copy(p, src / p.name)
+    return _stage_recipe(mid["files"]), src
+
+
+def test_build_convert_reports_the_hash_when_a_changed_file_fails_the_parse(mid, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    """A source changed so that the converter fails on it: the hash's line is reported (the
+    cause), not the converter's."""
+
+    from pipelines.build import actions
+    from pipelines.errors import ZoomakeError
+
+    recipe, src = _fetched_build(mid, tmp_path, monkeypatch)
     (src / "mid.prototxt").write_text(MID.replace('type: "Pooling"', 'type: "NoSuchLayer"', 1))
     from converters.errors import ConversionError
     from pipelines.build.steps import convert_source
