@@ -1,7 +1,8 @@
 """PyTorch: a source (a ``torch.export`` archive, a TorchScript file, or the model's code + a
 checkpoint; exported to ONNX by ``torch.onnx.export`` in a worker process) and a target
 (``model.pt2`` + a readable ``model.py`` and its ``model.pth`` state_dict). Reference runner: the
-source model in eager PyTorch (eval, no_grad); artifact runner: ``model.pt2`` in torch. The
+source model in eager PyTorch (eval, no_grad); artifact runner: ``model.pt2`` in torch, with
+``model.py`` + ``model.pth`` as its companion (measure checks both). The
 functions live in ``converters/pytorch/plugin.py``; this module only declares them.
 
 Recipe roles: exactly one of ``pt2`` (file), ``torchscript`` (file) or ``entry`` (a value,

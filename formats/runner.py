@@ -30,6 +30,12 @@ class Runner:
         """Whether ``run`` can return ``name`` (a graph output here; any blob of a Caffe net)."""
         return name in self.outputs
 
+    def companions(self) -> list[tuple[str, Runner]]:
+        """Other deployable forms of the same artifact, as (what they are, their runner):
+        measure checks each on every sample against the reference at the recipe's
+        tolerances, as it checks this one (PyTorch: model.py + model.pth beside model.pt2)."""
+        return []
+
 
 def static_shape(dims) -> tuple[int, ...] | None:
     return tuple(dims) if all(isinstance(d, int) and d > 0 for d in dims) else None

@@ -308,3 +308,28 @@ def test_fetched_tree_holds_exactly_the_recipes_files(tmp_path, monkeypatch):
     net.write_text("def make():\n    return 2\n")
     with pytest.raises(ZoomakeError, match=r"net\.py: sha256 .* the recipe says sha256 "):
         actions._roles("m", recipe)
+
+
+def test_a_pytorch_targets_model_pth_is_verified_not_only_its_pt2(tmp_path, models_dir):
+    """model.py + model.pth deploy as well as model.pt2: measure runs them on every sample
+    against the reference (Runner.companions); a model.pth that is not model.pt2's weights
+    fails the target in one line, where it used to pass on model.pt2 alone."""
+    import torch
+
+    from tests.test_build_trust import make_zoo, ok, report, run_doit
+
+    zoo = make_zoo(tmp_path, models_dir, {"mtcnn-det1": ["pytorch"]})
+    ok(run_doit(zoo["env"], cwd=tmp_path))
+    pth = zoo["build"] / "mtcnn-det1" / "pytorch" / "model.pth"
+    state = torch.load(pth, weights_only=True)
+    first = next(k for k, v in state.items() if v.dtype == torch.float32 and v.dim() == 4)
+    state[first] = state[first] * 1.5  # a user's edit, or a file from another build
+    torch.save(state, pth)
+    r = run_doit(zoo["env"], cwd=tmp_path)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if "failed:" in ln]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("measure:mtcnn-det1:pytorch failed: ")
+    assert "model.py + model.pth is not the model model.pt2 is: FAILED output " in lines[0]
+    assert "Traceback" not in r.stderr
+    assert report(zoo["build"])[("mtcnn-det1", "pytorch")]["status"] == "failed"

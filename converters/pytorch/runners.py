@@ -66,6 +66,13 @@ class Pt2Runner(_TorchRunner):
     def run(self, feeds, outputs=None):
         return self._call(self.module, feeds, outputs)
 
+    def companions(self):
+        """model.py + model.pth written beside the archive: a user may deploy those instead."""
+        py = self.path.with_name("model.py")
+        if not py.is_file() and not py.with_name("model.pth").is_file():
+            return []
+        return [("model.py + model.pth", GeneratedRunner(py))]
+
 
 class GeneratedRunner(_TorchRunner):
     """``model.py`` imported and ``model.pth`` loaded into it (strict), run in eval mode."""

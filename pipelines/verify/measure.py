@@ -93,6 +93,24 @@ def _source_cuts(recipe: dict, sources: dict | None) -> dict:
     return hook(format_files(recipe, sources))
 
 
+def _check_companions(candidate, feeds_list, golden, expected, origin, tolerances, topk, modes,
+                      out_dir) -> None:  # fmt: skip
+    """Every other deployable form of the artifact (``Runner.companions``) against the same
+    references at the same tolerances; one that fails stops measure in one line (the golden
+    data and verify.json describe the main file, so they are not written)."""
+    for what, runner in candidate.companions():
+        sets = []
+        for (feeds, _), (_, _, want) in zip(feeds_list, golden, strict=True):
+            got = runner.run(feeds, [o for o in expected if runner.has_output(o)])
+            sets.append((got, dict(want)))
+        results = compare(expected, origin, sets, tolerances, topk, modes)
+        bad = [r["message"] for r in results.values() if not r["passed"]]
+        if bad:
+            raise ZoomakeError(
+                f"{out_dir}: {what} is not the model {getattr(candidate, 'path', Path('artifact')).name} is: {bad[0]}"
+            )
+
+
 def _latency(candidate, feeds) -> dict:
     times = []
     start = time.perf_counter()
@@ -273,6 +291,8 @@ def measure(
         )
     if stored is not None and reused:
         digests["reference"] = stored.digests
+    _check_companions(candidate, feeds_list, golden, expected, origin, tolerances, topk,
+                      compare_modes(recipe, expected, precision, sources), out_dir)  # fmt: skip
     latency = _latency(candidate, feeds_list[0][0])
     write_golden(out_dir, golden)
     digests["golden"] = {_rel(p, out_dir): sha256(p) for p in _golden_files(out_dir)}
