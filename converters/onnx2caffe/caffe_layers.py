@@ -77,6 +77,41 @@ def outer_reads(node) -> set[str]:
     return names
 
 
+def decomposition(nodes, top, bottoms, consts, outputs, io) -> set[int]:
+    """Indices in ``nodes`` (topological order) of the nodes that compute a recorded layer's
+    ``top`` from its ``bottoms`` and ``consts``; ``io(node) -> (inputs, outputs)``. The layer
+    can be put back only if nothing else went in (``ValueError``: the graph reads another
+    value) and nothing leaks out (a node outside, or a graph output, reads an inner value).
+    Used by the Caffe write-back and by the PyTorch writer's DetectionOutput."""
+    order, bottoms = list(bottoms), set(bottoms)
+    needed, members = {top}, set()
+    for i in range(len(nodes) - 1, -1, -1):
+        ins, outs = io(nodes[i])
+        if not any(o in needed for o in outs if o):
+            continue
+        members.add(i)
+        for v in [*ins, *outer_reads(nodes[i])]:
+            if v and v not in bottoms and v not in consts:
+                needed.add(v)
+    made = {o for i in members for o in io(nodes[i])[1] if o}
+    stray = sorted(needed - made)
+    if stray:
+        raise ValueError(f"the graph computing '{top}' also reads '{stray[0]}', which is not "
+                         f"one of its bottoms {order}"
+                         "; the graph was edited after conversion")  # fmt: skip
+    for i, node in enumerate(nodes):
+        if i in members:
+            continue
+        leak = [v for v in io(node)[0] if v in made and v != top and v not in consts]
+        if leak:
+            raise ValueError(f"node '{node.name}' reads '{leak[0]}', an inner value of the "
+                             "layer's decomposition")  # fmt: skip
+    leak = [o for o in outputs if o in made and o != top]
+    if leak:
+        raise ValueError(f"graph output '{leak[0]}' is an inner value of the layer")
+    return members
+
+
 def plan(model, nodes, consts, shapes, outputs) -> Plan:
     recs = records.read(model)
     restores = []
@@ -90,33 +125,12 @@ def plan(model, nodes, consts, shapes, outputs) -> Plan:
     for r in restores:
         if r.const or r.top not in producer:
             continue  # constants are checked where a restored layer reads them
-        bottoms = set(r.layer.bottom)
-        needed, members = {r.top}, []
-        for node in reversed(nodes):
-            if not any(o in needed for o in node.outputs if o):
-                continue
-            members.append(node)
-            for v in [*node.inputs, *outer_reads(node)]:
-                if v and v not in bottoms and v not in consts:
-                    needed.add(v)
-        made = {o for n in members for o in n.outputs if o}
-        stray = sorted(v for v in needed - made)
-        if stray:
-            raise r.error(f"the graph computing '{r.top}' also reads '{stray[0]}', which is "
-                          f"not one of its bottoms {list(r.layer.bottom)}; the graph was "
-                          f"edited after conversion")  # fmt: skip
-        ids = {id(n) for n in members}
-        for node in nodes:
-            if id(node) in ids:
-                continue
-            leak = [v for v in node.inputs if v in made and v != r.top and v not in consts]
-            if leak:
-                raise r.error(f"node '{node.name}' reads '{leak[0]}', an inner value of the "
-                              f"layer's decomposition")  # fmt: skip
-        leak = [o for o in outputs if o in made and o != r.top]
-        if leak:
-            raise r.error(f"graph output '{leak[0]}' is an inner value of the layer")
-        r.nodes = ids
+        try:
+            members = decomposition(nodes, r.top, r.layer.bottom, consts, outputs,
+                                    lambda n: (n.inputs, n.outputs))  # fmt: skip
+        except ValueError as exc:
+            raise r.error(str(exc)) from None
+        r.nodes = {id(nodes[i]) for i in members}
         anchors[id(producer[r.top])] = r
     return Plan(restores, anchors)
 

@@ -22,7 +22,7 @@ from onnx import helper
 from converters.caffe import records
 from converters.caffe.proto import caffe_pb2
 from converters.errors import UnsupportedError
-from converters.onnx2caffe.caffe_layers import outer_reads
+from converters.onnx2caffe.caffe_layers import decomposition
 from converters.pytorch.ssd import MAX_CANDIDATES
 
 DOMAIN = "zoomake.caffe"
@@ -46,7 +46,7 @@ def extract(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     remove: set[int] = set()
     placed: dict[int, onnx.NodeProto] = {}  # index of the top's producer -> the new node
     for layer, text in recs:
-        top, bottoms = layer.top[0], set(layer.bottom)
+        top = layer.top[0]
 
         def error(reason, layer=layer):
             return UnsupportedError(
@@ -57,28 +57,11 @@ def extract(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
         producer = [i for i, n in enumerate(nodes) if top in n.output]
         if not producer:
             continue  # cut before the layer: nothing to replace
-        needed, members = {top}, set()
-        for i in range(producer[0], -1, -1):
-            node = nodes[i]
-            if not any(o in needed for o in node.output if o):
-                continue
-            members.add(i)
-            for v in [*node.input, *outer_reads(node)]:
-                if v and v not in bottoms and v not in consts:
-                    needed.add(v)
-        made = {o for i in members for o in nodes[i].output if o}
-        stray = sorted(needed - made)
-        if stray:
-            raise error(f"the graph computing '{top}' also reads '{stray[0]}', not one of its "
-                        f"bottoms {list(layer.bottom)}; the graph was edited after conversion")  # fmt: skip
-        for i, node in enumerate(nodes):
-            leak = [v for v in node.input if v in made and v != top] if i not in members else []
-            if leak:
-                raise error(f"node '{node.name}' reads '{leak[0]}', an inner value of the "
-                            f"layer's decomposition")  # fmt: skip
-        leak = sorted(o for o in outputs if o in made and o != top)
-        if leak:
-            raise error(f"graph output '{leak[0]}' is an inner value of the layer")
+        try:
+            members = decomposition(nodes, top, layer.bottom, consts, outputs,
+                                    lambda n: (n.input, n.output))  # fmt: skip
+        except ValueError as exc:
+            raise error(str(exc)) from None
         remove |= members
         placed[producer[0]] = helper.make_node(
             "DetectionOutput", list(layer.bottom), [top], name=layer.name, domain=DOMAIN,
