@@ -128,6 +128,8 @@ def test_report_json(zoo_build):
     assert good["onnx-fp16"]["conversion_seconds"] == 1.25
     assert onnx_t["worst_error"] == {k: v["max_abs_error"] for k, v in verify["outputs"].items()}
     assert onnx_t["latency_ms"] == verify["candidate"]["latency_ms"]["median"] > 0
+    assert onnx_t["latency_runs"] == verify["candidate"]["latency_ms"]["runs"] >= 5
+    assert onnx_t["latency_ci95_ms"] == verify["candidate"]["latency_ms"]["ci95"]
     assert good["onnx-fp16"]["precision"] == "fp16"
     (broken,) = models["broken"]["targets"]
     assert broken["status"] == "failed" and broken["passed"] is False

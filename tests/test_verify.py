@@ -64,7 +64,11 @@ def test_det1_passes_and_records_everything(det1):
     assert [s["seed"] for s in data["inputs"]["sets"]] == [[0, 0], [0, 1], [0, 2]]
     assert data["inputs"]["deployed"][0]["values"] == "uniform [0, 255]"
     assert {"onnxruntime", "opencv", "openvino", "numpy"} <= set(data["runtimes"])
-    assert data["candidate"]["latency_ms"]["median"] > 0
+    latency = data["candidate"]["latency_ms"]
+    assert latency["median"] > 0 and 5 <= latency["runs"] <= 50
+    assert latency["min"] <= latency["median"]
+    if latency["ci95"] is not None:  # from 6 runs on
+        assert latency["min"] <= latency["ci95"][0] <= latency["median"] <= latency["ci95"][1]
     # verify.reference: auto = real Caffe once it is set up (CI sets it up).
     assert data["reference"]["runtime"] == ("caffe" if caffe_available() else "opencv")
     assert data["reference"]["requested"] == "auto"

@@ -231,8 +231,16 @@ def _cell(model_id: str, t: dict | None, prefix: str) -> str:
         version = f" {t['reference_version']}" if t.get("reference_version") else ""
         facts.append(f'<span class="reference">vs {escape(t["reference"] + version)}</span>')
     if t["latency_ms"] is not None:
-        threads = f" ({t['latency_threads']} threads)" if t.get("latency_threads") else ""
-        facts.append(f'<span class="latency">latency {_num(t["latency_ms"])} ms{threads}</span>')
+        detail = []
+        if t.get("latency_ci95_ms"):
+            lo, hi = t["latency_ci95_ms"]
+            detail.append(f"95% {_num(lo)}&#8211;{_num(hi)}")
+        if t.get("latency_runs"):
+            detail.append(f"{t['latency_runs']} runs")
+        if t.get("latency_threads"):
+            detail.append(f"{t['latency_threads']} threads")
+        detail_s = f" ({', '.join(detail)})" if detail else ""
+        facts.append(f'<span class="latency">latency {_num(t["latency_ms"])} ms{detail_s}</span>')
     if t["conversion_seconds"] is not None:
         facts.append(f'<span class="conversion">built in {_num(t["conversion_seconds"])} s</span>')
     if t.get("size_ratio_fp32") is not None:

@@ -73,6 +73,8 @@ def target_entry(
         "worst_error": {},
         "failed_outputs": [],
         "latency_ms": None,
+        "latency_ci95_ms": None,
+        "latency_runs": None,
         "latency_threads": None,
         "reference": None,
         "reference_version": None,
@@ -113,7 +115,9 @@ def target_entry(
         failed_outputs=[
             k for k, v in outputs.items() if isinstance(v, dict) and not v.get("passed")
         ],
-        latency_ms=((data.get("candidate") or {}).get("latency_ms") or {}).get("median"),
+        latency_ms=_latency(data).get("median"),
+        latency_ci95_ms=_latency(data).get("ci95"),
+        latency_runs=_latency(data).get("runs"),
         latency_threads=(data.get("candidate") or {}).get("threads"),
         reference=(data.get("reference") or {}).get("runtime"),
         reference_version=(data.get("reference") or {}).get("version"),
@@ -131,6 +135,11 @@ def target_entry(
         if problems:
             entry.update(passed=False, status="failed", stage="verify", message="; ".join(problems))
     return entry
+
+
+def _latency(data: dict) -> dict:
+    latency = (data.get("candidate") or {}).get("latency_ms")
+    return latency if isinstance(latency, dict) else {}
 
 
 def _margin(result: dict) -> dict:
