@@ -14,6 +14,7 @@ model's order), ``outputs`` (names, in the model's order) and ``run(feeds) -> {n
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,11 @@ def open_reference(
 
 def versions() -> dict[str, str]:
     """Versions of every runtime that can take part in a verification."""
+    return dict(_versions())
+
+
+@functools.cache  # a process cannot change them; ~40 ms a call (imports, distribution lookups)
+def _versions() -> dict[str, str]:
     import platform
     from importlib.metadata import version
 
