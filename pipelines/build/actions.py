@@ -112,31 +112,23 @@ class _FetchedCheck:
     error (a changed file can fail the parse): the hash's line is then the one reported."""
 
     def __init__(self, model_id: str, recipe: dict):
-        import threading
-
+        from pipelines.background import Background
         from pipelines.fetch.cache import check_fetched
         from pipelines.recipes.stages import recipe_files
 
         refs = recipe_files(recipe)
         files = [(p, refs[r]) for r, p in source_files(model_id, recipe).items()]
         task = f"fetch:{model_id}"
-        self._error: BaseException | None = None
 
-        def run():
-            try:
-                for path, ref in files:
-                    check_fetched(path, ref, task)
-            except BaseException as exc:  # re-raised in the caller's thread (wait)
-                self._error = exc
+        def run() -> None:
+            for path, ref in files:
+                check_fetched(path, ref, task)
 
-        self._thread = threading.Thread(target=run, name="fetched-check", daemon=True)
-        self._thread.start()
+        self._check = Background(run, "fetched-check")
         self.roles = _roles(model_id, recipe, check=False)
 
     def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self._check.result()
 
     @contextlib.contextmanager
     def first(self):

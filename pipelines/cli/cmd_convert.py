@@ -543,28 +543,15 @@ class _Digests:
     when asked."""
 
     def __init__(self, paths):
-        import threading
+        from pipelines.background import Background
 
         self._paths = list(dict.fromkeys(Path(p) for p in paths))
-        self._done: dict[Path, str] = {}
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="digests", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for p in self._paths:
-                self._done[p] = _digest(p)
-        except BaseException as exc:  # re-raised by get, in the caller's thread
-            self._error = exc
+        self._done = Background(lambda: {p: _digest(p) for p in self._paths}, "digests")
 
     def get(self, path: Path) -> str:
         if Path(path) not in self._paths:
             return _digest(path)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._done[Path(path)]
+        return self._done.result()[Path(path)]
 
 
 def _stamp(model, req: Request, args) -> None:
