@@ -100,8 +100,6 @@ def _versions() -> dict[str, str]:
         "opencv": cv2.__version__,
         "openvino": openvino_version,
         "numpy": np.__version__,
-        # The installed distribution's version (= onnx.__version__) without importing onnx,
-        # ~1 s of every measure process's start-up that nothing else in it needs.
-        "onnx": version("onnx"),
+        "onnx": version("onnx"),  # the installed distribution's (= onnx.__version__)
         "python": platform.python_version(),
     }

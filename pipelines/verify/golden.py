@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -27,98 +26,14 @@ _SET = re.compile(r"test_data_set_(\d+)")
 Tensors = list[tuple[str, np.ndarray]]
 
 
-# onnx.proto's TensorProto.DataType of the numeric dtypes golden data holds. The files are
-# encoded and decoded here, without importing onnx (~1 s of a measure task's start-up on this
-# machine): fields dims = 1 (unpacked varints, proto2), data_type = 2, name = 8, raw_data = 9,
-# in field order, as ``onnx.numpy_helper.from_array(a, name).SerializeToString()`` writes them
-# (tests/test_golden_codec.py checks the bytes against onnx's and reads onnx's files back).
-_DTYPES = {np.dtype(t): code for t, code in (
-    ("float32", 1), ("uint8", 2), ("int8", 3), ("uint16", 4), ("int16", 5), ("int32", 6),
-    ("int64", 7), ("bool", 9), ("float16", 10), ("float64", 11), ("uint32", 12), ("uint64", 13),
-)}  # fmt: skip
-_CODES = {code: dtype for dtype, code in _DTYPES.items()}
-
-
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1  # negative int64: two's complement, 10 bytes (protobuf's rule)
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def encode_tensor(name: str, array: np.ndarray) -> bytes:
-    """The serialized ``onnx.TensorProto`` of ``array`` (raw data, little-endian)."""
-    array = np.asarray(array, order="C")
-    code = _DTYPES.get(array.dtype.newbyteorder("=")) if array.dtype.isnative else None
-    if code is None or sys.byteorder != "little":  # anything else: onnx's own writer
-        from onnx import numpy_helper
-
-        return numpy_helper.from_array(array, name).SerializeToString()
-    parts = [b"\x08" + _varint(d) for d in array.shape]
-    parts.append(b"\x10" + _varint(code))
-    if name:
-        raw_name = name.encode("utf-8")
-        parts.append(b"\x42" + _varint(len(raw_name)) + raw_name)
-    raw = array.tobytes()
-    parts.append(b"\x4a" + _varint(len(raw)) + raw)
-    return b"".join(parts)
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return n, pos
-
-
-def decode_tensor(data: bytes) -> tuple[str, np.ndarray] | None:
-    """``(name, array)`` of a TensorProto of the form ``encode_tensor`` writes, else None
-    (another form: packed dims, typed data fields, external data; onnx reads those)."""
-    dims, code, name, raw, pos = [], None, "", None, 0
-    try:
-        while pos < len(data):
-            key, pos = _read_varint(data, pos)
-            if key == 0x08:
-                d, pos = _read_varint(data, pos)
-                dims.append(d - (1 << 64) if d >= 1 << 63 else d)
-            elif key == 0x10:
-                code, pos = _read_varint(data, pos)
-            elif key in (0x42, 0x4A):
-                size, pos = _read_varint(data, pos)
-                if pos + size > len(data):
-                    return None
-                chunk, pos = data[pos : pos + size], pos + size
-                if key == 0x42:
-                    name = chunk.decode("utf-8")
-                else:
-                    raw = chunk
-            else:
-                return None
-    except (ValueError, UnicodeDecodeError):
-        return None
-    dtype = _CODES.get(code)
-    if dtype is None or raw is None or any(d < 0 for d in dims):
-        return None
-    count = 1
-    for d in dims:
-        count *= d
-    if len(raw) != count * dtype.itemsize:
-        return None
-    return name, np.frombuffer(raw, dtype=dtype).reshape(dims).copy()
-
-
+# onnx's own TensorProto writer and reader. An earlier codec of ours avoided importing onnx,
+# then ~1 s of a measure process's start-up; with ml_dtypes < 0.7 (pyproject.toml) the import
+# costs ~0.05 s in a process that has numpy and the runtimes loaded, not worth a second codec.
 def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
+    from onnx import numpy_helper
+
     # ascontiguousarray as ever: a 0-d array is stored with shape (1,), as it always was.
-    path.write_bytes(encode_tensor(name, np.ascontiguousarray(array)))
+    path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
 
 
 def write_golden(out_dir: Path, sets: list[tuple[Tensors, ...]]) -> list[Path]:
@@ -159,9 +74,6 @@ def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
         data = path.read_bytes()
     except OSError as exc:
         raise ZoomakeError(f"{path}: not a readable ONNX TensorProto ({exc})") from None
-    found = decode_tensor(data)
-    if found is not None:
-        return found
     import onnx
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
