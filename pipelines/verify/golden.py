@@ -81,7 +81,8 @@ def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
     tensor = onnx.TensorProto()
     try:
         tensor.ParseFromString(data)
-        return tensor.name, numpy_helper.to_array(tensor)
+        array = numpy_helper.to_array(tensor)
+        return tensor.name, array if array.flags.writeable else array.copy()  # as it always was
     except (OSError, DecodeError, ValueError) as exc:
         raise ZoomakeError(f"{path}: not a readable ONNX TensorProto ({exc})") from None
 
