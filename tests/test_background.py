@@ -29,5 +29,5 @@ def test_the_exception_is_raised_in_the_callers_thread():
         raise FileNotFoundError("build/x/source/net.caffemodel")
 
     job = Background(work)
-    with pytest.raises(FileNotFoundError, match="net.caffemodel"):
+    with pytest.raises(FileNotFoundError, match=r"net\.caffemodel"):
         job.result()
