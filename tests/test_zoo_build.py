@@ -132,8 +132,8 @@ def test_three_published_forms_of_rfb_320_agree_through_the_recipes(zoo):
     from tests.pytorch.helpers import ULTRAFACE_SHAPES, assert_forms_agree, run_ort
 
     sets = {m: golden_sets(zoo["build"] / m / "reference") for m in RFB_FORMS}
-    assert {len(found) for found in sets.values()} == {3}
-    for n in range(3):
+    assert {len(found) for found in sets.values()} == {4}  # the face photo + 3 random inputs
+    for n in range(4):
         inputs = {m: read_tensors(sets[m][n], "input") for m in RFB_FORMS}
         # Same recipe inputs, seed and sample count: byte-identical deployed inputs.
         first = inputs["ultraface-rfb-320-pytorch"]
