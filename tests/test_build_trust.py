@@ -165,6 +165,9 @@ def test_invalid_recipe_does_not_stop_the_zoo(tmp_path, models_dir):
         assert entries[("mtcnn-det1", "onnx")]["status"] == "passed"
         summary = json.loads((build / "report" / "report.json").read_text())["summary"]
         assert summary == {"targets": 3, "passed": 2, "failed": 1, "not_built": 0}
+        # The closing line agrees with the report: the invalid recipe is a failed target.
+        line = f"zoo: 3 targets, 2 passed, 1 failed, report: {build}/report/index.html\n"
+        assert line in r.stdout, r.stdout
     strict = subprocess.run(
         [sys.executable, "-m", "pipelines", "validate", str(zoo["recipes"] / "mtcnn-aa.yaml")],
         capture_output=True, text=True, cwd=REPO, timeout=120,

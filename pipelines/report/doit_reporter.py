@@ -64,6 +64,21 @@ def zoo_line(zoo: dict[str, dict], build: Path, failed_tasks: set[str], executed
                 passed += 1
             else:
                 missing += 1
+    # Models the zoo could not load (an invalid recipe): the report has them as failed at
+    # `recipe`, and so does the line (else it would say "0 failed" beside a failing exit).
+    invalid = {t.split(":", 1)[1] for t in failed_tasks if t.startswith("recipe:")}
+    invalid |= {model_id for model_id, _ in reported if model_id not in zoo}
+    for model_id in sorted(invalid - set(zoo)):
+        names = [n for m, n in reported if m == model_id] or ["recipe"]
+        for name in names:
+            total += 1
+            verdict = reported.get((model_id, name))
+            if f"recipe:{model_id}" in failed_tasks or verdict is False:
+                failed += 1
+            elif verdict:
+                passed += 1
+            else:
+                missing += 1
     report = build / "report" / "index.html"
     cwd = Path.cwd()
     shown = report.relative_to(cwd) if report.is_relative_to(cwd) else report
