@@ -334,21 +334,18 @@ def measure(
         )
     if stored is not None and reused:
         digests["reference"] = stored.digests
-    _check_companions(candidate, feeds_list, golden, expected, origin, tolerances, topk,
-                      compare_modes(recipe, expected, precision, sources), out_dir)  # fmt: skip
+    modes = compare_modes(recipe, expected, precision, sources)
+    results = compare(
+        expected, origin, [(dict(g[1]), dict(g[2])) for g in golden], tolerances, topk, modes
+    )
+    passed = all(r["passed"] for r in results.values())
+    if passed:  # a failing main file is recorded as such; its other forms do not matter then
+        _check_companions(candidate, feeds_list, golden, expected, origin, tolerances, topk,
+                          modes, out_dir)  # fmt: skip
     latency = _latency(candidate, feeds_list[0][0])
     write_golden(out_dir, golden)
     digests["golden"] = {_rel(p, out_dir): sha256(p) for p in _golden_files(out_dir)}
 
-    results = compare(
-        expected,
-        origin,
-        [(dict(g[1]), dict(g[2])) for g in golden],
-        tolerances,
-        topk,
-        compare_modes(recipe, expected, precision, sources),
-    )
-    passed = all(r["passed"] for r in results.values())
     failures = [r["message"] for r in results.values() if not r["passed"]]
     divergence = None
     # Out-of-tolerance values (not a missing or reshaped output): where do they start?
