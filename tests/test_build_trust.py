@@ -375,3 +375,27 @@ def test_recipe_mismatches_carry_the_recipe_pointer(tmp_path):
         assert info.value.pointer() == pointer
         assert detail in info.value.detail
         assert str(info.value).startswith(f"{path}: ")  # the CLI keeps naming the file
+
+
+def test_replaced_artifact_is_exported_again_and_a_touch_reruns_nothing(tmp_path, models_dir):
+    """An fp32 model copied over the fp16 target's was measured and passed as the fp16
+    artifact (doit checks a target for existence only); export must write it again."""
+    zoo = make_zoo(tmp_path, models_dir, {"mtcnn-det1": ["onnx", "onnx-fp16"]})
+    env, build, cwd = zoo["env"], zoo["build"], zoo["base"]
+    ok(run_doit(env, cwd=cwd))
+    fp16 = build / "mtcnn-det1" / "onnx-fp16" / "model.onnx"
+    fp32 = build / "mtcnn-det1" / "onnx" / "model.onnx"
+    exported = fp16.read_bytes()
+    assert len(exported) < 0.75 * len(fp32.read_bytes())  # float16 weights: a smaller file
+
+    os.utime(fp16)
+    os.utime(fp32)
+    assert executed(ok(run_doit(env, cwd=cwd))) == set()
+
+    shutil.copyfile(fp32, fp16)
+    r = ok(run_doit(env, cwd=cwd))
+    assert "export:mtcnn-det1:onnx-fp16" in executed(r)
+    assert fp16.read_bytes() == exported
+    verify = json.loads((fp16.parent / "verify.json").read_text())
+    assert verify["passed"] is True
+    assert executed(ok(run_doit(env, cwd=cwd))) == set()

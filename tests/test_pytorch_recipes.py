@@ -312,24 +312,37 @@ def test_fetched_tree_holds_exactly_the_recipes_files(tmp_path, monkeypatch):
 
 def test_a_pytorch_targets_model_pth_is_verified_not_only_its_pt2(tmp_path, models_dir):
     """model.py + model.pth deploy as well as model.pt2: measure runs them on every sample
-    against the reference (Runner.companions); a model.pth that is not model.pt2's weights
-    fails the target in one line, where it used to pass on model.pt2 alone."""
+    against the reference (Runner.companions); a model.pth that is not model.pt2's weights (an
+    exporter that wrote them apart) fails measure in one line, where it used to pass on
+    model.pt2 alone. In a build, a model.pth edited after export is exported again."""
     import torch
+    import yaml
 
-    from tests.test_build_trust import make_zoo, ok, report, run_doit
+    from pipelines.errors import ZoomakeError
+    from pipelines.verify.measure import measure
+    from tests.test_build_trust import make_zoo, ok, run_doit
+    from tests.test_zoo_build import executed
 
     zoo = make_zoo(tmp_path, models_dir, {"mtcnn-det1": ["pytorch"]})
     ok(run_doit(zoo["env"], cwd=tmp_path))
-    pth = zoo["build"] / "mtcnn-det1" / "pytorch" / "model.pth"
+    model_dir = zoo["build"] / "mtcnn-det1"
+    pth = model_dir / "pytorch" / "model.pth"
+    exported = pth.read_bytes()
     state = torch.load(pth, weights_only=True)
     first = next(k for k, v in state.items() if v.dtype == torch.float32 and v.dim() == 4)
-    state[first] = state[first] * 1.5  # a user's edit, or a file from another build
+    state[first] = state[first] * 1.5  # model.pt2 and model.pth no longer the same network
     torch.save(state, pth)
-    r = run_doit(zoo["env"], cwd=tmp_path)
-    assert r.returncode != 0
-    lines = [ln for ln in r.stderr.splitlines() if "failed:" in ln]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("measure:mtcnn-det1:pytorch failed: ")
-    assert "model.py + model.pth is not the model model.pt2 is: FAILED output " in lines[0]
-    assert "Traceback" not in r.stderr
-    assert report(zoo["build"])[("mtcnn-det1", "pytorch")]["status"] == "failed"
+    recipe = yaml.safe_load((zoo["recipes"] / "mtcnn-det1.yaml").read_text())
+    sources = {"prototxt": model_dir / "source" / "det1.prototxt",
+               "caffemodel": model_dir / "source" / "det1.caffemodel"}  # fmt: skip
+    with pytest.raises(ZoomakeError) as err:
+        measure("mtcnn-det1", recipe, "pytorch", sources, pth.parent,
+                reference_dir=model_dir / "reference")  # fmt: skip
+    line = str(err.value)
+    assert "\n" not in line
+    assert "model.py + model.pth is not the model model.pt2 is: FAILED output " in line
+    assert not (pth.parent / "verify.json").exists()  # no verdict recorded for the main file
+
+    r = ok(run_doit(zoo["env"], cwd=tmp_path))  # the build exports it again, and verifies it
+    assert {"export:mtcnn-det1:pytorch", "measure:mtcnn-det1:pytorch"} <= executed(r)
+    assert pth.read_bytes() == exported

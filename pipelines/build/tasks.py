@@ -31,6 +31,7 @@ the work (both through ``config_changed``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -235,7 +236,7 @@ def task_export():
                 "actions": [(sweep, [targets]), (guarded(act_export), [target, src, out_dir])],
                 "file_dep": [src],
                 "targets": targets,
-                "uptodate": [_uptodate(recipe, "export", name)],
+                "uptodate": [_uptodate(recipe, "export", name), artifacts_unchanged(targets)],
                 "clean": [(_rmtree, [out_dir])],
             }
 
@@ -381,6 +382,47 @@ class golden_unchanged:
 
     def __call__(self, task, values):
         return values.get("_golden_files") == self._state()
+
+
+class artifacts_unchanged:
+    """doit ``uptodate``: the files export wrote still hold the bytes it wrote. doit checks a
+    task's ``targets`` for existence only, so an artifact replaced after export (another
+    target's model, an edited file) was measured and passed as it was, never exported again:
+    an fp32 model in an ``onnx-fp16`` target went green. Size and mtime as export left them
+    are trusted; a file whose either differs is hashed (a touch reruns nothing)."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def _state(self, known: dict | None = None) -> dict:
+        known = known or {}
+        state = {}
+        for path in self.paths:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                state[path] = None
+                continue
+            old = known.get(path)
+            if old and old[0] == st.st_size and old[1] == st.st_mtime_ns:
+                state[path] = old
+                continue
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            state[path] = [st.st_size, st.st_mtime_ns, digest]
+        return state
+
+    def configure_task(self, task):
+        task.value_savers.append(lambda: {"_artifacts": self._state()})
+
+    def __call__(self, task, values):
+        saved = values.get("_artifacts")
+        if not isinstance(saved, dict):
+            return True  # a build from before this check: doit's own checks stand
+        current = self._state(saved)
+        return {p: v and v[2] for p, v in current.items()} == {
+            p: v and v[2] for p, v in saved.items()
+        }
 
 
 def task_verify():
