@@ -99,6 +99,7 @@ def target_entry(
         return entry
     outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
     files = [out_dir / f for f in artifact_names(fmt)]
+    latency = _latency(data)
     entry.update(
         passed=data["passed"],
         status="passed" if data["passed"] else "failed",
@@ -115,9 +116,9 @@ def target_entry(
         failed_outputs=[
             k for k, v in outputs.items() if isinstance(v, dict) and not v.get("passed")
         ],
-        latency_ms=_latency(data).get("median"),
-        latency_ci95_ms=_latency(data).get("ci95"),
-        latency_runs=_latency(data).get("runs"),
+        latency_ms=latency.get("median"),
+        latency_ci95_ms=latency.get("ci95"),
+        latency_runs=latency.get("runs"),
         latency_threads=(data.get("candidate") or {}).get("threads"),
         reference=(data.get("reference") or {}).get("runtime"),
         reference_version=(data.get("reference") or {}).get("version"),

@@ -70,17 +70,13 @@ def golden_sets(out_dir: Path) -> list[Path]:
 
 
 def _read_tensor(path: Path) -> tuple[str, np.ndarray]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ZoomakeError(f"{path}: not a readable ONNX TensorProto ({exc})") from None
     import onnx
     from google.protobuf.message import DecodeError
     from onnx import numpy_helper
 
     tensor = onnx.TensorProto()
     try:
-        tensor.ParseFromString(data)
+        tensor.ParseFromString(path.read_bytes())
         array = numpy_helper.to_array(tensor)
         return tensor.name, array if array.flags.writeable else array.copy()  # as it always was
     except (OSError, DecodeError, ValueError) as exc:
