@@ -9,8 +9,8 @@ from a build where everything up to ``export`` is done: wall time of ``doit meas
 worktree that includes ``reference:<id>``, which measure depends on), the same minus a no-op
 ``doit measure`` (doit start-up and task loading), and the seconds the tasks themselves
 report (``verify.json`` ``seconds`` of every measure, plus ``reference/stats.json``), split
-into the candidate's latency timing (runs x median, a fixed budget per target in old and new
-alike) and the rest (the reference, the artifact's runs on the samples, golden files). The
+into the candidate's latency timing (runs x median: 50 runs per target on old code, until the
+median is known to +-5% on new, ``pipelines.verify.measure.LATENCY_RUNS``) and the rest (the reference, the artifact's runs on the samples, golden files). The
 reference runtime is what a user's build picks: real Caffe when its side runtime is set up
 (``~/.cache/zoomake/runtimes`` is linked into the benchmark's cache), else OpenCV.
 
@@ -49,8 +49,8 @@ TARGETS = {
 
 def latency_seconds(build: Path, model_id: str) -> float:
     """The time the measures spent timing the candidate (runs x median latency, the same
-    estimate for old and new; the timed runs are a fixed budget per target, see
-    ``pipelines.verify.measure.LATENCY_BUDGET_S``, and no part of the reference's cost)."""
+    estimate for old and new; how many runs: ``pipelines.verify.measure.LATENCY_RUNS``; no
+    part of the reference's cost)."""
     total = 0.0
     for t in TARGETS:
         lat = json.loads((build / model_id / t / "verify.json").read_text())["candidate"]
