@@ -13,7 +13,6 @@ re-derived from those files rather than read from verify.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from pipelines.errors import ZoomakeError
 from pipelines.recipes.stages import format_files
 from pipelines.runtimes.choose import open_artifact, open_reference, versions
 from pipelines.verify import samples
+from pipelines.verify.digests import sha256, sha256_once
 from pipelines.verify.golden import golden_sets, read_tensors, write_golden
 from pipelines.verify.metrics import RULE, DetectionCheck, OutputCheck
 from pipelines.verify.reference import expected_outputs, setting, verify_default
@@ -170,11 +170,6 @@ def _interval(times: list[float]) -> tuple[float, float] | None:
     return ordered[ranks[0]], ordered[ranks[1]]
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _artifact_files(out_dir: Path, fmt: str | None = None) -> list[Path]:
     """Every file of the artifact: ``model.*`` (model.onnx and its external data, model.xml +
     model.bin, model.prototxt + model.caffemodel) and the format's ``Target.files``."""
@@ -303,7 +298,7 @@ def measure(
     digests = {
         "artifact": {p.name: sha256(p) for p in _artifact_files(out_dir, fmt)},
         "source": {
-            role: {"path": _rel(p, out_dir), "sha256": sha256(p)}
+            role: {"path": _rel(p, out_dir), "sha256": sha256_once(p)}
             for role, p in sorted(sources.items())
         },
     }

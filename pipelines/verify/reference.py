@@ -24,7 +24,6 @@ out as ``preprocess.layout`` says, ``uint8`` when ``preprocess.dtype`` says so, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -38,15 +37,11 @@ from pipelines.recipes.stages import format_files
 from pipelines.runtimes.base import Port
 from pipelines.runtimes.choose import open_reference, versions
 from pipelines.verify import samples
+from pipelines.verify.digests import sha256, sha256_once
 from pipelines.verify.golden import golden_sets, read_tensors, write_golden
 
 DIR = "reference"  # build/<id>/reference/
 INDEX = "reference.json"
-
-
-def sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_default(*path: str):
@@ -178,7 +173,7 @@ def run_reference(model_id: str, recipe: dict, sources: dict[str, Path], ref_dir
         "sets": sets_info,
         "sha256": {
             "source": {
-                role: {"path": _rel(p, ref_dir), "sha256": sha256(p)}
+                role: {"path": _rel(p, ref_dir), "sha256": sha256_once(p)}
                 for role, p in sorted(sources.items())
             },
             "golden": {_rel(p, ref_dir): sha256(p) for p in _golden_files(ref_dir)},
@@ -231,7 +226,7 @@ def load_reference(ref_dir: Path, reader_dir: Path) -> StoredReference | None:
         index["sets"], index["source_outputs"], index["expected_outputs"]["names"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ZoomakeError(f"{index_path}: unreadable reference index ({exc})") from None
-    digests = {_rel(index_path, reader_dir): sha256(index_path)}
+    digests = {_rel(index_path, reader_dir): sha256_once(index_path)}
     found = {_rel(p, ref_dir): p for p in _golden_files(ref_dir)}
     if set(found) != set(recorded):
         raise ZoomakeError(
@@ -239,7 +234,7 @@ def load_reference(ref_dir: Path, reader_dir: Path) -> StoredReference | None:
             f"(rerun reference:{index.get('model')})"
         )
     for rel, path in found.items():
-        got = sha256(path)
+        got = sha256_once(path)
         if got != recorded[rel]:
             raise ZoomakeError(
                 f"{path}: sha256 {got} differs from {recorded[rel]}, the one {INDEX} records"
