@@ -84,3 +84,33 @@ def test_a_slow_model_gets_the_minimum_runs_within_the_budget(monkeypatch):
     assert lat["runs"] == measure.LATENCY_RUNS[0] == 5 and lat["ci95"] is None
     c = _Clocked([0.05, 0.15], monkeypatch)  # scattered, 0.1 s each: the 1 s budget stops it
     assert measure._latency(c, {})["runs"] == 10
+
+
+def test_onnxruntime_pools_spin_in_a_run_and_stop_when_it_returns():
+    """Spinning as onnxruntime deploys by default while a run waits on its pool, none once the
+    run returns: an idle session beside another task (doit -n 2) burns no core."""
+    import time
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pipelines.runtimes.onnxruntime import OrtRunner
+
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).normal(size=(512, 512)).astype(np.float32), "w"
+    )
+    nodes = [helper.make_node("MatMul", [f"x{i}", "w"], [f"x{i + 1}"]) for i in range(8)]
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x0", TensorProto.FLOAT, [512, 512])],
+        [helper.make_tensor_value_info("x8", TensorProto.FLOAT, [512, 512])], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    runner = OrtRunner(model.SerializeToString())
+    options = runner.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    x = np.full((512, 512), 1e-3, np.float32)
+    for _ in range(3):
+        runner.run({"x0": x})
+    cpu = time.process_time()
+    time.sleep(0.3)
+    assert time.process_time() - cpu < 0.03  # idle threads asleep, not spinning
