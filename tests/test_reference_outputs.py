@@ -134,3 +134,61 @@ def test_reference_ports_follow_the_recipe_shape_layout_and_dtype():
     data, aux = reference_ports(recipe, src)
     assert (data.shape, data.dtype) == ((1, 4, 6, 3), np.uint8)
     assert (aux.shape, aux.dtype) == ((1, 2, 5, 7), np.float32)
+
+
+def test_stored_inputs_and_references_are_linked_not_copied(built):
+    """A target's golden input_K/reference_K of a stored set are the reference's own files
+    (hard links, same bytes as onnx writes those tensors); outputs are the artifact's."""
+    from onnx import numpy_helper
+
+    recipe, build, out_dir, sources = built
+    ref_dir = build / "m" / "reference"
+    report = measure("m", recipe, "onnx", sources, out_dir, reference_dir=ref_dir)
+    assert report["passed"] and report["reference"]["stored_sets"] == 3
+    for n in range(3):
+        mine, theirs = out_dir / f"test_data_set_{n}", ref_dir / f"test_data_set_{n}"
+        for name in ("input_0.pb", "reference_0.pb"):
+            assert (mine / name).stat().st_ino == (theirs / name).stat().st_ino
+        for kind in ("input", "reference"):  # the bytes onnx itself gives these tensors
+            for k, (tensor, array) in enumerate(read_tensors(theirs, kind).items()):
+                want = numpy_helper.from_array(array, tensor).SerializeToString()
+                assert (mine / f"{kind}_{k}.pb").read_bytes() == want
+        assert (mine / "output_0.pb").stat().st_nlink == 1
+    assert gate("m", "onnx", out_dir / "verify.json", recipe, sources)
+
+    # The reference run again replaces its files; the target's stay what it measured.
+    before = {p.name: p.read_bytes() for p in (out_dir / "test_data_set_0").iterdir()}
+    run_reference("m", recipe, sources, ref_dir)
+    after = {p.name: p.read_bytes() for p in (out_dir / "test_data_set_0").iterdir()}
+    assert before == after
+    assert (out_dir / "test_data_set_0" / "input_0.pb").stat().st_ino != (
+        ref_dir / "test_data_set_0" / "input_0.pb"
+    ).stat().st_ino
+    assert gate("m", "onnx", out_dir / "verify.json", recipe, sources)
+
+
+def test_without_hard_links_the_same_files_are_written(built, monkeypatch):
+    import os
+
+    recipe, build, out_dir, sources = built
+    ref_dir = build / "m" / "reference"
+    measure("m", recipe, "onnx", sources, out_dir, reference_dir=ref_dir)
+    linked = {p.name: p.read_bytes() for p in (out_dir / "test_data_set_1").iterdir()}
+
+    def no_links(src, dst):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    report = measure("m", recipe, "onnx", sources, out_dir, reference_dir=ref_dir)
+    assert report["passed"]
+    written = out_dir / "test_data_set_1"
+    assert {p.name: p.read_bytes() for p in written.iterdir()} == linked
+    assert all(p.stat().st_nlink == 1 for p in written.iterdir())
+    assert gate("m", "onnx", out_dir / "verify.json", recipe, sources)
+
+
+def test_a_set_measure_ran_itself_is_written(built):
+    recipe, build, out_dir, sources = built
+    reseeded = {**recipe, "verify": {**recipe["verify"], "seed": 8}}
+    measure("m", reseeded, "onnx", sources, out_dir, reference_dir=build / "m" / "reference")
+    assert all(p.stat().st_nlink == 1 for d in golden_sets(out_dir) for p in d.iterdir())
