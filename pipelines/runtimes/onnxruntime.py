@@ -38,10 +38,11 @@ class OrtRunner(Runner):
         # onnxruntime print a warning per weight, which would drown the build log.
         options.log_severity_level = 3
         # Pool threads spin while a run waits on them (onnxruntime's default, so the latency
-        # measure records is the one a deployment with default options sees: 30-40% lower
-        # than with spinning off on this 2-core machine, and steadier) and stop spinning as
-        # soon as the run returns, so between runs, and beside the other task of a parallel
-        # build (`doit -n 2`), an idle pool burns no core.
+        # measure records is near what a deployment with default options sees: 12-34% lower
+        # than with spinning off on UltraFace here, and steadier) and stop spinning as soon as
+        # the run returns: with the default they go on spinning, ~57 ms of CPU in the 0.3 s
+        # after a run, which the other task of a parallel build (`doit -n 2`) would lose
+        # (bench/bench_ort_spinning.py).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         options.add_session_config_entry("session.inter_op.allow_spinning", "1")
         options.add_session_config_entry("session.force_spinning_stop", "1")
