@@ -11,7 +11,6 @@ renames, so a reader never sees a mix.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -37,18 +36,8 @@ def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
     path.write_bytes(numpy_helper.from_array(np.ascontiguousarray(array), name).SerializeToString())
 
 
-def write_golden(
-    out_dir: Path,
-    sets: list[tuple[Tensors, ...]],
-    same_as: dict[tuple[int, str], Path] | None = None,
-) -> list[Path]:
-    """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs[, references])]``).
-
-    ``same_as``: ``{(N, kind): directory}`` where the ``<kind>_K.pb`` files of set N, byte for
-    byte, already are (measure passes the stored reference's sets whose inputs and reference
-    outputs it checked identical to its own): those become hard links to them instead of
-    copies, ~1 MB of writing and an fsync saved per image input and target. Where the file
-    system has no hard links, they are written."""
+def write_golden(out_dir: Path, sets: list[tuple[Tensors, ...]]) -> list[Path]:
+    """Replace ``out_dir``'s golden sets by ``sets`` (``[(inputs, outputs[, references])]``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     # Named like every temporary (converters.io), so a run killed mid-write is swept next time.
     staging = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir / GOLDEN), dir=out_dir))
@@ -57,10 +46,8 @@ def write_golden(
             d = staging / f"test_data_set_{n}"
             d.mkdir()
             for kind, tensors in zip(("input", "output", "reference"), tensor_lists, strict=False):
-                source = (same_as or {}).get((n, kind))
                 for k, (name, array) in enumerate(tensors):
-                    if source is None or not _link(source / f"{kind}_{k}.pb", d / f"{kind}_{k}.pb"):
-                        _write_tensor(d / f"{kind}_{k}.pb", name, array)
+                    _write_tensor(d / f"{kind}_{k}.pb", name, array)
         trash = staging / ".old"
         trash.mkdir()
         for old in golden_sets(out_dir):
@@ -72,14 +59,6 @@ def write_golden(
         return final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _link(source: Path, dest: Path) -> bool:
-    try:
-        os.link(source, dest)
-    except OSError:  # no hard links here (or across these directories): written instead
-        return False
-    return True
 
 
 def golden_sets(out_dir: Path) -> list[Path]:

@@ -191,7 +191,6 @@ class StoredReference:
     index: dict
     sets: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]  # (inputs, references)
     digests: dict[str, str]  # path relative to the reader's directory -> sha256, index included
-    dirs: list[Path]  # the test_data_set_N directories the sets were read from
 
     @property
     def outputs(self) -> list[str]:
@@ -241,6 +240,5 @@ def load_reference(ref_dir: Path, reader_dir: Path) -> StoredReference | None:
                 f"{path}: sha256 {got} differs from {recorded[rel]}, the one {INDEX} records"
             )
         digests[_rel(path, reader_dir)] = got
-    dirs = golden_sets(ref_dir)
-    sets = [(read_tensors(d, "input"), read_tensors(d, "reference")) for d in dirs]
-    return StoredReference(index, sets, digests, dirs)
+    sets = [(read_tensors(d, "input"), read_tensors(d, "reference")) for d in golden_sets(ref_dir)]
+    return StoredReference(index, sets, digests)
