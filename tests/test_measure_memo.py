@@ -15,8 +15,7 @@ import pytest
 from pipelines.runtimes.base import Port
 from pipelines.verify import digests, samples
 from pipelines.verify.measure import gate, measure
-from pipelines.verify.reference import run_reference
-from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
+from tests.verify_helpers import built_with_reference
 
 
 @pytest.fixture(autouse=True)
@@ -120,12 +119,9 @@ def test_image_feeds_of_a_missing_file_say_so(tmp_path):
 
 def test_a_wrong_remembered_digest_can_only_fail_the_gate(tmp_path, capsys):
     """measure records what sha256_once says; the gate hashes every file again itself."""
-    tiny = write_tiny(tmp_path / "src")
-    recipe = make_recipe(verify={"samples": 2, "seed": 3, "reference": "opencv"})
-    build = tmp_path / "build"
-    out_dir = fake_build(build, "m", tiny, recipe)
-    sources = build_sources(build, "m", tiny)
-    run_reference("m", recipe, sources, build / "m" / "reference")
+    recipe, build, out_dir, sources = built_with_reference(
+        tmp_path, samples=2, seed=3, reference="opencv"
+    )
     caffemodel = sources["caffemodel"]
     key = digests._identity(caffemodel)
     with digests._LOCK:  # as if the file had changed without its identity changing

@@ -17,19 +17,13 @@ from pipelines.runtimes.base import Port
 from pipelines.verify import measure as verify
 from pipelines.verify.golden import golden_sets, read_tensors
 from pipelines.verify.measure import gate, measure
-from pipelines.verify.reference import reference_ports, run_reference
-from tests.verify_helpers import build_sources, fake_build, make_recipe, write_tiny
+from pipelines.verify.reference import reference_ports
+from tests.verify_helpers import built_with_reference
 
 
 @pytest.fixture
 def built(tmp_path):
-    tiny = write_tiny(tmp_path / "src")
-    recipe = make_recipe(verify={"samples": 3, "seed": 7, "reference": "opencv"})
-    build = tmp_path / "build"
-    out_dir = fake_build(build, "m", tiny, recipe)
-    sources = build_sources(build, "m", tiny)
-    run_reference("m", recipe, sources, build / "m" / "reference")
-    return recipe, build, out_dir, sources
+    return built_with_reference(tmp_path, samples=3, seed=7, reference="opencv")
 
 
 def _no_live_reference(monkeypatch):

@@ -124,3 +124,17 @@ def initializer_feeding(model: onnx.ModelProto, op: str, output: str, which: int
 
 def convert_tiny(sources: dict[str, Path], outputs=None) -> onnx.ModelProto:
     return caffe_to_onnx(sources["prototxt"], sources["caffemodel"], outputs=outputs)
+
+
+def built_with_reference(tmp_path: Path, **verify) -> tuple[dict, Path, Path, dict[str, Path]]:
+    """The tiny net built as model ``m`` with its reference run stored (``reference:<id>``):
+    ``(recipe, build dir, the onnx target's dir, sources)``; ``verify``: the recipe's block."""
+    from pipelines.verify.reference import run_reference
+
+    tiny = write_tiny(tmp_path / "src")
+    recipe = make_recipe(verify=verify)
+    build = tmp_path / "build"
+    out_dir = fake_build(build, "m", tiny, recipe)
+    sources = build_sources(build, "m", tiny)
+    run_reference("m", recipe, sources, build / "m" / "reference")
+    return recipe, build, out_dir, sources
