@@ -8,6 +8,11 @@ the runner measures itself, ``overhead`` = wall time of the call minus that (fra
 encode/decode on both sides, two pipe copies, scheduling). Also the npz encode+decode of the
 same tensors alone, in this process, and process start-up (spawn + ``import caffe``).
 Medians over ``--iterations`` calls.
+
+Then the first forward of a freshly loaded net, as a zoo pays it once per model: ``--nets`` loads
+(load, two forwards, free) in one runner, with the runner's malloc tuning
+(``pipelines.runtimes.side.MALLOC_TUNING``) and without it (glibc's defaults), alternating, in
+the same run; the first net of a runner is left out of the medians (nothing was freed before it).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--model", default="ultraface/RFB-320")
+    ap.add_argument("--nets", type=int, default=6, help="nets loaded one after another")
+    ap.add_argument("--rounds", type=int, default=3, help="runners per setting, alternating")
     args = ap.parse_args()
     models = Path(os.environ.get("ZOOMAKE_SHARED") or REPO.parent / "shared") / "models"
     proto, weights = models / f"{args.model}.prototxt", models / f"{args.model}.caffemodel"
@@ -74,6 +81,42 @@ def main() -> None:
     over = [w - i for w, i in zip(walls, inner, strict=True)]
     print(f"| {args.model} | {ms(walls)} | {ms(inner)} | {ms(over)} | {ms(codec)} |")
     print(f"overhead / wall: {statistics.median(over) / statistics.median(walls):.1%}")
+    model = None
+    first_forwards(proto, weights, {name: x}, args.nets, args.rounds)
+
+
+def first_forwards(proto: Path, weights: Path, feeds: dict, nets: int, rounds: int) -> None:
+    """Caffe's own seconds of the first and second forward of nets 2..N loaded in one runner,
+    with and without the malloc tuning (a fresh runner each round, the two alternating)."""
+    from pipelines.runtimes import side
+
+    tuning = dict(side.MALLOC_TUNING)
+    found = {"tuned": ([], []), "glibc default": ([], [])}
+    for _ in range(rounds):
+        for label, (first, second) in found.items():
+            side.MALLOC_TUNING = tuning if label == "tuned" else {}
+            for proc in side._PROCESSES.values():
+                proc.close()
+            side._PROCESSES.clear()
+            for k in range(nets):
+                model = SideModel("caffe", {"prototxt": proto, "caffemodel": weights})
+                model.run(feeds)
+                one = model.last_seconds
+                model.run(feeds)
+                if k:  # the runner's first net: nothing was freed before it
+                    first.append(one)
+                    second.append(model.last_seconds)
+                del model  # frees the net in the runner
+    side.MALLOC_TUNING = tuning
+    print(f"\nnets 2-{nets} of a runner, {rounds} runners each (median ms of Caffe's own time)")
+    print("| runner malloc | 1st forward | 2nd forward | 1st / 2nd |")
+    print("|---|---|---|---|")
+    for label, (first, second) in found.items():
+        a, b = statistics.median(first) * 1e3, statistics.median(second) * 1e3
+        print(f"| {label} | {a:8.2f} | {b:8.2f} | {a / b:5.2f} |")
+    a = statistics.median(found["tuned"][0])
+    b = statistics.median(found["glibc default"][0])
+    print(f"1st forward tuned / glibc default: {a / b:.2f}")
 
 
 if __name__ == "__main__":

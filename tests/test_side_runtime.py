@@ -89,6 +89,31 @@ def fake_caffe(tmp_path, monkeypatch):
         proc.close(kill=True)
 
 
+def _runner_environ(proc) -> dict[str, str]:
+    raw = Path(f"/proc/{proc.proc.pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs Linux /proc")
+def test_runner_keeps_freed_memory_for_the_next_net_unless_the_user_says_otherwise(
+    fake_caffe, monkeypatch
+):
+    """The runner's glibc malloc: 32 MiB mmap threshold, 256 MiB trim threshold (a zoo's
+    next net reuses the last one's pages; bench/bench_side_runtime.py), a user's value kept."""
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    env = _runner_environ(side_runtime.process("caffe"))
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 1024 * 1024)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 * 1024 * 1024)
+    for proc in side_runtime._PROCESSES.values():
+        proc.close()
+    monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    env = _runner_environ(side_runtime.process("caffe"))
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "131072"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 1024 * 1024)
+
+
 def test_crash_is_one_line_with_the_fatal_reason(fake_caffe, monkeypatch):
     monkeypatch.setenv("FAKE_CAFFE_MODE", "abort")
     with pytest.raises(ZoomakeError) as err:
@@ -390,11 +415,13 @@ def test_measure_reruns_when_the_chosen_reference_changes(monkeypatch, tmp_path,
     assert _reference_config(caffe_recipe) == {"reference": "opencv"}
 
 
-def test_caffe_reference_starts_the_runner_while_it_parses_with_the_same_outputs(
+def test_caffe_reference_parses_while_the_runner_starts_and_loads_with_the_same_outputs(
     models_dir, monkeypatch
 ):
-    """RealCaffeRunner starts the runner before it parses the prototxt (the two overlap) and
-    gives bit for bit what a runner that was waited for gives."""
+    """RealCaffeRunner parses the prototxt in a thread while the main thread waits for the
+    runner's start-up and load (the two overlap: the parse here waits until the load request
+    is on its way, and would time out if they ran one after the other), and gives bit for bit
+    what a runner loaded without it gives."""
     import threading
 
     from pipelines.runtimes import caffe as caffe_runtime
@@ -405,12 +432,17 @@ def test_caffe_reference_starts_the_runner_while_it_parses_with_the_same_outputs
         models_dir / "mtcnn" / "det1.caffemodel",
     )
     x = np.random.default_rng(3).uniform(-1, 1, (1, 3, 12, 12)).astype(np.float32)
-    seen, parse = [], caffe_runtime.deploy_net
+    parse, request = caffe_runtime.deploy_net, side_runtime.SideProcess.request
+    loading, seen = threading.Event(), []
 
     def deploy_net(path):
-        proc = side_runtime._PROCESSES[("caffe", threading.get_ident())]
-        seen.append((proc.alive, proc._greeted))  # started, not waited for yet
+        seen.append((threading.current_thread() is threading.main_thread(), loading.wait(60)))
         return parse(path)
+
+    def traced_request(self, header, *args, **kwargs):
+        if header.get("op") == "load":
+            loading.set()
+        return request(self, header, *args, **kwargs)
 
     outputs = []
     for overlap in (True, False):
@@ -418,20 +450,43 @@ def test_caffe_reference_starts_the_runner_while_it_parses_with_the_same_outputs
         try:
             if overlap:
                 monkeypatch.setattr(caffe_runtime, "deploy_net", deploy_net)
+                monkeypatch.setattr(side_runtime.SideProcess, "request", traced_request)
                 runner = caffe_runtime.RealCaffeRunner(proto, weights)
                 assert runner.version and runner.outputs == ["conv4-2", "prob1"]
+                assert runner.inputs[0].name == "data"
                 outputs.append(runner.run({"data": x}))
             else:
-                assert side_runtime.process("caffe")._greeted
                 model = side_runtime.SideModel("caffe", {"prototxt": proto, "caffemodel": weights})
                 outputs.append(model.run({"data": x}, ["conv4-2", "prob1"]))
         finally:
             for proc in side_runtime._PROCESSES.values():
                 proc.close()
-    assert seen == [(True, False)]
+    assert seen == [(False, True)]  # parsed in another thread, while the load was under way
     assert outputs[0].keys() == outputs[1].keys() == {"conv4-2", "prob1"}
     for name, value in outputs[1].items():
         np.testing.assert_array_equal(outputs[0][name], value, strict=True)
+
+
+def test_caffe_reference_of_a_prototxt_nothing_can_read_fails_with_the_parse_line(
+    monkeypatch, tmp_path
+):
+    """Parse and load run at once; a prototxt both refuse fails with this process's parse
+    line (the one it gave when the parse came first), and the runner stays usable."""
+    from pipelines.runtimes.caffe import RealCaffeRunner
+
+    require_caffe()
+    proto = tmp_path / "broken.prototxt"
+    proto.write_text('name: "x"\nlayer { name: "a" type: "Input" top: "data"\n')  # no "}"
+    monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+    try:
+        with pytest.raises(ZoomakeError) as err:
+            RealCaffeRunner(proto, None)
+        assert str(err.value).startswith(f"{proto}: cannot read the Caffe net (")
+        assert "\n" not in str(err.value)
+        assert side_runtime.process("caffe").alive
+    finally:
+        for proc in side_runtime._PROCESSES.values():
+            proc.close()
 
 
 def test_caffe_reference_with_a_missing_runtime_is_one_line(monkeypatch, tmp_path):

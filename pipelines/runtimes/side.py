@@ -165,6 +165,11 @@ def _clip(line: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+# glibc's M_MMAP_THRESHOLD (its maximum on 64-bit, 32 MiB; setting it also stops the dynamic
+# threshold) and M_TRIM_THRESHOLD (free memory kept at the heap's top before it is trimmed).
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
 class SideProcess:
     """One runner process: ``request(header, arrays)`` sends a frame and waits for the answer."""
 
@@ -187,6 +192,14 @@ class SideProcess:
         child_env["PYTHONNOUSERSITE"] = "1"
         child_env.setdefault("GLOG_minloglevel", "2")
         child_env["OPENBLAS_NUM_THREADS"] = child_env.get("OPENBLAS_NUM_THREADS", "1")
+        # glibc malloc keeps freed memory for the next net instead of giving it back: Caffe
+        # allocates a net's blobs on its first forward, each above malloc's default mmap
+        # threshold, so every newly loaded net paid fresh zeroed pages (page faults) once, its
+        # first forward 2-3x its later ones (a zoo loads one net per model into this process).
+        # Chunks above 32 MiB (a big model's weights) are still mapped and unmapped as before.
+        # bench/bench_side_runtime.py measures it; a value the user set is kept.
+        for name, value in MALLOC_TUNING.items():
+            child_env.setdefault(name, value)
         child_env["ZOOMAKE_SIDE_PARENT"] = str(os.getpid())
         # A file, not a pipe: a chatty runner must never block on a full stderr pipe.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
