@@ -114,6 +114,34 @@ def test_runner_keeps_freed_memory_for_the_next_net_unless_the_user_says_otherwi
     assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 * 1024 * 1024)
 
 
+def test_the_reference_task_starts_the_caffe_runner_before_its_own_work(
+    fake_caffe, monkeypatch, tmp_path
+):
+    """act_reference starts real Caffe's runner first (it imports pycaffe while this process
+    imports numpy and hashes the sources), only when real Caffe is the reference."""
+    import threading
+
+    from pipelines.build import actions
+    from pipelines.verify import reference
+
+    seen = []
+
+    def run_reference(model_id, recipe, sources, ref_dir):
+        proc = side_runtime._PROCESSES.get(("caffe", threading.get_ident()))
+        seen.append(proc is not None and proc.alive)
+        return {}
+
+    monkeypatch.setattr(reference, "run_reference", run_reference)
+    monkeypatch.setattr(actions, "_roles", lambda model_id, recipe: {})
+    for choice in ("auto", "opencv"):
+        monkeypatch.setattr(side_runtime, "_PROCESSES", {})
+        recipe = {"source": {"framework": "caffe"}, "verify": {"reference": choice}}
+        actions.act_reference("m", recipe, str(tmp_path / choice))
+        for proc in side_runtime._PROCESSES.values():
+            proc.close(kill=True)
+    assert seen == [True, False]
+
+
 def test_crash_is_one_line_with_the_fatal_reason(fake_caffe, monkeypatch):
     monkeypatch.setenv("FAKE_CAFFE_MODE", "abort")
     with pytest.raises(ZoomakeError) as err:

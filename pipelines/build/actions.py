@@ -202,6 +202,14 @@ def act_export(target: dict, src: str, out_dir: str) -> None:
 
 
 def act_reference(model_id: str, recipe: dict, ref_dir: str) -> None:
+    from pipelines.runtimes.side import process, reference_config
+
+    if reference_config(recipe).get("python"):  # real Caffe runs it (not OpenCV, no error)
+        # First, before the imports and source hashing below: the runner then imports pycaffe
+        # (~0.3 s in its own process) while this one does them, instead of after. A runner
+        # that cannot start is reported where the reference opens it, in its context.
+        with contextlib.suppress(ZoomakeError):
+            process("caffe", wait=False)
     from converters.errors import ModelMismatch
     from pipelines.verify.reference import run_reference
 
