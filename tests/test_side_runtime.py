@@ -142,6 +142,28 @@ def test_the_reference_task_starts_the_caffe_runner_before_its_own_work(
     assert seen == [True, False]
 
 
+def test_the_reference_run_imports_its_tensor_codec_before_it_opens_the_runtime(monkeypatch):
+    """run_reference imports onnx's codec (~0.2 s in a fresh process) before it waits for the
+    reference runtime (real Caffe's runner, started by act_reference, imports pycaffe then)."""
+    from pipelines.verify import reference
+
+    order = []
+
+    class Opened(Exception):
+        pass
+
+    def open_reference(*args, **kwargs):
+        order.append("open")
+        raise Opened
+
+    monkeypatch.setattr(reference, "import_codec", lambda: order.append("codec"))
+    monkeypatch.setattr(reference, "open_reference", open_reference)
+    recipe = {"source": {"framework": "caffe"}}
+    with pytest.raises(Opened):
+        reference.run_reference("m", recipe, {}, Path("/nonexistent/reference"))
+    assert order == ["codec", "open"]
+
+
 def test_crash_is_one_line_with_the_fatal_reason(fake_caffe, monkeypatch):
     monkeypatch.setenv("FAKE_CAFFE_MODE", "abort")
     with pytest.raises(ZoomakeError) as err:

@@ -29,6 +29,12 @@ Tensors = list[tuple[str, np.ndarray]]
 # onnx's own TensorProto writer and reader. An earlier codec of ours avoided importing onnx,
 # then ~1 s of a measure process's start-up; with ml_dtypes < 0.7 (pyproject.toml) the import
 # costs ~0.05 s in a process that has numpy and the runtimes loaded, not worth a second codec.
+def import_codec() -> None:
+    """Import onnx's TensorProto codec now (~0.2 s in a fresh process): the reference task
+    does it while a real Caffe runner starts, instead of after the reference's runs."""
+    from onnx import numpy_helper  # noqa: F401
+
+
 def _write_tensor(path: Path, name: str, array: np.ndarray) -> None:
     from onnx import numpy_helper
 

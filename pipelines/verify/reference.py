@@ -38,7 +38,7 @@ from pipelines.runtimes.base import Port
 from pipelines.runtimes.choose import open_reference, versions
 from pipelines.verify import samples
 from pipelines.verify.digests import sha256, sha256_once
-from pipelines.verify.golden import golden_sets, read_tensors, write_golden
+from pipelines.verify.golden import golden_sets, import_codec, read_tensors, write_golden
 
 DIR = "reference"  # build/<id>/reference/
 INDEX = "reference.json"
@@ -139,6 +139,7 @@ def run_reference(model_id: str, recipe: dict, sources: dict[str, Path], ref_dir
     (ref_dir / INDEX).unlink(missing_ok=True)  # never a stale index beside new sets
     framework = recipe["source"]["framework"]
     choice = setting(recipe, "reference")
+    import_codec()  # while a real Caffe runner starts (act_reference started it first)
     reference = open_reference(
         framework, format_files(recipe, sources), recipe.get("outputs") or [], choice
     )
