@@ -81,7 +81,6 @@ def main() -> None:
     over = [w - i for w, i in zip(walls, inner, strict=True)]
     print(f"| {args.model} | {ms(walls)} | {ms(inner)} | {ms(over)} | {ms(codec)} |")
     print(f"overhead / wall: {statistics.median(over) / statistics.median(walls):.1%}")
-    model = None
     first_forwards(proto, weights, {name: x}, args.nets, args.rounds)
 
 
